@@ -2,4 +2,20 @@
 
 __version__ = "0.1.0"
 
+from irc.api import CompiledModel, compile  # noqa: F401,E402
 from irc.errors import IRCError  # noqa: F401
+from irc.ir import DType, Graph, GraphBuilder, TensorType  # noqa: F401,E402
+
+
+def load_onnx(src, shapes=None) -> "Graph":
+    """Import an ONNX model (path, bytes or ModelProto) as an irc Graph."""
+    from irc.frontend.onnx import import_onnx
+
+    return import_onnx(src, shapes)
+
+
+def save_onnx(graph: "Graph", path) -> None:
+    """Write an irc Graph as an ONNX model (atomically)."""
+    from irc.frontend.onnx import save_onnx as _save
+
+    _save(graph, path)

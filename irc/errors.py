@@ -24,7 +24,7 @@ class IRCError(Exception):
             where = f"node '{node}': "
         super().__init__(where + message)
 
-    def at(self, node: str | None, op: str | None) -> "IRCError":
+    def at(self, node: str | None, op: str | None) -> IRCError:
         """The same error located at a node, unless it already names one."""
         if self.node is not None or node is None:
             return self

@@ -12,7 +12,8 @@ that made the bad node, and fills in canonical attributes.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -26,23 +27,25 @@ from irc.ir.verify import verify
 class GraphBuilder:
     """Accumulates inputs, parameters and nodes; ``build`` returns a verified Graph."""
 
-    def __init__(self, name: str = "graph", *, taken: Iterable[str] = ()):
+    def __init__(self, name: str = "graph", *, taken: Iterable[str] = (), reserved: Iterable[str] = ()):
         self.name = name
         self.inputs: list[Value] = []
         self.params: dict[Value, np.ndarray] = {}
         self.nodes: list[Node] = []
         self._names: set[str] = set(taken)
+        # Names that fresh() avoids but claim() and rename() may take (an importer's own names).
+        self._reserved: set[str] = set(reserved) - self._names
         self._counter = 0
 
     def fresh(self, base: str | None = None) -> str:
         """A value name not used yet: ``base`` if free, else ``base_1``, ``base_2``... or ``1``, ``2``..."""
-        if base is not None and base not in self._names:
+        if base is not None and base not in self._names and base not in self._reserved:
             self._names.add(base)
             return base
         while True:
             self._counter += 1
             name = f"{base}_{self._counter}" if base else str(self._counter)
-            if name not in self._names:
+            if name not in self._names and name not in self._reserved:
                 self._names.add(name)
                 return name
 
@@ -51,7 +54,32 @@ class GraphBuilder:
         if name in self._names:
             raise ModelError(f"value name %{name} is used twice")
         self._names.add(name)
+        self._reserved.discard(name)
         return name
+
+    def rename(self, v: Value, name: str) -> Value:
+        """``v`` under a new name (claimed), replaced in the params and nodes that define or
+        use it. Meant for values just made: the scan runs back from the newest node."""
+        if v.name == name:
+            return v
+        new = Value(self.claim(name), v.type)
+        if v in self.params:
+            self.params = {(new if k is v else k): a for k, a in self.params.items()}
+        self.inputs = [new if x is v else x for x in self.inputs]
+        for i in range(len(self.nodes) - 1, -1, -1):
+            n = self.nodes[i]
+            hit_in, hit_out = v in n.inputs, v in n.outputs
+            if hit_in or hit_out:
+                self.nodes[i] = Node(
+                    n.op,
+                    tuple(new if x is v else x for x in n.inputs),
+                    tuple(new if x is v else x for x in n.outputs),
+                    n.attrs,
+                    n.name,
+                )
+            if hit_out:
+                break
+        return new
 
     def input(self, name: str, shape: Iterable[int] | TensorType, dtype: DType = DType.f32) -> Value:
         t = shape if isinstance(shape, TensorType) else TensorType(tuple(shape), dtype)
@@ -61,7 +89,9 @@ class GraphBuilder:
 
     def param(self, name: str, data: np.ndarray, *, exact: bool = False) -> Value:
         """A parameter holding ``data``; the name is made unique unless ``exact``."""
-        data = np.ascontiguousarray(data)
+        data = np.asarray(data)
+        if not data.flags.c_contiguous:
+            data = data.copy()
         v = Value(self.claim(name) if exact else self.fresh(name), TensorType.of(data))
         self.params[v] = data
         return v

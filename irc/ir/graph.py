@@ -8,8 +8,9 @@ so two values with the same name in different graphs never get confused.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class Graph:
     nodes: list[Node]
     outputs: list[Value]
 
-    def replace(self, **changes) -> "Graph":
+    def replace(self, **changes) -> Graph:
         """A new graph sharing everything but ``changes``."""
         return dataclasses.replace(self, **changes)
 

@@ -6,11 +6,11 @@ Values are dropped after their last use so that large models fit in memory.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from irc.errors import IRCError, InputError
+from irc.errors import InputError, IRCError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops import get_op
 from irc.ir.types import DType, TensorType
@@ -53,7 +53,7 @@ def check_input(v: Value, a) -> np.ndarray:
         if not _lossless(a.dtype, want):
             raise InputError(f"input '{v.name}' has dtype {a.dtype}; expected {v.dtype} ({v.type})")
         a = a.astype(want)
-    return np.ascontiguousarray(a)
+    return a if a.flags.c_contiguous else a.copy()
 
 
 def _lossless(src: np.dtype, dst: np.dtype) -> bool:

@@ -54,7 +54,7 @@ class DType(enum.Enum):
         return self.is_float or self in (DType.i64, DType.i32, DType.i16, DType.i8)
 
     @staticmethod
-    def from_numpy(dt) -> "DType":
+    def from_numpy(dt) -> DType:
         dt = np.dtype(dt)
         try:
             return _FROM_NUMPY[dt]
@@ -62,7 +62,7 @@ class DType(enum.Enum):
             raise ShapeError(f"numpy dtype {dt} has no irc element type") from None
 
     @staticmethod
-    def parse(name: str) -> "DType":
+    def parse(name: str) -> DType:
         try:
             return DType(name)
         except ValueError:
@@ -118,14 +118,14 @@ class TensorType:
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
 
-    def with_shape(self, shape) -> "TensorType":
+    def with_shape(self, shape) -> TensorType:
         return TensorType(tuple(shape), self.dtype)
 
-    def with_dtype(self, dtype: DType) -> "TensorType":
+    def with_dtype(self, dtype: DType) -> TensorType:
         return TensorType(self.shape, dtype)
 
     @staticmethod
-    def of(array: np.ndarray) -> "TensorType":
+    def of(array: np.ndarray) -> TensorType:
         """The type of a numpy array."""
         return TensorType(tuple(array.shape), DType.from_numpy(array.dtype))
 

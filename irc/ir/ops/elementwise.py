@@ -109,9 +109,18 @@ _unary(
     "x * hard_sigmoid(x) with alpha=1/6, beta=0.5.",
     tags=_ACT,
 )
+def _clip(x, min, max):
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        lo = info.min if min <= info.min else int(math.ceil(min))
+        hi = info.max if max >= info.max else int(math.floor(max))
+        return np.minimum(np.maximum(x, _f(x, lo)), _f(x, hi))
+    return np.minimum(np.maximum(x, _f(x, min)), _f(x, max))
+
+
 _unary(
     "clip",
-    lambda x, min, max: np.clip(x, _f(x, min), _f(x, max)),
+    _clip,
     "min(max(x, min), max); ReLU6 is clip(0, 6). Bounds are attributes (constants at import).",
     floats_only=False,
     attrs={"min": Attr("float", float("-inf")), "max": Attr("float", float("inf"))},

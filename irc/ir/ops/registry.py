@@ -15,8 +15,9 @@ The gradient rule of a differentiable op is kept in the ``grad`` slot, filled by
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -1,0 +1,180 @@
+"""The Python entry points: ``irc.compile`` and the CompiledModel it returns.
+
+A model whose input shapes are all known is imported and compiled at once. One with dynamic
+dimensions left unbound is compiled when it first sees inputs, for their shapes, and each
+new shape gets its own specialization, kept in a cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+
+from irc.errors import InputError
+from irc.ir.graph import Graph
+from irc.ir.interp import bind_inputs
+from irc.ir.verify import verify
+from irc.passes.pipeline import run_pipeline
+from irc.targets import get_target
+
+Shapes = Mapping[str, Sequence[int]]
+DEFAULT_TARGET = "interp"
+
+
+def compile(
+    model,
+    target: str = DEFAULT_TARGET,
+    *,
+    shapes: Shapes | None = None,
+    passes: Sequence[str] | None = None,
+    on_pass: Callable[[str, Graph], None] | None = None,
+    debug: bool = False,
+    **options: Any,
+) -> CompiledModel:
+    """Compile ``model`` (an ONNX path, bytes or ModelProto, or an irc Graph) for ``target``.
+
+    ``shapes`` binds input shapes ({name: shape}); unbound dynamic dimensions are bound on the
+    first call. ``passes`` replaces the target's pipeline; ``on_pass(name, graph)`` sees the
+    graph after every pass. Other keywords are the target's options (the CLI flags, one to one).
+    """
+    tgt = get_target(target)
+    unknown = sorted(set(options) - set(tgt.options))
+    if unknown:
+        known = ", ".join(sorted(tgt.options)) or "none"
+        raise InputError(f"unknown option(s) {', '.join(unknown)} for target '{target}' (known: {known})")
+    opts = {**tgt.options, **options}
+    return CompiledModel(_Source.of(model, shapes), tgt, opts, passes, on_pass, debug)
+
+
+class _Source:
+    """Where graphs come from: a fixed graph, or an ONNX model imported per input shapes."""
+
+    def __init__(self, graph: Graph | None, model: onnx.ModelProto | None, shapes: dict):
+        self.graph = graph
+        self.model = model
+        self.shapes = shapes
+        if model is not None:
+            from irc.frontend.onnx import input_specs
+
+            self.specs = input_specs(model)
+            self.input_names = [s[0] for s in self.specs]
+        else:
+            self.input_names = [v.name for v in graph.inputs]
+
+    @staticmethod
+    def of(model, shapes: Shapes | None) -> _Source:
+        shapes = {k: tuple(int(d) for d in v) for k, v in (shapes or {}).items()}
+        if isinstance(model, Graph):
+            if shapes:
+                given = {v.name: v.shape for v in model.inputs}
+                for k, s in shapes.items():
+                    if given.get(k) != s:
+                        raise InputError(f"shape {list(s)} for input '{k}' does not match the graph's {given.get(k)}")
+            return _Source(verify(model), None, {})
+        if isinstance(model, (str, os.PathLike, bytes, bytearray, onnx.ModelProto)):
+            from irc.frontend.onnx import load_model
+
+            return _Source(None, load_model(model), shapes)
+        if hasattr(model, "to_graph"):
+            return _Source(verify(model.to_graph()), None, {})
+        raise InputError(f"cannot compile a {type(model).__name__}; give an ONNX path, bytes, ModelProto or Graph")
+
+    def static_shapes(self) -> dict | None:
+        """Shapes of every input if they are known without seeing data, else None."""
+        if self.graph is not None:
+            return {v.name: v.shape for v in self.graph.inputs}
+        out = {}
+        for name, dims, _ in self.specs:
+            if name in self.shapes:
+                out[name] = self.shapes[name]
+            elif all(isinstance(d, int) for d in dims):
+                out[name] = tuple(dims)
+            else:
+                return None
+        return out
+
+    def graph_for(self, shapes: dict) -> Graph:
+        if self.graph is not None:
+            return self.graph
+        from irc.frontend.onnx.importer import import_onnx
+
+        return import_onnx(self.model, shapes)
+
+
+class CompiledModel:
+    """A model compiled for one target. Call it with numpy arrays (positionally, in input order,
+    or by name): one output comes back as an array, several as a tuple."""
+
+    def __init__(self, source: _Source, target, options: dict, passes, on_pass, debug: bool):
+        self._source = source
+        self.target = target
+        self.options = options
+        self._passes = list(passes) if passes is not None else None
+        self._on_pass = on_pass
+        self._debug = debug
+        self._cache: dict[tuple, Any] = {}
+        self._last = None
+        static = source.static_shapes()
+        if static is not None:
+            self._last = self._specialize(static)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self._source.input_names)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [v.name for v in self.graph.outputs]
+
+    @property
+    def executable(self):
+        if self._last is None:
+            raise InputError("the model has dynamic input shapes and has not been run yet; pass shapes= to compile")
+        return self._last
+
+    @property
+    def graph(self) -> Graph:
+        """The compiled (post-pipeline) graph of the latest specialization."""
+        return self.executable.graph
+
+    def _specialize(self, shapes: dict):
+        key = tuple(tuple(shapes[n]) for n in self.input_names)
+        exe = self._cache.get(key)
+        if exe is None:
+            g = self._source.graph_for(shapes)
+            passes = self._passes if self._passes is not None else self.target.pipeline(self.options)
+            g = run_pipeline(g, passes, options=self.options, verify_each=True, on_pass=self._on_pass)
+            exe = self.target.build(g, self.options)
+            self._cache[key] = exe
+        self._last = exe
+        return exe
+
+    def run(self, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Outputs as a list, for inputs given as a list or a {name: array} mapping."""
+        if isinstance(inputs, Mapping):
+            named = dict(inputs)
+        else:
+            inputs = list(inputs)
+            if len(inputs) != len(self.input_names):
+                raise InputError(f"got {len(inputs)} input(s); the model takes {len(self.input_names)} "
+                                 f"({', '.join(self.input_names)})")
+            named = dict(zip(self.input_names, inputs))
+        exe = self._last
+        if exe is None or self._source.graph is None:
+            shapes = {k: np.shape(a) for k, a in named.items() if a is not None}
+            missing = [n for n in self.input_names if n not in shapes]
+            if missing:
+                raise InputError(f"missing input(s) {', '.join(missing)}")
+            if exe is None or any(v.shape != tuple(shapes.get(v.name, ())) for v in exe.graph.inputs):
+                exe = self._specialize(shapes)
+        return exe.run(bind_inputs(exe.graph, named))
+
+    def __call__(self, *args, **kwargs):
+        if args and kwargs:
+            raise InputError("give inputs either positionally or by name, not both")
+        outs = self.run(kwargs if kwargs else list(args))
+        return outs[0] if len(outs) == 1 else tuple(outs)

@@ -1,0 +1,120 @@
+"""ONNX's backend conformance cases (node tests), driven directly.
+
+The onnx wheel no longer ships the data directory, so the cases are generated in memory with
+``collect_testcases``. A case runs when every op it uses has an irc import rule; cases that
+use supported ops yet are known not to pass are listed in EXCLUDED with the reason.
+
+``python -m tests.onnx_cases [target]`` prints how many cases ran and passed.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import warnings
+
+import ml_dtypes
+import numpy as np
+
+from irc.frontend.onnx.rules import IMPORT_RULES
+
+#: Element types outside irc's DType set (irc tensors are numeric: no strings, sequences, optionals).
+_FOREIGN_TYPES = ("FLOAT8", "INT4", "UINT4", "FLOAT4", "INT2", "UINT2", "STRING", "sequence", "optional")
+
+
+def _why_excluded(case) -> str | None:
+    g = case.model.graph
+    text = str(g.input) + str(g.output) + "".join(str(n.attribute) for n in g.node)
+    for t in _FOREIGN_TYPES:
+        if t in case.name.upper() or (t.isupper() and f"elem_type: {_onnx_enum(t)}" in text):
+            return f"uses element type {t}, which irc does not have"
+    if "sequence_type" in text or "optional_type" in text:
+        return "uses sequence or optional values, which irc does not have"
+    if case.name.startswith("test_training_dropout"):
+        return "Dropout in training mode draws random numbers; no fixed expected output exists for irc to match"
+    return None
+
+
+def _onnx_enum(name: str) -> str:
+    import onnx
+
+    return " ".join(str(v) for k, v in onnx.TensorProto.DataType.items() if k.startswith(name))
+
+
+@functools.cache
+def excluded() -> dict[str, str]:
+    """Case name -> why irc does not run it although its ops have import rules."""
+    out = {c.name: why for c in runnable_cases() if (why := _why_excluded(c))}
+    return out
+
+
+@functools.cache
+def all_cases():
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with np.errstate(all="ignore"):
+            return tuple(collect_testcases(None))
+
+
+def ops_of(case) -> set[str]:
+    return {(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}") for n in case.model.graph.node}
+
+
+def runnable_cases():
+    """Cases whose ops all have import rules, excluded ones included (the test skips those)."""
+    return [c for c in all_cases() if ops_of(c) <= set(IMPORT_RULES)]
+
+
+def run_case(case, target: str = "interp") -> None:
+    """Runs one case through irc.backend and asserts its outputs (the case's own rtol/atol)."""
+    from irc.backend import prepare
+
+    inputs, expected = (list(map(_array, xs)) for xs in case.data_sets[0])
+    rep = prepare(case.model, target=target)
+    got = rep.run(list(inputs))
+    assert len(got) == len(expected), f"{len(got)} outputs, expected {len(expected)}"
+    for i, (g, e) in enumerate(zip(got, expected)):
+        e = np.asarray(e)
+        assert g.shape == e.shape, f"output {i}: shape {g.shape}, expected {e.shape}"
+        assert g.dtype == e.dtype, f"output {i}: dtype {g.dtype}, expected {e.dtype}"
+        if e.dtype == ml_dtypes.bfloat16:
+            g, e = g.astype(np.float32), e.astype(np.float32)
+        if e.dtype.kind in "fc":
+            np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, equal_nan=True, err_msg=f"output {i}")
+        else:
+            np.testing.assert_array_equal(g, e, err_msg=f"output {i}")
+
+
+def _array(x):
+    import onnx
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(x) if isinstance(x, onnx.TensorProto) else x
+
+
+def report(target: str = "interp") -> None:
+    total = all_cases()
+    cases = runnable_cases()
+    passed, failed = 0, []
+    skip = excluded()
+    for c in cases:
+        if c.name in skip:
+            continue
+        try:
+            run_case(c, target)
+            passed += 1
+        except Exception as e:  # a report, not a test: every failure is listed
+            failed.append((c.name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+    print(f"{len(total)} node cases; {len(cases)} use only supported ops; {len(skip)} excluded; "
+          f"{len(cases) - len(skip)} run, {passed} passed on target '{target}'")
+    for name, why in failed:
+        print(f"  FAIL {name}: {why[:200]}")
+    if "-v" in sys.argv:
+        for name, why in sorted(skip.items()):
+            print(f"  excluded {name}: {why}")
+
+
+if __name__ == "__main__":
+    report(*[a for a in sys.argv[1:] if not a.startswith("-")])
