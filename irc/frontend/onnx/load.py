@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from irc.errors import InputError, ModelError
+from irc.errors import InputError, ModelError, UnsupportedOpError
 
 #: Import rules follow the operator semantics from this opset on; older models are converted.
 MIN_OPSET = 13
@@ -58,6 +58,12 @@ def _check(model: onnx.ModelProto) -> None:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
+        # Unknown ops also fail the checker; naming all of them at once is the more useful error.
+        from irc.frontend.onnx.importer import describe_unsupported, unsupported_ops
+
+        bad = unsupported_ops(model)
+        if bad:
+            raise UnsupportedOpError(describe_unsupported(bad)) from None
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"the ONNX model is invalid: {first}") from None
 
