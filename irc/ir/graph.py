@@ -65,13 +65,15 @@ class Node:
 @dataclass(slots=True)
 class Graph:
     """A whole network. ``params`` maps each parameter value to its data (weights,
-    biases and constants); ``inputs`` are the data inputs given at every run."""
+    biases and constants); ``inputs`` are the data inputs given at every run; ``meta`` holds
+    whole-graph decisions made by passes for targets to honour (e.g. flush_denormals)."""
 
     name: str
     inputs: list[Value]
     params: dict[Value, np.ndarray]
     nodes: list[Node]
     outputs: list[Value]
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes) -> Graph:
         """A new graph sharing everything but ``changes``."""

@@ -150,6 +150,10 @@ def parse_graph(text: str, params: dict[str, np.ndarray] | None = None) -> Graph
             if TensorType.of(data) != t:
                 raise ModelError(f"data of parameter %{n} is {TensorType.of(data)}, declared {t}")
             pvals[define(n, t)] = data
+    meta: dict[str, Any] = {}
+    if lx.peek("meta"):
+        lx.next()
+        meta = _attr_dict(lx)
     lx.expect("{")
     nodes: list[Node] = []
     while not lx.peek("return"):
@@ -175,16 +179,7 @@ def parse_graph(text: str, params: dict[str, np.ndarray] | None = None) -> Graph
             if not lx.peek(")"):
                 lx.expect(",")
         lx.expect(")")
-        attrs: dict[str, Any] = {}
-        if lx.peek("{"):
-            lx.next()
-            while not lx.peek("}"):
-                key = lx.next("word")
-                lx.expect("=")
-                attrs[key] = _attr_value(lx)
-                if not lx.peek("}"):
-                    lx.expect(",")
-            lx.expect("}")
+        attrs = _attr_dict(lx) if lx.peek("{") else {}
         node_name = outs[0][0]
         if lx.peek("@"):
             lx.next()
@@ -212,4 +207,17 @@ def parse_graph(text: str, params: dict[str, np.ndarray] | None = None) -> Graph
     lx.expect("}")
     if lx.peek():
         raise ModelError("text after the end of the graph")
-    return Graph(gname, inputs, pvals, nodes, outputs)
+    return Graph(gname, inputs, pvals, nodes, outputs, meta)
+
+
+def _attr_dict(lx: _Lexer) -> dict[str, Any]:
+    lx.expect("{")
+    out: dict[str, Any] = {}
+    while not lx.peek("}"):
+        key = lx.next("word")
+        lx.expect("=")
+        out[key] = _attr_value(lx)
+        if not lx.peek("}"):
+            lx.expect(",")
+    lx.expect("}")
+    return out

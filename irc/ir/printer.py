@@ -72,6 +72,8 @@ def print_graph(g: Graph) -> str:
     head = f"graph {quote_name(g.name)}(" + ", ".join(decl(v) for v in g.inputs) + ")"
     if g.params:
         head += " params(" + ", ".join(decl(v) for v in g.params) + ")"
+    if g.meta:
+        head += " meta{" + ", ".join(f"{k}={format_attr(v)}" for k, v in g.meta.items()) + "}"
     lines = [head + " {"]
     lines += ["  " + print_node(n) for n in g.nodes]
     lines.append("  return " + ", ".join(ref(v) for v in g.outputs))

@@ -9,6 +9,7 @@ from irc.errors import InputError, TargetError
 #: name -> (module, class, extra that provides its dependencies)
 _TARGETS: dict[str, tuple[str, str, str | None]] = {
     "interp": ("irc.targets.interp", "InterpTarget", None),
+    "cpu": ("irc.targets.cpu", "CpuTarget", None),
 }
 
 

@@ -66,3 +66,11 @@ def test_parse_type_checks_nodes():
 def test_parse_garbage_is_a_model_error(bad):
     with pytest.raises((ModelError, ShapeError)):
         parse_graph(bad)
+
+
+def test_graph_meta_round_trips():
+    g = _sample_graph()
+    g = g.replace(meta={"flush_denormals": 1, "note": "x"})
+    text = print_graph(g)
+    assert 'meta{flush_denormals=1, note="x"} {' in text
+    assert parse_graph(text).meta == {"flush_denormals": 1, "note": "x"}

@@ -1,0 +1,28 @@
+"""Constant folding."""
+
+from __future__ import annotations
+
+from irc.ir.graph import Graph
+from irc.ir.interp import run_node
+from irc.ir.ops import get_op
+from irc.passes.dead_code import eliminate_dead_code
+from irc.passes.registry import register_pass
+
+
+@register_pass("fold_constants")
+def fold_constants(g: Graph) -> Graph:
+    """Evaluates every node whose inputs are all parameters (and whose op is foldable) with the
+    reference interpreter; its output values become parameters holding the results. Graph
+    outputs stay node outputs; parameters nothing reads any more are dropped."""
+    params = dict(g.params)
+    outputs = set(g.outputs)
+    nodes = []
+    for n in g.nodes:
+        if (n.inputs and get_op(n.op).foldable and all(v in params for v in n.inputs)
+                and not outputs.intersection(n.outputs)):
+            params.update(zip(n.outputs, run_node(n, [params[v] for v in n.inputs])))
+        else:
+            nodes.append(n)
+    if len(nodes) == len(g.nodes):
+        return g
+    return eliminate_dead_code(g.replace(nodes=nodes, params=params))

@@ -1,0 +1,52 @@
+"""The CPU target: LLVM IR through llvmlite, JIT-compiled in process or written as a shared
+library with a C header (see aot.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from irc.errors import InputError
+from irc.ir.graph import Graph
+from irc.targets.cpu import codegen, llvm_env
+from irc.targets.cpu.runtime import CpuExecutable
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def symbol_prefix(name: str) -> str:
+    """A C identifier made from a model name (used for every exported symbol)."""
+    s = re.sub(r"\W", "_", name) or "model"
+    return s if not s[0].isdigit() else "m_" + s
+
+
+class CpuTarget:
+    name = "cpu"
+    options: dict[str, Any] = {"threads": None, "cpu": "host", "ftz": True}
+
+    def pipeline(self, options: dict[str, Any]) -> list[str]:
+        passes = ["dead_code", "fold_constants"]
+        if options.get("ftz", True):
+            passes.append("flush_denormals")
+        return passes
+
+    def build(self, graph: Graph, options: dict[str, Any]) -> CpuExecutable:
+        threads = options.get("threads") or default_threads()
+        if not isinstance(threads, int) or threads < 1:
+            raise InputError(f"threads must be a positive integer, got {threads!r}")
+        spec = llvm_env.cpu_spec(options.get("cpu", "host"))
+        tm = llvm_env.target_machine(spec, jit=True)
+        cg = codegen.generate(graph, prefix=symbol_prefix(graph.name), threads=threads,
+                              triple=tm.triple, data_layout=str(tm.target_data))
+        mod = llvm_env.parse(str(cg.module))
+        llvm_env.optimize(mod, tm)
+        exe = CpuExecutable(graph, cg.plan, mod, tm, cg.entry_name, cg.threads_global, threads)
+        exe.spec = spec
+        exe.target_machine = tm
+        return exe

@@ -1,0 +1,102 @@
+"""LLVM set-up for the CPU target: one-time initialisation, target machines for the host
+(or a portable x86-64), the optimisation pipeline, and the native libraries the generated
+code calls (libm for transcendental functions, libgomp for the thread pool)."""
+
+from __future__ import annotations
+
+import ctypes.util
+import functools
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+
+from irc.errors import TargetError
+
+
+@functools.cache
+def init() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    llvm.initialize_native_asmparser()
+
+
+@functools.cache
+def load_runtime_libraries() -> None:
+    """Make libgomp's symbols visible to the JIT (libm is already in the process)."""
+    init()
+    for name in ("gomp", "m"):
+        path = ctypes.util.find_library(name)
+        if path is None:
+            if name == "gomp":
+                raise TargetError("the CPU target needs libgomp (GCC's OpenMP runtime); install libgomp1")
+            continue
+        llvm.load_library_permanently(path)
+
+
+@dataclass(frozen=True)
+class CpuSpec:
+    """The CPU code is generated for: LLVM cpu name and feature string."""
+
+    name: str
+    features: str
+
+    @property
+    def has_avx512(self) -> bool:
+        return "+avx512f" in self.features
+
+    @property
+    def has_avx2(self) -> bool:
+        return "+avx2" in self.features
+
+    @property
+    def has_fma(self) -> bool:
+        return "+fma" in self.features
+
+    @property
+    def has_vnni(self) -> bool:
+        return "+avx512vnni" in self.features or "+avxvnni" in self.features
+
+    @property
+    def vector_bits(self) -> int:
+        return 512 if self.has_avx512 else 256 if self.has_avx2 else 128
+
+    def describe(self) -> str:
+        flags = [f for f, on in (("avx512", self.has_avx512), ("avx2", self.has_avx2), ("fma", self.has_fma),
+                                 ("vnni", self.has_vnni)) if on]
+        return f"{self.name} ({', '.join(flags) or 'baseline x86-64'})"
+
+
+def cpu_spec(cpu: str = "host") -> CpuSpec:
+    """``host``: the machine irc runs on, every feature it has; ``generic``: portable x86-64."""
+    init()
+    if cpu == "host":
+        return CpuSpec(llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+    if cpu == "generic":
+        return CpuSpec("x86-64", "")
+    return CpuSpec(cpu, "")
+
+
+def target_machine(spec: CpuSpec, *, jit: bool) -> llvm.TargetMachine:
+    init()
+    target = llvm.Target.from_default_triple()
+    if jit:
+        return target.create_target_machine(cpu=spec.name, features=spec.features, opt=3, jit=True)
+    return target.create_target_machine(cpu=spec.name, features=spec.features, opt=3, reloc="pic",
+                                        codemodel="default")
+
+
+def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+    """The standard O3 pipeline with loop and SLP vectorisation."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(module, pb)
+
+
+def parse(text: str) -> llvm.ModuleRef:
+    init()
+    mod = llvm.parse_assembly(text)
+    mod.verify()
+    return mod

@@ -1,0 +1,67 @@
+"""JIT runtime of the CPU target: compile the module in process with MCJIT and call its entry.
+
+The arena is allocated once per executable and reused by every call; the weights blob is laid
+out once. Calls go through ctypes, which releases the GIL while native code runs; a lock keeps
+two Python threads from sharing the arena at the same time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Sequence
+
+import llvmlite.binding as llvm
+import numpy as np
+
+from irc.ir.graph import Graph
+from irc.passes.memory_plan import ALIGN, MemoryPlan
+from irc.targets.cpu import llvm_env
+
+_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def aligned_bytes(n: int, align: int = ALIGN) -> np.ndarray:
+    """A zeroed uint8 array of ``n`` bytes whose data pointer is ``align``-aligned."""
+    raw = np.zeros(n + align, np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start:start + n]
+
+
+def weights_blob(g: Graph, plan: MemoryPlan) -> np.ndarray:
+    blob = aligned_bytes(max(plan.weights_bytes, 1))
+    for v, data in g.params.items():
+        off = plan.where(v).offset
+        blob[off:off + data.nbytes] = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
+    return blob
+
+
+class CpuExecutable:
+    """A graph compiled to native code in this process."""
+
+    def __init__(self, graph: Graph, plan: MemoryPlan, module: llvm.ModuleRef, tm: llvm.TargetMachine,
+                 entry: str, threads_symbol: str, threads: int):
+        llvm_env.load_runtime_libraries()
+        self.graph = graph
+        self.plan = plan
+        self.module = module
+        self._engine = llvm.create_mcjit_compiler(module, tm)
+        self._engine.finalize_object()
+        self._entry = _ENTRY(self._engine.get_function_address(entry))
+        self._threads_addr = self._engine.get_global_value_address(threads_symbol)
+        self.set_threads(threads)
+        self._arena = aligned_bytes(max(plan.arena_bytes, 1))
+        self._weights = weights_blob(graph, plan)
+        self._lock = threading.Lock()
+
+    def set_threads(self, n: int) -> None:
+        """Threads the pool uses for this model's parallel loops from the next call on."""
+        ctypes.c_int32.from_address(self._threads_addr).value = max(1, int(n))
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        outs = [np.empty(v.shape, v.dtype.numpy) for v in self.graph.outputs]
+        in_ptrs = (ctypes.c_void_p * max(len(inputs), 1))(*[a.ctypes.data for a in inputs])
+        out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
+        with self._lock:
+            self._entry(in_ptrs, out_ptrs, self._arena.ctypes.data, self._weights.ctypes.data)
+        return outs
