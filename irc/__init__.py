@@ -19,3 +19,10 @@ def save_onnx(graph: "Graph", path) -> None:
     from irc.frontend.onnx import save_onnx as _save
 
     _save(graph, path)
+
+
+def load(path):
+    """Load a model saved by ``irc compile --target cpu -o model.so`` (or CompiledModel.save)."""
+    from irc.targets.cpu.aot import load_shared_library
+
+    return load_shared_library(path)

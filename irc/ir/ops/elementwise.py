@@ -17,7 +17,7 @@ _ERF = np.frompyfunc(math.erf, 1, 1)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    return _ERF(x.astype(np.float64)).astype(x.dtype)
+    return np.asarray(_ERF(x.astype(np.float64)), np.float64).astype(x.dtype)
 
 
 def _sigmoid(x):
@@ -149,9 +149,13 @@ def _binary(name, fn, doc, *, numeric=True, out_dtype=None, tags=("elementwise",
 
 def _div(a, b):
     if a.dtype.kind in "iu":
-        # ONNX integer division truncates toward zero (C semantics).
-        with np.errstate(divide="ignore"):
-            return np.trunc(np.divide(a, b)).astype(a.dtype)
+        # ONNX integer division truncates toward zero (C semantics). Division by zero, which
+        # ONNX leaves undefined, gives 0; INT_MIN / -1 wraps to INT_MIN, as two's complement does.
+        with np.errstate(all="ignore"):
+            safe = np.where(b == 0, np.ones_like(b), b)
+            q = np.floor_divide(a, safe)
+            q = q + ((q * safe != a) & ((a < 0) != (safe < 0))).astype(a.dtype)
+            return np.where(b == 0, np.zeros_like(q), q).astype(a.dtype)
     return a / b
 
 
@@ -164,7 +168,7 @@ def _pow(a, b):
 _binary("add", np.add, "a + b, broadcasting.")
 _binary("sub", np.subtract, "a - b, broadcasting.")
 _binary("mul", np.multiply, "a * b, broadcasting.")
-_binary("div", _div, "a / b, broadcasting; integers truncate toward zero.")
+_binary("div", _div, "a / b, broadcasting; integers truncate toward zero and give 0 when dividing by 0.")
 _binary("pow", _pow, "a ** b, broadcasting (exponent of the same element type).")
 _binary("max", np.maximum, "Element-wise maximum (NaN propagates), broadcasting.")
 _binary("min", np.minimum, "Element-wise minimum (NaN propagates), broadcasting.")

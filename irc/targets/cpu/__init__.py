@@ -46,7 +46,7 @@ class CpuTarget:
                               triple=tm.triple, data_layout=str(tm.target_data))
         mod = llvm_env.parse(str(cg.module))
         llvm_env.optimize(mod, tm)
-        exe = CpuExecutable(graph, cg.plan, mod, tm, cg.entry_name, cg.threads_global, threads)
+        exe = CpuExecutable(graph, cg.plan, mod, tm, cg.entry_name, cg.threads_global, threads,
+                            cpu=options.get("cpu", "host"))
         exe.spec = spec
-        exe.target_machine = tm
         return exe

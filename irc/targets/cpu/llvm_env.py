@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes.util
 import functools
+import itertools
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -24,13 +25,35 @@ def init() -> None:
 def load_runtime_libraries() -> None:
     """Make libgomp's symbols visible to the JIT (libm is already in the process)."""
     init()
-    for name in ("gomp", "m"):
+    # libgcc_s holds the f16 conversion helpers LLVM calls on CPUs without native ones.
+    for name in ("gomp", "m", "gcc_s"):
         path = ctypes.util.find_library(name)
         if path is None:
             if name == "gomp":
                 raise TargetError("the CPU target needs libgomp (GCC's OpenMP runtime); install libgomp1")
             continue
         llvm.load_library_permanently(path)
+
+
+@functools.cache
+def _lljit():
+    return llvm.create_lljit_compiler(target_machine(cpu_spec("host"), jit=True))
+
+
+_libraries = itertools.count()
+
+
+def jit_link(obj: bytes, exports: list[str]):
+    """Link an object file into the process; returns a tracker mapping exported names to
+    addresses (the code lives as long as the tracker). Unresolved symbols raise TargetError."""
+    load_runtime_libraries()
+    builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
+    for name in exports:
+        builder.export_symbol(name)
+    try:
+        return builder.link(_lljit(), f"irc{next(_libraries)}")
+    except RuntimeError as e:
+        raise TargetError(f"linking the generated code failed: {e}") from None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""JIT runtime of the CPU target: compile the module in process with MCJIT and call its entry.
+"""JIT runtime of the CPU target: object code for the module is linked in process by LLVM's
+ORC JIT (which reports an unresolved symbol as an error, never a crash) and its entry called.
 
 The arena is allocated once per executable and reused by every call; the weights blob is laid
 out once. Calls go through ctypes, which releases the GIL while native code runs; a lock keeps
@@ -40,15 +41,17 @@ class CpuExecutable:
     """A graph compiled to native code in this process."""
 
     def __init__(self, graph: Graph, plan: MemoryPlan, module: llvm.ModuleRef, tm: llvm.TargetMachine,
-                 entry: str, threads_symbol: str, threads: int):
+                 entry: str, threads_symbol: str, threads: int, cpu: str = "host"):
         llvm_env.load_runtime_libraries()
         self.graph = graph
+        self.target_machine = tm
+        self.cpu = cpu
+        self.threads = threads
         self.plan = plan
         self.module = module
-        self._engine = llvm.create_mcjit_compiler(module, tm)
-        self._engine.finalize_object()
-        self._entry = _ENTRY(self._engine.get_function_address(entry))
-        self._threads_addr = self._engine.get_global_value_address(threads_symbol)
+        self._library = llvm_env.jit_link(tm.emit_object(module), [entry, threads_symbol])
+        self._entry = _ENTRY(self._library[entry])
+        self._threads_addr = self._library[threads_symbol]
         self.set_threads(threads)
         self._arena = aligned_bytes(max(plan.arena_bytes, 1))
         self._weights = weights_blob(graph, plan)
@@ -56,7 +59,21 @@ class CpuExecutable:
 
     def set_threads(self, n: int) -> None:
         """Threads the pool uses for this model's parallel loops from the next call on."""
-        ctypes.c_int32.from_address(self._threads_addr).value = max(1, int(n))
+        self.threads = max(1, int(n))
+        ctypes.c_int32.from_address(self._threads_addr).value = self.threads
+
+    def save(self, path) -> list:
+        """Write this model as a shared library and C header (see aot.py)."""
+        from irc.targets.cpu.aot import write_shared_library
+
+        return list(write_shared_library(self.graph, path, cpu=self.cpu, threads=self.threads))
+
+    def llvm_ir(self) -> str:
+        """The module's LLVM IR after optimisation."""
+        return str(self.module)
+
+    def assembly(self) -> str:
+        return self.target_machine.emit_assembly(self.module)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         outs = [np.empty(v.shape, v.dtype.numpy) for v in self.graph.outputs]
