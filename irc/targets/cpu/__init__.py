@@ -43,7 +43,8 @@ class CpuTarget:
         spec = llvm_env.cpu_spec(options.get("cpu", "host"))
         tm = llvm_env.target_machine(spec, jit=True)
         cg = codegen.generate(graph, prefix=symbol_prefix(graph.name), threads=threads,
-                              triple=tm.triple, data_layout=str(tm.target_data))
+                              triple=tm.triple, data_layout=str(tm.target_data),
+                              vector_bits=spec.vector_bits)
         mod = llvm_env.parse(str(cg.module))
         llvm_env.optimize(mod, tm)
         exe = CpuExecutable(graph, cg.plan, mod, tm, cg.entry_name, cg.threads_global, threads,

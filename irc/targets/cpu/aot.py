@@ -168,7 +168,8 @@ def write_shared_library(g: Graph, path: str | os.PathLike, *, cpu: str = "host"
     prefix = symbol_prefix(path.stem)
     spec = llvm_env.cpu_spec(cpu)
     tm = llvm_env.target_machine(spec, jit=False)
-    cg = codegen.generate(g, prefix=prefix, threads=threads, triple=tm.triple, data_layout=str(tm.target_data))
+    cg = codegen.generate(g, prefix=prefix, threads=threads, triple=tm.triple, data_layout=str(tm.target_data),
+                              vector_bits=spec.vector_bits)
     meta = metadata(g, prefix, cg.plan.arena_bytes)
     _add_abi(cg, prefix, meta)
     mod = llvm_env.parse(str(cg.module))

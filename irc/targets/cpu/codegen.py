@@ -20,6 +20,7 @@ from irc.passes.memory_plan import Location, MemoryPlan, plan_memory
 from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder, ModuleState, enter_ftz, leave_ftz
 from irc.targets.cpu.kernels import KERNELS
+from irc.targets.cpu.kernels.registry import CpuContext
 
 
 @dataclass
@@ -41,7 +42,7 @@ def check_legal(g: Graph) -> None:
         raise UnsupportedOpError(f"the cpu target has no kernel for: {parts}")
 
 
-def memory_plan_for_cpu(g: Graph) -> MemoryPlan:
+def memory_plan_for_cpu(g: Graph, ctx: CpuContext) -> MemoryPlan:
     def kdef(n: Node):
         return KERNELS[n.op]
 
@@ -49,13 +50,15 @@ def memory_plan_for_cpu(g: Graph) -> MemoryPlan:
         g,
         is_view=lambda n: kdef(n).view,
         inplace_inputs=lambda n: kdef(n).inplace(n) if kdef(n).inplace else [],
-        scratch_bytes=lambda n: kdef(n).scratch(n) if kdef(n).scratch else 0,
+        scratch_bytes=lambda n: kdef(n).scratch(n, ctx) if kdef(n).scratch else 0,
     )
 
 
-def generate(g: Graph, *, prefix: str, threads: int, triple: str, data_layout: str = "") -> Codegen:
+def generate(g: Graph, *, prefix: str, threads: int, triple: str, data_layout: str = "",
+             vector_bits: int = 512) -> Codegen:
     check_legal(g)
-    plan = memory_plan_for_cpu(g)
+    ctx = CpuContext(threads=max(1, threads), vector_bits=vector_bits)
+    plan = memory_plan_for_cpu(g, ctx)
     module = ir.Module(name=prefix)
     module.triple = triple
     if data_layout:
@@ -63,7 +66,7 @@ def generate(g: Graph, *, prefix: str, threads: int, triple: str, data_layout: s
     threads_global = ir.GlobalVariable(module, T.I32, f"{prefix}_num_threads")
     threads_global.initializer = ir.Constant(T.I32, max(1, threads))
     state = ModuleState(module, threads_global=threads_global if threads > 0 else None,
-                        ftz=bool(g.meta.get("flush_denormals")))
+                        ftz=bool(g.meta.get("flush_denormals")), ctx=ctx)
     entry = ir.Function(module, ir.FunctionType(T.VOID, [T.PTR] * 4), f"{prefix}_entry")
     ins_arr, outs_arr, arena, weights = entry.args
     for a, n in zip(entry.args, ("inputs", "outputs", "arena", "weights")):

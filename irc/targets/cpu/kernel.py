@@ -60,8 +60,11 @@ class Buf:
 class ModuleState:
     """What kernels of one module share: the module, declared functions, kernel cache, options."""
 
-    def __init__(self, module: ir.Module, *, threads_global: ir.GlobalVariable | None, ftz: bool):
+    def __init__(self, module: ir.Module, *, threads_global: ir.GlobalVariable | None, ftz: bool, ctx=None):
+        from irc.targets.cpu.kernels.registry import CpuContext
+
         self.module = module
+        self.ctx = ctx or CpuContext()
         self.threads_global = threads_global
         self.ftz = ftz
         self.kernels: dict[tuple, ir.Function] = {}
@@ -101,6 +104,8 @@ class KernelBuilder:
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self._args: list[ir.Value] = list(self.fn.args)
         self._parallel_depth = 0
+        #: values passed into the current parallel body with ``parallel_chunks(captures=...)``
+        self.captured: list[ir.Value] = []
 
     # ---------------------------------------------------------------- values
     def ptr(self, buf: Buf | int) -> ir.Value:
@@ -213,41 +218,63 @@ class KernelBuilder:
     def parallel_loop(self, n: int, work_per_iter: int = 1, name: str = "p") -> Iterator[ir.Value]:
         """Like ``loop(n)``, split into one contiguous chunk per thread when the work is large
         enough. Inside the body use ``ptr(buf)`` for buffers; no other outer value is visible."""
-        if self._parallel_depth or self.state.threads_global is None or n < 2 or n * work_per_iter < PARALLEL_MIN_WORK:
-            with self.loop(n, name=name) as i:
+        with self.parallel_chunks(n, work_per_iter) as (lo, hi, _tid, _):
+            with self.loop(hi, start=lo, name=name) as i:
                 yield i
+
+    @contextlib.contextmanager
+    def parallel_chunks(self, n: int, work_per_iter: int = 1, *, captures: Sequence[ir.Value] = (),
+                        max_workers: int | None = None) -> Iterator[tuple[ir.Value, ir.Value, ir.Value, list[ir.Value]]]:
+        """Runs the body once per worker with its chunk ``[lo, hi)`` of ``range(n)`` and its
+        thread id; ``captures`` (i64 values of the calling function) are passed in and come back
+        as the last item. At most ``max_workers`` threads get work (kernels whose per-thread
+        scratch was sized for that many). Small work runs inline as one chunk."""
+        serial = (self._parallel_depth or self.state.threads_global is None or n < 2
+                  or n * work_per_iter < PARALLEL_MIN_WORK or max_workers == 1)
+        if serial:
+            self._parallel_depth += 1
+            try:
+                yield self.i64(0), self.i64(n), self.i64(0), list(captures)
+            finally:
+                self._parallel_depth -= 1
             return
         outer_b, outer_args = self.b, self._args
         nargs = len(self.fn.args)
+        slots = nargs + len(captures)
         body_fn = ir.Function(self.module, ir.FunctionType(T.VOID, [T.PTR]), self.state.unique(self.fn.name + ".par"))
         body_fn.linkage = "internal"
         body_fn.attributes.add("nounwind")
-        # Caller side: pack the pointers, run the body on the pool.
+        # Caller side: pack pointers and captured integers, run the body on the pool.
         with outer_b.goto_entry_block():
-            slot = outer_b.alloca(T.PTR, size=max(nargs, 1), name="par.args")
+            slot = outer_b.alloca(T.PTR, size=max(slots, 1), name="par.args")
         for k, a in enumerate(outer_args):
             outer_b.store(a, outer_b.gep(slot, [self.i64(k)], inbounds=True, source_etype=T.PTR))
+        for k, c in enumerate(captures):
+            outer_b.store(outer_b.inttoptr(c, T.PTR), outer_b.gep(slot, [self.i64(nargs + k)], inbounds=True,
+                                                                  source_etype=T.PTR))
         nthreads = outer_b.load(self.state.threads_global, typ=T.I32)
         gomp = self.state.declare("GOMP_parallel", T.VOID, [T.PTR, T.PTR, T.I32, T.I32])
         outer_b.call(gomp, [body_fn, slot, nthreads, ir.Constant(T.I32, 0)])
-        # Body side: unpack, pick this thread's chunk, loop.
+        # Body side: unpack, pick this thread's chunk.
         self.b = ir.IRBuilder(body_fn.append_basic_block("entry"))
         data = body_fn.args[0]
-        self._args = [
-            self.b.load(self.b.gep(data, [self.i64(k)], inbounds=True, source_etype=T.PTR), typ=T.PTR)
-            for k in range(nargs)
-        ]
+        loaded = [self.b.load(self.b.gep(data, [self.i64(k)], inbounds=True, source_etype=T.PTR), typ=T.PTR)
+                  for k in range(slots)]
+        self._args = loaded[:nargs]
+        inner_caps = [self.b.ptrtoint(v, T.I64) for v in loaded[nargs:]]
         saved_csr = self._enter_ftz() if self.state.ftz else None
         tid = self.b.sext(self.b.call(self.state.declare("omp_get_thread_num", T.I32, []), []), T.I64)
         nt = self.b.sext(self.b.call(self.state.declare("omp_get_num_threads", T.I32, []), []), T.I64)
+        if max_workers is not None:
+            nt = self.b.select(self.b.icmp_signed("<", nt, self.i64(max_workers)), nt, self.i64(max_workers))
         chunk = self.b.sdiv(self.b.add(self.i64(n), self.b.sub(nt, self.i64(1))), nt)
         lo = self.b.mul(tid, chunk)
+        lo = self.b.select(self.b.icmp_signed("<", lo, self.i64(n)), lo, self.i64(n))
         hi = self.b.add(lo, chunk)
         hi = self.b.select(self.b.icmp_signed("<", hi, self.i64(n)), hi, self.i64(n))
         self._parallel_depth += 1
         try:
-            with self.loop(hi, start=lo, name=name) as i:
-                yield i
+            yield lo, hi, tid, inner_caps
         finally:
             self._parallel_depth -= 1
         if saved_csr is not None:

@@ -12,12 +12,15 @@ from irc.targets.cpu.kernel import KernelBuilder
 
 
 class Scalar:
-    """Arithmetic on compute-type values of dtype ``dt`` inside kernel ``k``."""
+    """Arithmetic on compute-type values of dtype ``dt`` inside kernel ``k``; with ``lanes`` the
+    values are vectors of that many elements (constants become splats)."""
 
-    def __init__(self, k: KernelBuilder, dt: DType):
+    def __init__(self, k: KernelBuilder, dt: DType, lanes: int = 0):
         self.k = k
         self.dt = dt
-        self.t = T.compute_type(dt)
+        self.elem = T.compute_type(dt)
+        self.lanes = lanes
+        self.t = ir.VectorType(self.elem, lanes) if lanes else self.elem
         self.is_float = dt.is_float
         self.signed = dt.is_signed
 
@@ -26,7 +29,8 @@ class Scalar:
         return self.k.b  # the builder changes when a parallel body is emitted
 
     def c(self, v) -> ir.Constant:
-        return KernelBuilder.const(self.dt, v)
+        one = KernelBuilder.const(self.dt, v)
+        return ir.Constant(self.t, [one.constant] * self.lanes) if self.lanes else one
 
     # -- intrinsics and libm
     def intrinsic(self, name: str, *args: ir.Value) -> ir.Value:
@@ -34,7 +38,15 @@ class Scalar:
         return self.b.call(fn, list(args))
 
     def libm(self, name: str, x: ir.Value) -> ir.Value:
-        """A libm function (erff, log1pf...) by the type's convention; f16 goes through f32."""
+        """A libm function (erff, log1pf...) by the type's convention; f16 goes through f32.
+        Vectors are done lane by lane (libm has no vector entry points)."""
+        if self.lanes:
+            lane = Scalar(self.k, self.dt)
+            out = ir.Constant(self.t, ir.Undefined)
+            for i in range(self.lanes):
+                idx = ir.Constant(T.I32, i)
+                out = self.b.insert_element(out, lane.libm(name, self.b.extract_element(x, idx)), idx)
+            return out
         if self.t is T.F64:
             return self.b.call(self.k.state.declare(name, T.F64, [T.F64]), [x])
         wide = self.b.fpext(x, T.F32) if self.t is T.F16 else x

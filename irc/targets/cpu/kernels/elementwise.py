@@ -121,6 +121,17 @@ def _hard_swish(s: Scalar, x):
     return s.mul(x, _hard_sigmoid(s, x, 1 / 6, 0.5))
 
 
+#: Epilogue activations of fused kernels: act name -> fn(scalar ops, value, alpha, beta).
+ACTIVATION_EMITTERS = {
+    "relu": lambda s, x, a, b: s.select(s.lt(x, s.c(0)), s.c(0), x),
+    "leaky_relu": lambda s, x, a, b: s.select(s.ge(x, s.c(0)), x, s.mul(x, s.c(a))),
+    "clip": lambda s, x, a, b: _clip(s, x, a, b),
+    "sigmoid": lambda s, x, a, b: _sigmoid(s, x),
+    "tanh": lambda s, x, a, b: s.intrinsic("tanh", x),
+    "hard_sigmoid": lambda s, x, a, b: _hard_sigmoid(s, x, a, b),
+    "hard_swish": lambda s, x, a, b: _hard_swish(s, x),
+}
+
 _unary("neg", lambda s, x: s.neg(x))
 _unary("abs", lambda s, x: s.abs(x))
 _unary("sqrt", lambda s, x: s.intrinsic("sqrt", x))
@@ -138,8 +149,8 @@ _unary("tanh", lambda s, x: s.intrinsic("tanh", x), cost=16)
 _unary("sigmoid", _sigmoid, cost=8)
 _unary("softplus", _softplus, cost=16)
 _unary("softsign", lambda s, x: s.b.fdiv(x, s.add(s.c(1), s.abs(x))))
-_unary("relu", lambda s, x: s.select(s.lt(x, s.c(0)), s.c(0), x))
-_unary("leaky_relu", lambda s, x, alpha: s.select(s.ge(x, s.c(0)), x, s.mul(x, s.c(alpha))))
+_unary("relu", lambda s, x: ACTIVATION_EMITTERS["relu"](s, x, 0, 0))
+_unary("leaky_relu", lambda s, x, alpha: ACTIVATION_EMITTERS["leaky_relu"](s, x, alpha, 0))
 _unary("elu", _elu, cost=8)
 _unary("selu", lambda s, x, alpha, gamma: _elu(s, x, alpha, gamma), cost=8)
 _unary("hard_sigmoid", _hard_sigmoid)

@@ -1,0 +1,221 @@
+"""Kernels of the lowered GEMM ops: ``gemm_packed`` (dense layers) and ``conv_gemm``
+(convolution as im2col + GEMM), both running the packed GEMM engine (irc.targets.cpu.gemm).
+
+``conv_gemm`` works image by image and group by group: the im2col matrix [K, OH*OW] of the
+image is written into scratch with row copies split at the padding borders (so the copies
+vectorise), in parallel over its rows; then the GEMM (packed weights x im2col) runs in
+parallel over column panels and writes NCHW output with the epilogue fused. A 1x1, stride 1,
+unpadded convolution skips im2col: the image already is its im2col matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from irc.ir.graph import Node
+from irc.targets.cpu import gemm
+from irc.targets.cpu import lltypes as T
+from irc.targets.cpu.kernel import KernelBuilder
+from irc.targets.cpu.kernels.registry import CpuContext, cpu_kernel
+
+
+def _epilogue(node: Node, bias: str) -> gemm.Epilogue:
+    a = node.attrs
+    return gemm.Epilogue(bias=bias if len(node.inputs) > 2 else "none", residual=len(node.inputs) > 3,
+                         act=a["act"], alpha=a["act_alpha"], beta=a["act_beta"])
+
+
+def tile_for(m: int, n: int, nr: int, vector_bits: int) -> gemm.Tile:
+    """The cost rule's tile among those with the panel width ``nr`` the weights were packed with."""
+    cands = [t for t, _ in gemm.tile_candidates(vector_bits) if t.nr == nr]
+    if not cands:
+        return gemm.Tile(6, nr, vector_bits // 32)
+    best = min(cands, key=lambda t: math.ceil(m / t.mr) * t.mr)
+    return best
+
+
+def tile_for_rows(m: int, n: int, mr: int, vector_bits: int) -> gemm.Tile:
+    cands = [t for t, _ in gemm.tile_candidates(vector_bits) if t.mr == mr]
+    if not cands:
+        return gemm.Tile(mr, vector_bits // 32 * 4, vector_bits // 32)
+    return min(cands, key=lambda t: math.ceil(n / t.nr) * t.nr)
+
+
+# ---------------------------------------------------------------------------- dense
+
+
+def _dense_plan(node: Node, ctx: CpuContext) -> gemm.GemmPlan:
+    a, bp = node.inputs[0].type, node.inputs[1].type
+    m, kdim = a.shape
+    n = node.attrs["n"]
+    return gemm.GemmPlan(m, n, kdim, tile_for(m, n, bp.shape[2], ctx.vector_bits), ctx.threads)
+
+
+def _dense_scratch(node: Node, ctx: CpuContext) -> int:
+    return gemm.scratch_bytes(_dense_plan(node, ctx), pack_a=True, pack_b=False)
+
+
+@cpu_kernel("gemm_packed", scratch=_dense_scratch)
+def _gemm_packed(k: KernelBuilder, node: Node) -> None:
+    plan = _dense_plan(node, k.state.ctx)
+    y, a, bp = k.outs[0], k.ins[0], k.ins[1]
+    gemm.emit_gemm(
+        k, plan,
+        a=gemm.pack_rows_of(lambda kb: kb.ptr(a), plan.m, plan.k, plan.tile.mr),
+        b=gemm.packed_constant(bp.index, plan.tile.nr, plan.k),
+        c_ptr=lambda kb: kb.ptr(y), ldc=plan.n, epi=_epilogue(node, "col"),
+        bias_ptr=(lambda kb: kb.ptr(k.ins[2])) if len(k.ins) > 2 else None,
+        residual_ptr=(lambda kb: kb.ptr(k.ins[3])) if len(k.ins) > 3 else None,
+        scratch=lambda kb: kb.scratch_ptr(),
+    )
+
+
+# ---------------------------------------------------------------------------- convolution
+
+
+class _ConvShape:
+    """Static sizes of one conv_gemm node."""
+
+    def __init__(self, node: Node):
+        x, wp = node.inputs[0].type, node.inputs[1].type
+        y = node.outputs[0].type
+        a = node.attrs
+        self.n, self.c, self.h, self.w = x.shape
+        self.oh, self.ow = y.shape[2:]
+        self.group = a["group"]
+        self.cout = a["cout"]
+        self.cin_g = self.c // self.group
+        self.cout_g = self.cout // self.group
+        self.kh, self.kw = a["kernel_shape"]
+        self.sh, self.sw = a["strides"]
+        self.dh, self.dw = a["dilations"]
+        self.pt, self.pl = a["pads"][0], a["pads"][1]
+        self.pb, self.pr = a["pads"][2], a["pads"][3]
+        self.k = self.cin_g * self.kh * self.kw
+        self.p = self.oh * self.ow
+        self.mr = wp.shape[3]
+
+    @property
+    def direct(self) -> bool:
+        """1x1, stride 1, no padding: the image is its own im2col matrix."""
+        return (self.kh, self.kw, self.sh, self.sw, self.pt, self.pl, self.pb, self.pr) == (1, 1, 1, 1, 0, 0, 0, 0)
+
+    def plan(self, ctx: CpuContext) -> gemm.GemmPlan:
+        return gemm.GemmPlan(self.cout_g, self.p, self.k, tile_for_rows(self.cout_g, self.p, self.mr, ctx.vector_bits),
+                             ctx.threads)
+
+    def col_bytes(self) -> int:
+        return 0 if self.direct else (self.k * self.p * 4 + 63) // 64 * 64
+
+
+def _conv_scratch(node: Node, ctx: CpuContext) -> int:
+    s = _ConvShape(node)
+    return s.col_bytes() + gemm.scratch_bytes(s.plan(ctx), pack_a=False, pack_b=True)
+
+
+@cpu_kernel("conv_gemm", scratch=_conv_scratch)
+def _conv_gemm(k: KernelBuilder, node: Node) -> None:
+    s = _ConvShape(node)
+    plan = s.plan(k.state.ctx)
+    y, x, wp = k.outs[0], k.ins[0], k.ins[1]
+    b = k.b
+    col_bytes = s.col_bytes()
+    in_image = s.c * s.h * s.w
+    out_image = s.cout * s.p
+
+    def x_group(kb: KernelBuilder) -> ir.Value:
+        img, g = kb.captured
+        off = kb.b.add(kb.b.mul(img, kb.i64(in_image)), kb.b.mul(g, kb.i64(s.cin_g * s.h * s.w)))
+        return kb.b.gep(kb.ptr(x), [off], inbounds=True, source_etype=T.F32)
+
+    def col(kb: KernelBuilder) -> ir.Value:
+        return kb.scratch_ptr()
+
+    def y_group(kb: KernelBuilder, buf) -> ir.Value:
+        img, g = kb.captured
+        off = kb.b.add(kb.b.mul(img, kb.i64(out_image)), kb.b.mul(g, kb.i64(s.cout_g * s.p)))
+        return kb.b.gep(kb.ptr(buf), [off], inbounds=True, source_etype=T.F32)
+
+    def weights(kb: KernelBuilder) -> ir.Value:
+        _, g = kb.captured
+        off = kb.b.mul(g, kb.i64(wp.shape[1] * wp.shape[2] * wp.shape[3]))
+        return kb.b.gep(kb.ptr(wp), [off], inbounds=True, source_etype=T.F32)
+
+    def bias(kb: KernelBuilder) -> ir.Value:
+        _, g = kb.captured
+        return kb.b.gep(kb.ptr(k.ins[2]), [kb.b.mul(g, kb.i64(s.cout_g))], inbounds=True, source_etype=T.F32)
+
+    def gemm_scratch(kb: KernelBuilder) -> ir.Value:
+        return kb.b.gep(kb.scratch_ptr(), [kb.i64(col_bytes)], inbounds=True, source_etype=T.I8)
+
+    source = x_group if s.direct else col
+    with k.loop(s.n, name="img") as img:
+        with k.loop(s.group, name="grp") as g:
+            if not s.direct:
+                _emit_im2col(k, s, x, (img, g))
+            gemm.emit_gemm(
+                k, plan,
+                a=gemm.packed_constant(wp.index, s.mr, s.k, base=weights),
+                b=gemm.pack_cols_of(source, s.p, s.p, plan.tile.nr),
+                c_ptr=lambda kb: y_group(kb, y), ldc=s.p, epi=_epilogue(node, "row"),
+                bias_ptr=bias if len(k.ins) > 2 else None,
+                residual_ptr=(lambda kb: y_group(kb, k.ins[3])) if len(k.ins) > 3 else None,
+                scratch=gemm_scratch, captures=(img, g),
+            )
+    del b
+
+
+def _emit_im2col(k: KernelBuilder, s: _ConvShape, x, captures) -> None:
+    """col[kk, oy*OW + ox] = x[img, g*Cin_g + ci, oy*sh - pt + dy*dh, ox*sw - pl + dx*dw] (0 outside),
+    kk = (ci*kh + dy)*kw + dx; rows in parallel, each row split into zero / copy / zero runs."""
+    khw = s.kh * s.kw
+    with k.parallel_chunks(s.k, s.p, captures=captures) as (lo, hi, _tid, caps):
+        img, g = caps
+        b = k.b
+        xbase = b.gep(k.ptr(x), [b.add(b.mul(img, k.i64(s.c * s.h * s.w)), b.mul(g, k.i64(s.cin_g * s.h * s.w)))],
+                      inbounds=True, source_etype=T.F32)
+        with k.loop(hi, start=lo, name="kk") as kk:
+            ci = b.sdiv(kk, k.i64(khw))
+            rem = b.srem(kk, k.i64(khw))
+            dy = b.sdiv(rem, k.i64(s.kw))
+            dx = b.srem(rem, k.i64(s.kw))
+            row = b.gep(k.scratch_ptr(), [b.mul(kk, k.i64(s.p))], inbounds=True, source_etype=T.F32)
+            plane = b.gep(xbase, [b.mul(ci, k.i64(s.h * s.w))], inbounds=True, source_etype=T.F32)
+            # Valid ox range for this dx: 0 <= ox*sw - pl + dx*dw < W.
+            shift = b.sub(b.mul(dx, k.i64(s.dw)), k.i64(s.pl))  # ix = ox*sw + shift
+            ox_lo = _clamp(b, k, _ceil_div(b, k, b.sub(k.i64(0), shift), s.sw), 0, s.ow)
+            ox_hi = _clamp(b, k, b.add(_floor_div(b, k, b.sub(k.i64(s.w - 1), shift), s.sw), k.i64(1)), 0, s.ow)
+            ox_hi = b.select(b.icmp_signed("<", ox_hi, ox_lo), ox_lo, ox_hi)
+            with k.loop(s.oh, name="oy") as oy:
+                iy = b.add(b.sub(b.mul(oy, k.i64(s.sh)), k.i64(s.pt)), b.mul(dy, k.i64(s.dh)))
+                inside = b.and_(b.icmp_signed(">=", iy, k.i64(0)), b.icmp_signed("<", iy, k.i64(s.h)))
+                out_row = b.gep(row, [b.mul(oy, k.i64(s.ow))], inbounds=True, source_etype=T.F32)
+                with b.if_else(inside) as (then, other):
+                    with then:
+                        src = b.gep(plane, [b.add(b.mul(iy, k.i64(s.w)), shift)], source_etype=T.F32)
+                        with k.loop(ox_lo, name="z0") as ox:
+                            b.store(ir.Constant(T.F32, 0.0), b.gep(out_row, [ox], source_etype=T.F32))
+                        with k.loop(ox_hi, start=ox_lo, name="cp") as ox:
+                            v = b.load(b.gep(src, [b.mul(ox, k.i64(s.sw))], source_etype=T.F32), typ=T.F32)
+                            b.store(v, b.gep(out_row, [ox], source_etype=T.F32))
+                        with k.loop(s.ow, start=ox_hi, name="z1") as ox:
+                            b.store(ir.Constant(T.F32, 0.0), b.gep(out_row, [ox], source_etype=T.F32))
+                    with other:
+                        k.memset(out_row, 0, s.ow * 4)
+
+
+def _floor_div(b: ir.IRBuilder, k: KernelBuilder, a: ir.Value, d: int) -> ir.Value:
+    q = b.sdiv(a, k.i64(d))
+    fix = b.and_(b.icmp_signed("!=", b.srem(a, k.i64(d)), k.i64(0)), b.icmp_signed("<", a, k.i64(0)))
+    return b.sub(q, b.zext(fix, T.I64))
+
+
+def _ceil_div(b: ir.IRBuilder, k: KernelBuilder, a: ir.Value, d: int) -> ir.Value:
+    return b.sub(k.i64(0), _floor_div(b, k, b.sub(k.i64(0), a), d))
+
+
+def _clamp(b: ir.IRBuilder, k: KernelBuilder, v: ir.Value, lo: int, hi: int) -> ir.Value:
+    v = b.select(b.icmp_signed("<", v, k.i64(lo)), k.i64(lo), v)
+    return b.select(b.icmp_signed(">", v, k.i64(hi)), k.i64(hi), v)
