@@ -147,7 +147,10 @@ class CompiledModel:
         if exe is None:
             g = self._source.graph_for(shapes)
             passes = self._passes if self._passes is not None else self.target.pipeline(self.options)
-            g = run_pipeline(g, passes, options=self.options, verify_each=True, on_pass=self._on_pass)
+            pass_options = dict(self.options)
+            if hasattr(self.target, "pass_options"):
+                pass_options.update(self.target.pass_options(self.options))
+            g = run_pipeline(g, passes, options=pass_options, verify_each=self._debug, on_pass=self._on_pass)
             exe = self.target.build(g, self.options)
             self._cache[key] = exe
         self._last = exe

@@ -37,7 +37,7 @@ def one_op_graph(op: str, input_types: Sequence[TensorType], attrs: dict | None 
 
 def assert_matches_interp(g: Graph, inputs: Sequence[np.ndarray], target: str = "cpu", *, rtol: float = RTOL,
                           atol: float = ATOL, **options) -> list[np.ndarray]:
-    got = irc.compile(g, target=target, **options).run(list(inputs))
+    got = irc.compile(g, target=target, debug=True, **options).run(list(inputs))
     want = interpret(g, list(inputs))
     assert len(got) == len(want)
     for i, (a, e) in enumerate(zip(got, want)):

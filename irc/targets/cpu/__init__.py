@@ -31,10 +31,14 @@ class CpuTarget:
     options: dict[str, Any] = {"threads": None, "cpu": "host", "ftz": True}
 
     def pipeline(self, options: dict[str, Any]) -> list[str]:
-        passes = ["dead_code", "fold_constants"]
+        passes = ["dead_code", "fold_constants", "fold_batchnorm", "fuse", "im2col_gemm"]
         if options.get("ftz", True):
             passes.append("flush_denormals")
         return passes
+
+    def pass_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Facts about the CPU that lowering passes specialise on."""
+        return {"vector_bits": llvm_env.cpu_spec(options.get("cpu", "host")).vector_bits}
 
     def build(self, graph: Graph, options: dict[str, Any]) -> CpuExecutable:
         threads = options.get("threads") or default_threads()
