@@ -32,6 +32,35 @@ def _why_excluded(case) -> str | None:
         return "uses sequence or optional values, which irc does not have"
     if case.name.startswith("test_training_dropout"):
         return "Dropout in training mode draws random numbers; no fixed expected output exists for irc to match"
+    return _why_excluded_nn(case)
+
+
+def _why_excluded_nn(case) -> str | None:
+    """Neural-network op variants irc refuses at import (rules_nn.py says why for each)."""
+    g = case.model.graph
+    graph_inputs = {v.name for v in g.input} - {t.name for t in g.initializer}
+    outputs = {v.name for v in g.output}
+    for n in g.node:
+        attrs = {a.name: a for a in n.attribute}
+        if n.op_type == "BatchNormalization" and "training_mode" in attrs and attrs["training_mode"].i:
+            return ("BatchNormalization in training mode (batch statistics, running-mean outputs) is refused; "
+                    "irc imports inference graphs")
+        if n.op_type == "MaxPool" and len(n.output) > 1 and n.output[1] in outputs:
+            return "MaxPool's Indices output is not produced by irc"
+        if n.op_type == "LayerNormalization" and set(n.output[1:]) & outputs:
+            return ("irc's layer_norm gives only Y; Mean/InvStdDev outputs are refused "
+                    "(tests/frontend/test_rules_nn.py runs these cases on Y alone)")
+        if n.op_type == "Resize":
+            if "mode" in attrs and attrs["mode"].s == b"cubic":
+                return "Resize mode 'cubic' is not implemented (nearest and linear are)"
+            ctm = attrs.get("coordinate_transformation_mode")
+            if ctm is not None and ctm.s == b"tf_crop_and_resize":
+                return "Resize with tf_crop_and_resize is not implemented"
+            if "antialias" in attrs and attrs["antialias"].i:
+                return "Resize with antialias when downsampling is not implemented"
+        if n.op_type in ("Resize", "Upsample") and set(n.input[1:]) & graph_inputs:
+            return ("its scales/sizes are run-time inputs and irc shapes are static, so they must be constants "
+                    "(tests/frontend/test_rules_nn.py runs these cases with them as initializers)")
     return None
 
 
