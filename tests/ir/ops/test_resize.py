@@ -72,7 +72,9 @@ def test_resize_matches_the_onnx_reference(case):
 
 @settings(max_examples=100, deadline=None)
 @given(st.one_of(
-    resize_cases(["half_pixel", "asymmetric", "half_pixel_symmetric"]),
+    # half_pixel_symmetric is left to the reference test above: onnxruntime 1.32 picks a
+    # different nearest neighbour than ONNX's reference when shrinking (3 -> 1, floor).
+    resize_cases(["half_pixel", "asymmetric"]),
     # onnxruntime divides by the integer output length where ONNX's reference (and irc) use
     # scale * input length; the two agree when the scales come from sizes.
     resize_cases(["align_corners", "pytorch_half_pixel"], use_scales=False),
