@@ -16,6 +16,7 @@ parameters (leaky_relu: alpha; clip: min, max; hard_sigmoid: alpha, beta).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -186,3 +187,36 @@ class ConvGemm:
         w = w.reshape(cout, cin_g, *kernel_shape)
         y = get_op("conv").reference(x, w, strides=strides, pads=pads, dilations=dilations, group=group)
         return apply_epilogue(y, bias, residual, act, act_alpha, act_beta, 1)
+
+
+# ---------------------------------------------------------------------------- element-wise chains
+
+
+@functools.lru_cache(maxsize=512)
+def chain_program(program: str):
+    """The sub-graph an elementwise_chain runs, parsed once per distinct program text."""
+    from irc.ir.parser import parse_graph
+
+    return parse_graph(program)
+
+
+@defop("elementwise_chain", ("xs*",), {"program": Attr("str")}, tags=("fused", "lowered"))
+class ElementwiseChain:
+    """Several element-wise ops run as one loop over the output: ``program`` is the IR text of
+    the sub-graph (its inputs are this node's inputs; only element-wise ops inside), so each
+    element is read once, computed through the whole chain in registers, and written once."""
+
+    def infer(*xs, program):
+        g = chain_program(program)
+        want = [v.type for v in g.inputs]
+        if list(xs) != want:
+            raise ShapeError(f"inputs {', '.join(map(str, xs))} do not match the program's {', '.join(map(str, want))}")
+        bad = sorted({n.op for n in g.nodes if "elementwise" not in get_op(n.op).tags})
+        if bad or len(g.outputs) != 1:
+            raise ShapeError(f"an element-wise chain holds element-wise ops and one output (found {', '.join(bad)})")
+        return g.outputs[0].type
+
+    def reference(*xs, program):
+        from irc.ir.interp import interpret
+
+        return interpret(chain_program(program), list(xs))[0]

@@ -31,7 +31,7 @@ class CpuTarget:
     options: dict[str, Any] = {"threads": None, "cpu": "host", "ftz": True}
 
     def pipeline(self, options: dict[str, Any]) -> list[str]:
-        passes = ["dead_code", "fold_constants", "fold_batchnorm", "fuse", "im2col_gemm"]
+        passes = ["dead_code", "fold_constants", "fold_batchnorm", "fuse", "fuse_elementwise", "im2col_gemm"]
         if options.get("ftz", True):
             passes.append("flush_denormals")
         return passes

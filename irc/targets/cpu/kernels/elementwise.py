@@ -59,13 +59,27 @@ def emit_map(k: KernelBuilder, fn: Callable[..., object], in_dtypes: Sequence[DT
             k.store(out, k.offset(idx, strides[-1]), fn(*vals))
 
 
-def _unary(op: str, f: Callable[..., object], cost: int = 1):
-    @cpu_kernel(op, inplace=same_shape_inputs)
+#: op -> fn(k, attrs, input dtypes, output dtype, *values) -> value: the scalar meaning of every
+#: element-wise op, shared by its own kernel and by fused element-wise chains.
+SCALAR: dict[str, Callable[..., object]] = {}
+#: op -> relative cost per element (transcendental functions cost more), for parallel thresholds.
+COST: dict[str, int] = {}
+
+
+def _kernel(op: str, cost: int, inplace=same_shape_inputs):
+    COST[op] = cost
+
+    @cpu_kernel(op, inplace=inplace)
     def emit(k: KernelBuilder, node: Node) -> None:
-        s = Scalar(k, k.ins[0].dtype)
-        emit_map(k, lambda x: f(s, x, **node.attrs), cost=cost)
+        dts = [b.dtype for b in k.ins]
+        emit_map(k, lambda *v: SCALAR[op](k, node.attrs, dts, k.outs[0].dtype, *v), cost=cost)
 
     return emit
+
+
+def _unary(op: str, f: Callable[..., object], cost: int = 1):
+    SCALAR[op] = lambda k, attrs, dts, out, x: f(Scalar(k, dts[0]), x, **attrs)
+    _kernel(op, cost)
 
 
 def _sigmoid(s: Scalar, x):
@@ -160,19 +174,13 @@ _unary("identity", lambda s, x: x)
 _unary("not", lambda s, x: s.b.not_(x))
 
 
-@cpu_kernel("cast", inplace=lambda n: [0] if n.inputs[0].type.nbytes == n.outputs[0].type.nbytes else [])
-def _cast(k: KernelBuilder, node: Node) -> None:
-    src, dst = k.ins[0].dtype, k.outs[0].dtype
-    emit_map(k, lambda x: convert(k, x, src, dst))
+SCALAR["cast"] = lambda k, attrs, dts, out, x: convert(k, x, dts[0], out)
+_kernel("cast", 1, inplace=lambda n: [0] if n.inputs[0].type.nbytes == n.outputs[0].type.nbytes else [])
 
 
 def _binary(op: str, f: Callable[..., object], cost: int = 1):
-    @cpu_kernel(op, inplace=same_shape_inputs)
-    def emit(k: KernelBuilder, node: Node) -> None:
-        s = Scalar(k, k.ins[0].dtype)
-        emit_map(k, lambda a, b: f(s, a, b), cost=cost)
-
-    return emit
+    SCALAR[op] = lambda k, attrs, dts, out, a, b: f(Scalar(k, dts[0]), a, b)
+    _kernel(op, cost)
 
 
 def _pow(s: Scalar, a, b):
@@ -203,7 +211,23 @@ _binary("or", lambda s, a, b: s.b.or_(a, b))
 _binary("xor", lambda s, a, b: s.b.xor(a, b))
 
 
-@cpu_kernel("where", inplace=lambda n: [i for i in (1, 2) if n.inputs[i].type == n.outputs[0].type])
-def _where(k: KernelBuilder, node: Node) -> None:
-    emit_map(k, lambda c, a, b: k.b.select(c, a, b))
+SCALAR["where"] = lambda k, attrs, dts, out, c, a, b: k.b.select(c, a, b)
+_kernel("where", 1, inplace=lambda n: [i for i in (1, 2) if n.inputs[i].type == n.outputs[0].type])
+
+
+@cpu_kernel("elementwise_chain", inplace=same_shape_inputs)
+def _chain(k: KernelBuilder, node: Node) -> None:
+    """The chain's sub-graph evaluated per element, every intermediate in a register."""
+    from irc.ir.ops.fused import chain_program
+
+    g = chain_program(node.attrs["program"])
+
+    def body(*vals):
+        env = dict(zip(g.inputs, vals))
+        for n in g.nodes:
+            dts = [v.dtype for v in n.inputs]
+            env[n.outputs[0]] = SCALAR[n.op](k, n.attrs, dts, n.outputs[0].dtype, *(env[v] for v in n.inputs))
+        return env[g.outputs[0]]
+
+    emit_map(k, body, cost=sum(COST.get(n.op, 1) for n in g.nodes))
 
