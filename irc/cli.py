@@ -1,0 +1,262 @@
+"""The ``irc`` command: ``info``, ``compile`` and ``run`` on ONNX models.
+
+Every mistake in what the user gave (a bad file, an unsupported op, a wrong shape, a bad flag)
+is one line ``irc: error: ...`` on stderr and exit status 2; anything else is a bug in irc and
+says so (``irc: internal error: ...``, status 1). ``--debug`` shows the traceback. Output files
+are written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+import warnings
+from collections.abc import Sequence
+
+import click
+import numpy as np
+
+import irc
+from irc.cli_args import (
+    SHAPE_HELP,
+    bind_dynamic,
+    format_bytes,
+    format_count,
+    load_inputs,
+    parse_options,
+    parse_shapes,
+    random_inputs,
+    summarize,
+)
+from irc.errors import InputError, IRCError, TargetError
+
+_debug_option = click.option("--debug", is_flag=True, help="Show the traceback of an error; compile with debug=True.")
+_shape_option = click.option("--shape", "shapes", multiple=True, metavar="NAME=DIMS", help=SHAPE_HELP)
+_opt_option = click.option("--opt", "opts", multiple=True, metavar="KEY=VALUE",
+                           help="A target option (an irc.compile keyword), e.g. --opt threads=2. Repeatable.")
+
+
+def _default_target() -> str:
+    import irc.api
+
+    return irc.api.DEFAULT_TARGET
+
+
+def _target_option(f):
+    return click.option("--target", "-t", default=None, metavar="TARGET",
+                        help=f"Target to compile for (default: {_default_target()}).")(f)
+
+
+def note(message: str) -> None:
+    """A remark for stderr, shown once the command has succeeded (an error stays one line)."""
+    click.get_current_context().find_root().obj.append(message)
+
+
+def _bind(specs, given: dict) -> dict:
+    """Shapes of every input (see bind_dynamic), noting each dynamic dimension bound to 1."""
+    shapes, notes = bind_dynamic(specs, given)
+    for n in notes:
+        note(n)
+    return shapes
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(irc.__version__, "--version", prog_name="irc", message="%(prog)s %(version)s")
+@_debug_option
+def cli(debug: bool) -> None:
+    """irc: a neural-network compiler. MODEL is an ONNX file."""
+
+
+@cli.command(short_help="Describe MODEL: inputs, outputs, ops, parameters, MACs, memory.")
+@click.argument("model")
+@_shape_option
+@_debug_option
+def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
+    """Inputs, outputs, ops, parameters, MACs/FLOPs and activation memory of MODEL."""
+    from irc.frontend.onnx import import_onnx, input_specs, load_model
+    from irc.frontend.onnx.load import default_opset
+    from irc.ir.cost import activation_memory, graph_cost
+
+    proto = load_model(model)
+    specs = input_specs(proto)
+    g = import_onnx(proto, _bind(specs, parse_shapes(shapes)))
+    declared = {name: dims for name, dims, _ in specs}
+    echo = click.echo
+    echo(f"model       {model}")
+    echo(f"graph       {g.name} (ONNX opset {default_opset(proto)}, producer {proto.producer_name or 'unknown'})")
+    echo("inputs")
+    for v in g.inputs:
+        dims = declared.get(v.name, [])
+        shown = "[" + ",".join("?" if d is None else str(d) for d in dims) + "]"
+        echo(f"  {v.name:<24} {str(v.type):<24} model {shown}")
+    echo("outputs")
+    for v in g.outputs:
+        echo(f"  {v.name:<24} {v.type}")
+    echo(f"parameters  {format_count(g.param_count)} values in {len(g.params)} tensors, {format_bytes(g.param_bytes)}")
+    cost = graph_cost(g)
+    echo(f"{'op':<26}{'nodes':>7}{'MACs':>12}{'FLOPs':>12}")
+    for op, c in sorted(cost.by_op.items(), key=lambda kv: -kv[1].cost.flops):
+        unknown = op in cost.uncosted
+        macs = "?" if unknown else format_count(c.cost.macs)
+        flops = "?" if unknown else format_count(c.cost.flops)
+        echo(f"  {op:<24}{c.count:>7}{macs:>12}{flops:>12}")
+    echo(f"  {'total':<24}{len(g.nodes):>7}{format_count(cost.total.macs):>12}{format_count(cost.total.flops):>12}")
+    if cost.uncosted:
+        note(f"no cost entry for op(s) {', '.join(cost.uncosted)}: left out of the totals")
+    mem = activation_memory(g)
+    where = f" (at {mem.peak_node})" if mem.peak_node else ""
+    echo(f"activations {format_bytes(mem.total_bytes)} in all, peak {format_bytes(mem.peak_bytes)} live{where}")
+
+
+@cli.command("compile", short_help="Compile MODEL for a target.")
+@click.argument("model")
+@_target_option
+@_shape_option
+@click.option("--emit", type=click.Choice(["ir"]), help="Print the compiled graph in irc's text form.")
+@click.option("--print-after", "print_after", multiple=True, metavar="PASS",
+              help="Print the graph after pass PASS ('all': after every pass). Repeatable.")
+@click.option("--passes", metavar="A,B,C", help="Run these passes instead of the target's pipeline.")
+@_opt_option
+@click.option("-o", "--output", "out", metavar="PATH", help="Save the compiled model (targets that make an artifact).")
+@_debug_option
+def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: str | None,
+                print_after: tuple[str, ...], passes: str | None, opts: tuple[str, ...], out: str | None,
+                debug: bool) -> None:
+    """Compile MODEL for a target; print its IR, or save what the target makes."""
+    from irc.frontend.onnx import input_specs, load_model
+    from irc.ir.printer import print_graph
+    from irc.passes.registry import get_pass
+
+    target = target or _default_target()
+    options = parse_options(target, opts)
+    pass_list = None if passes is None else [p.strip() for p in passes.split(",") if p.strip()]
+    for name in (pass_list or []) + [p for p in print_after if p != "all"]:
+        get_pass(name)  # an unknown name is an error before any work
+    proto = load_model(model)
+    bound = _bind(input_specs(proto), parse_shapes(shapes))
+    ran: list[str] = []
+
+    def on_pass(name: str, graph) -> None:
+        ran.append(name)
+        if name in print_after or "all" in print_after:
+            click.echo(f"// after {name}")
+            click.echo(print_graph(graph), nl=False)
+
+    compiled = irc.compile(proto, target, shapes=bound, passes=pass_list, on_pass=on_pass, debug=debug, **options)
+    missed = [p for p in print_after if p != "all" and p not in ran]
+    if missed:
+        raise InputError(f"pass(es) {', '.join(missed)} did not run for target '{target}' "
+                         f"(passes run: {', '.join(ran) or 'none'}); use --passes to choose them")
+    if emit == "ir":
+        click.echo(print_graph(compiled.graph), nl=False)
+    if out is not None:
+        exe = compiled.executable
+        save = getattr(exe, "save", None)
+        if not callable(save):
+            raise TargetError(f"target '{target}' makes nothing to save (it runs in memory only); "
+                              f"-o needs a target that writes an artifact")
+        written = save(out)
+        for path in written or [out]:
+            note(f"wrote {path}")
+    if emit is None and out is None and not print_after:
+        g = compiled.graph
+        click.echo(f"compiled '{g.name}' for target '{target}': {len(g.nodes)} nodes, "
+                   f"{len(g.params)} parameters ({format_bytes(g.param_bytes)}); passes: {', '.join(ran) or 'none'}")
+
+
+@cli.command(short_help="Run MODEL on given or random inputs.")
+@click.argument("model")
+@_target_option
+@_shape_option
+@click.option("--input", "-i", "inputs", multiple=True, metavar="NAME=FILE.npy|FILE.npz",
+              help="Input data: NAME=FILE.npy, FILE.npz (keys are input names), or FILE.npy for a one-input model.")
+@click.option("--random-inputs", "fill_random", is_flag=True, help="Fill inputs not given with random data.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random-inputs.")
+@click.option("--output", "-o", "out", metavar="FILE.npz", help="Write the outputs to FILE.npz.")
+@_opt_option
+@_debug_option
+def run(model: str, target: str | None, shapes: tuple[str, ...], inputs: tuple[str, ...], fill_random: bool,
+        seed: int, out: str | None, opts: tuple[str, ...], debug: bool) -> None:
+    """Compile MODEL and run it once on given or random inputs; summarize the outputs."""
+    from irc.fileio import atomic_path
+    from irc.frontend.onnx import input_specs, load_model
+
+    target = target or _default_target()
+    options = parse_options(target, opts)
+    proto = load_model(model)
+    specs = input_specs(proto)
+    given = parse_shapes(shapes)
+    arrays = load_inputs(inputs, [s[0] for s in specs])
+    for name, a in arrays.items():
+        if name in given and tuple(given[name]) != a.shape:
+            raise InputError(f"input '{name}' has shape {list(a.shape)} in its file but --shape gives {list(given[name])}")
+    missing = [s for s in specs if s[0] not in arrays]
+    if missing and not fill_random:
+        raise InputError(f"no data for input(s) {', '.join(s[0] for s in missing)}; "
+                         f"give --input NAME=FILE.npy or --random-inputs")
+    bound = _bind(specs, {**given, **{k: a.shape for k, a in arrays.items()}})
+    arrays.update(random_inputs(missing, bound, seed))
+    compiled = irc.compile(proto, target, shapes=bound, debug=debug, **options)
+    results = compiled.run(arrays)
+    names = compiled.output_names
+    for name, r in zip(names, results):
+        click.echo(summarize(name, r))
+    if out is not None:
+        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **dict(zip(names, results)))
+        note(f"wrote {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    notes: list[str] = []
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.simplefilter("ignore")
+        try:
+            rv = cli.main(args=args, prog_name="irc", standalone_mode=False, obj=notes)
+            for n in notes:
+                click.echo(f"irc: note: {n}", err=True)
+            return rv if isinstance(rv, int) else 0
+        except _NO_ARGS as e:  # bare `irc`: the help, as click < 8.2 did
+            click.echo(e.ctx.get_help() if e.ctx else "")
+            return 0
+        except click.ClickException as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) is not None else ""
+            return _fail(f"{e.format_message()}{hint}", e, debug)
+        except click.exceptions.Abort:
+            return _fail("aborted", None, debug, status=1)
+        except IRCError as e:
+            return _fail(str(e), e, debug)
+        except OSError as e:
+            what = f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
+            return _fail(what, e, debug)
+        except KeyboardInterrupt:
+            click.echo("irc: interrupted", err=True)
+            return 130
+        except Exception as e:
+            if debug:
+                traceback.print_exc()
+            msg = _one_line(f"{type(e).__name__}: {e}")
+            click.echo(f"irc: internal error: {msg} (a bug in irc; rerun with --debug for the traceback)", err=True)
+            return 1
+
+
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(message: str, exc: BaseException | None, debug: bool, status: int = 2) -> int:
+    if debug and exc is not None:
+        traceback.print_exception(exc)
+    click.echo(f"irc: error: {_one_line(message)}", err=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

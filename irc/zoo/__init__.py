@@ -1,0 +1,45 @@
+"""Example networks as ONNX models with deterministic weights: the models the examples,
+tests and benchmarks share.
+
+    model = irc.zoo.build("resnet18", batch=1)          # onnx.ModelProto, opset 17
+    model = irc.zoo.build("small_resnet", batch=None)   # symbolic batch dimension "N"
+
+Each builder takes ``batch`` (an int, or None for a symbolic "N" batch dimension), ``seed``,
+and its own size parameters (image size, width...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import onnx
+
+from irc.errors import InputError
+from irc.zoo.lenet import lenet5
+from irc.zoo.mlp import mlp
+from irc.zoo.mobilenet import mobilenet_v2
+from irc.zoo.resnet import resnet, resnet18, small_resnet
+from irc.zoo.vgg import vgg_cifar
+
+#: Model name -> builder ``fn(batch=..., seed=..., **size parameters) -> onnx.ModelProto``.
+MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
+    "mlp": mlp,
+    "lenet5": lenet5,
+    "resnet": resnet,
+    "resnet18": resnet18,
+    "small_resnet": small_resnet,
+    "mobilenet_v2": mobilenet_v2,
+    "vgg_cifar": vgg_cifar,
+}
+
+
+def build(name: str, batch: int | None = None, **kw) -> onnx.ModelProto:
+    """The ONNX model ``name`` (see MODELS) for ``batch`` (None: symbolic "N")."""
+    try:
+        fn = MODELS[name]
+    except KeyError:
+        raise InputError(f"unknown zoo model '{name}' (known: {', '.join(MODELS)})") from None
+    return fn(batch=batch, **kw)
+
+
+__all__ = ["MODELS", "build", "lenet5", "mlp", "mobilenet_v2", "resnet", "resnet18", "small_resnet", "vgg_cifar"]
