@@ -189,6 +189,16 @@ COSTS: dict[str, CostFn] = {
     "reduce_mean": _reduce_mean,
     "argmax": _per_input,
     "argmin": _per_input,
+    # int8 quantization (irc/ir/ops/quant.py): integer MACs as MACs; a requantize epilogue is
+    # counted like a bias (one per output for each of bias, multiplier, shift).
+    "quantize_linear": _per_output,
+    "dequantize_linear": _per_output,
+    "qconv": _conv,
+    "qgemm": _matmul,
+    "qadd": _per_output_times(3),
+    "qglobal_average_pool": _reduce_mean,
+    "conv_integer": _conv,
+    "matmul_integer": _matmul,
 }
 
 def node_cost(n: Node) -> Cost | None:
