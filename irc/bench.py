@@ -99,6 +99,8 @@ class Comparison:
     peer: str | None = None
     peer_timing: Timing | None = None
     compile_s: float = 0.0
+    #: largest |irc - peer| over all outputs on the timed inputs (a timing of wrong code is no timing)
+    max_abs_diff: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -136,4 +138,7 @@ def compare_onnx(model_path: str | os.PathLike, *, target: str = "cpu", threads:
     if sess is not None:
         result.peer = "onnxruntime"
         result.peer_timing = measure(lambda: sess.run(None, feeds), budget_s=budget_s)
+        ours, theirs = compiled.run(inputs), sess.run(None, feeds)
+        result.max_abs_diff = max((float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+                                   for a, b in zip(ours, theirs) if a.size), default=0.0)
     return result

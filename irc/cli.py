@@ -20,6 +20,7 @@ import irc
 from irc.cli_args import (
     SHAPE_HELP,
     bind_dynamic,
+    x_dims,
     format_bytes,
     format_count,
     load_inputs,
@@ -205,6 +206,41 @@ def run(model: str, target: str | None, shapes: tuple[str, ...], inputs: tuple[s
         with atomic_path(out) as tmp, open(tmp, "wb") as f:
             np.savez(f, **dict(zip(names, results)))
         note(f"wrote {out}")
+
+
+@cli.command(short_help="Time MODEL with irc next to onnxruntime.")
+@click.argument("model")
+@_target_option
+@_shape_option
+@click.option("--threads", type=int, default=None, help="Threads for irc and the peer (default: all cores).")
+@click.option("--vs", type=click.Choice(["onnxruntime", "none"]), default="onnxruntime", show_default=True,
+              help="The peer timed on the same inputs in the same process.")
+@click.option("--budget", type=float, default=2.0, show_default=True,
+              help="Seconds of timed runs per engine (after warm-up; at least 10 runs).")
+@_opt_option
+@_debug_option
+def bench(model: str, target: str | None, shapes: tuple[str, ...], threads: int | None, vs: str, budget: float,
+          opts: tuple[str, ...], debug: bool) -> None:
+    """Median latency of MODEL compiled by irc and run by the peer, and their ratio."""
+    from irc.bench import compare_onnx
+    from irc.frontend.onnx import input_specs, load_model
+
+    target = target or _default_target()
+    options = parse_options(target, opts)
+    bound = _bind(input_specs(load_model(model)), parse_shapes(shapes))
+    c = compare_onnx(model, target=target, threads=threads, shapes=bound, vs=None if vs == "none" else vs,
+                     budget_s=budget, debug=debug, **options)
+    click.echo(f"model    {model} ({', '.join(f'{k}={x_dims(v)}' for k, v in bound.items())})")
+    click.echo(f"threads  {c.threads}; irc compile {c.compile_s:.2f} s")
+    click.echo(f"{'engine':<14}{'median ms':>12}{'p10 ms':>10}{'p90 ms':>10}{'runs':>7}")
+    rows = [(f"irc ({target})", c.irc)] + ([(c.peer, c.peer_timing)] if c.peer_timing else [])
+    for name, t in rows:
+        click.echo(f"{name:<14}{t.median:>12.3f}{t.p10:>10.3f}{t.p90:>10.3f}{t.runs:>7}")
+    if c.ratio is not None:
+        click.echo(f"irc/{c.peer} = {c.ratio:.2f} (below 1: irc is faster); largest output difference "
+                   f"{c.max_abs_diff:.2e}")
+    elif vs != "none":
+        note(f"{vs} is not installed: timed irc alone")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

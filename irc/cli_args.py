@@ -31,12 +31,12 @@ def parse_shapes(texts: Iterable[str]) -> dict[str, tuple[int, ...]]:
     for text in texts:
         name, dims = parse_shape(text)
         if name in shapes and shapes[name] != dims:
-            raise InputError(f"--shape gives input '{name}' two shapes: {_x(shapes[name])} and {_x(dims)}")
+            raise InputError(f"--shape gives input '{name}' two shapes: {x_dims(shapes[name])} and {x_dims(dims)}")
         shapes[name] = dims
     return shapes
 
 
-def _x(dims: Sequence[int]) -> str:
+def x_dims(dims: Sequence[int]) -> str:
     return "x".join(map(str, dims))
 
 
@@ -60,7 +60,7 @@ def bind_dynamic(specs, given: dict[str, tuple[int, ...]]) -> tuple[dict[str, tu
         shapes[name] = tuple(d if isinstance(d, int) else 1 for d in dims)
         free = ", ".join(str(d) if d else f"#{i}" for i, d in enumerate(dims) if not isinstance(d, int))
         notes.append(f"input '{name}' has dynamic dimension(s) {free}; bound to 1 "
-                     f"(use --shape {name}={_x(shapes[name])} to choose)")
+                     f"(use --shape {name}={x_dims(shapes[name])} to choose)")
     return shapes, notes
 
 

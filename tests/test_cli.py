@@ -162,6 +162,28 @@ def test_parse_option_values_follow_the_default_type():
         parse_value("ftz", "maybe", True)
 
 
+# -- bench
+
+
+def test_bench_times_irc_next_to_onnxruntime(irc, model_file):
+    status, out, err = irc("bench", model_file(small_mlp()), "--shape", "input=4x12", "--threads", "1",
+                           "--budget", "0.05", "--target", "interp")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[1].startswith("threads  1;")
+    assert [ln.split()[0] for ln in lines[3:5]] == ["irc", "onnxruntime"]
+    ratio_line = lines[5]
+    assert ratio_line.startswith("irc/onnxruntime = ")
+    assert float(ratio_line.split("=")[1].split()[0]) > 0
+    assert float(ratio_line.rsplit(" ", 1)[1]) < 1e-5  # the outputs agree
+
+
+def test_bench_without_peer(irc, model_file):
+    status, out, err = irc("bench", model_file(small_mlp()), "--vs", "none", "--budget", "0.01", "--target", "interp")
+    assert status == 0, err
+    assert "onnxruntime" not in out and "irc (interp)" in out
+
+
 # -- run
 
 
