@@ -113,7 +113,9 @@ def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
 @click.argument("model")
 @_target_option
 @_shape_option
-@click.option("--emit", type=click.Choice(["ir"]), help="Print the compiled graph in irc's text form.")
+@click.option("--emit", type=click.Choice(["ir", "llvm", "asm"]),
+              help="Print the compiled graph in irc's text form (ir), or the target's code: LLVM IR after "
+                   "optimization (llvm) or assembly (asm).")
 @click.option("--print-after", "print_after", multiple=True, metavar="PASS",
               help="Print the graph after pass PASS ('all': after every pass). Repeatable.")
 @click.option("--passes", metavar="A,B,C", help="Run these passes instead of the target's pipeline.")
@@ -150,6 +152,12 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
                          f"(passes run: {', '.join(ran) or 'none'}); use --passes to choose them")
     if emit == "ir":
         click.echo(print_graph(compiled.graph), nl=False)
+    elif emit in ("llvm", "asm"):
+        exe = compiled.executable
+        text = getattr(exe, "llvm_ir" if emit == "llvm" else "assembly", None)
+        if not callable(text):
+            raise TargetError(f"target '{target}' does not generate {emit} code; --emit {emit} needs e.g. --target cpu")
+        click.echo(text(), nl=False)
     if out is not None:
         exe = compiled.executable
         save = getattr(exe, "save", None)
@@ -163,6 +171,10 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
         g = compiled.graph
         click.echo(f"compiled '{g.name}' for target '{target}': {len(g.nodes)} nodes, "
                    f"{len(g.params)} parameters ({format_bytes(g.param_bytes)}); passes: {', '.join(ran) or 'none'}")
+        plan = getattr(compiled.executable, "plan", None)
+        if plan is not None:
+            click.echo(f"memory plan: arena {format_bytes(plan.arena_bytes)} (peak live activations "
+                       f"{format_bytes(plan.peak_live_bytes)}), weights {format_bytes(plan.weights_bytes)}")
 
 
 @cli.command(short_help="Run MODEL on given or random inputs.")

@@ -162,6 +162,26 @@ def test_parse_option_values_follow_the_default_type():
         parse_value("ftz", "maybe", True)
 
 
+# -- compile --emit llvm/asm and the memory plan
+
+
+def test_emit_llvm_and_asm_for_the_cpu_target(irc, model_file):
+    path = model_file(small_mlp())
+    status, out, err = irc("compile", path, "-t", "cpu", "--shape", "input=2x12", "--emit", "llvm")
+    assert status == 0, err
+    assert "define" in out and "_entry(" in out
+    status, out, err = irc("compile", path, "-t", "cpu", "--shape", "input=2x12", "--emit", "asm")
+    assert status == 0, err
+    assert "_entry:" in out and "text" in out
+    assert_user_error(irc("compile", path, "-t", "interp", "--emit", "asm"), "does not generate asm")
+
+
+def test_compile_reports_the_memory_plan(irc, model_file):
+    status, out, err = irc("compile", model_file(small_mlp()), "-t", "cpu", "--shape", "input=2x12")
+    assert status == 0, err
+    assert "memory plan: arena " in out and "peak live activations" in out
+
+
 # -- bench
 
 
