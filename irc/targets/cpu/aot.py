@@ -178,7 +178,7 @@ def write_shared_library(g: Graph, path: str | os.PathLike, *, cpu: str = "host"
     with tempfile.TemporaryDirectory(prefix="irc-aot-") as tmp:
         tmp = Path(tmp)
         (tmp / "model.o").write_bytes(tm.emit_object(mod))
-        weights_blob(g, cg.plan).tofile(tmp / "weights.bin")
+        weights_blob(g, cg.plan)[0].tofile(tmp / "weights.bin")
         (tmp / "weights.S").write_text(
             f'\t.section .rodata\n\t.balign 64\n\t.globl {prefix}_weights\n\t.type {prefix}_weights, @object\n'
             f'{prefix}_weights:\n\t.incbin "weights.bin"\n\t.size {prefix}_weights, .-{prefix}_weights\n'

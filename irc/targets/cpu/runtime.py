@@ -29,12 +29,18 @@ def aligned_bytes(n: int, align: int = ALIGN) -> np.ndarray:
     return raw[start:start + n]
 
 
-def weights_blob(g: Graph, plan: MemoryPlan) -> np.ndarray:
+def weights_blob(g: Graph, plan: MemoryPlan) -> tuple[np.ndarray, Graph]:
+    """The weights laid out as the plan says, and ``g`` with its parameters turned into views of
+    that blob, so the process holds each weight once."""
     blob = aligned_bytes(max(plan.weights_bytes, 1))
+    views = {}
     for v, data in g.params.items():
         off = plan.where(v).offset
-        blob[off:off + data.nbytes] = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
-    return blob
+        view = np.frombuffer(blob, data.dtype, data.size, off).reshape(data.shape)
+        np.copyto(view, data)
+        view.flags.writeable = False
+        views[v] = view
+    return blob, g.replace(params=views)
 
 
 class CpuExecutable:
@@ -43,7 +49,7 @@ class CpuExecutable:
     def __init__(self, graph: Graph, plan: MemoryPlan, module: llvm.ModuleRef, tm: llvm.TargetMachine,
                  entry: str, threads_symbol: str, threads: int, cpu: str = "host"):
         llvm_env.load_runtime_libraries()
-        self.graph = graph
+        self._weights, self.graph = weights_blob(graph, plan)
         self.target_machine = tm
         self.cpu = cpu
         self.threads = threads
@@ -54,7 +60,6 @@ class CpuExecutable:
         self._threads_addr = self._library[threads_symbol]
         self.set_threads(threads)
         self._arena = aligned_bytes(max(plan.arena_bytes, 1))
-        self._weights = weights_blob(graph, plan)
         self._lock = threading.Lock()
 
     def set_threads(self, n: int) -> None:
