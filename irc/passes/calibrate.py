@@ -12,6 +12,8 @@ a range [lo, hi] per float value (graph inputs and node outputs):
   as u8) loses the least information (smallest KL(P || Q)); the range is [max(min, -T), min(max, T)].
 
 Methods other than minmax take two runs over the data: one for min/max, one for histograms.
+A value seen fewer times than there are bins (a pooled vector of a small batch) keeps its
+min/max range: its histogram is too sparse to estimate outliers from.
 Sample inputs come as a .npz path (keys are input names), a {name: array} dict, or an iterable
 of such dicts (or of arrays, for one-input graphs). Arrays holding more samples than the
 graph's batch are split along axis 0 into batches of the graph's size (a partial last batch is
@@ -219,7 +221,9 @@ def calibrate(g: Graph, data, method: str = "minmax", *, percentile: float = PER
         if s.count == 0:
             continue
         lo, hi = s.lo, s.hi
-        if method == "percentile" and s.hist is not None:
+        if s.count < bins:
+            pass  # too few values for a histogram to say more than min and max
+        elif method == "percentile" and s.hist is not None:
             lo, hi = _percentile_range(s.hist, s.lo, s.hi, percentile)
         elif method == "entropy" and s.abs_hist is not None:
             levels = 256 if (s.lo >= 0 and unsigned_levels) else 128
