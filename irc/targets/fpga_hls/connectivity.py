@@ -1,9 +1,9 @@
 """Where each compute unit and buffer goes on the board: the ``v++ --config`` connectivity.
 
 Kernels are placed on SLRs in execution order: on the previous kernel's SLR while its fullest
-resource stays within 70% of its share of the device, else on the SLR left emptiest; each buffer lives in a memory bank of the SLR
-of the kernel that writes it (graph inputs and weights: of their first reader), and every
-kernel argument that touches the buffer is connected to that bank, as XRT requires.
+resource stays within 70% of its share of the device, else on the SLR left emptiest; each
+buffer lives in a memory bank of the SLR of the kernel that writes it (graph inputs and
+weights: of their first reader), and every kernel argument that touches the buffer is connected to that bank, as XRT requires.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def place(plan: Plan, estimates: list[Estimate], board: Board) -> Placement:
     slr: dict[str, int] = {}
     prev = 0
     for k, e in zip(plan.kernels, estimates):
-        def fullness(s: int) -> float:
+        def fullness(s: int, e: Estimate = e) -> float:
             return max((used[s][r] + e.cost[r]) / share[r] for r in RESOURCES if share[r] > 0)
 
         # stay on the previous kernel's SLR while it has room: every crossing costs routing

@@ -75,7 +75,6 @@ def write_project(exe, path: Path) -> Path:
     values = exe.reference_values()
     buffers = _buffers(exe)
     index = {v: i for i, (v, _) in enumerate(buffers)}
-    out_buffers = [plan.buffer_of(v) for v in exe.graph.outputs]
     atol, rtol = network_tolerance(exe, values)
     with atomic_dir(path) as root:
         (root / "kernels").mkdir()
