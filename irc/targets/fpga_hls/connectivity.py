@@ -3,7 +3,8 @@
 Kernels are placed on SLRs in execution order: on the previous kernel's SLR while its fullest
 resource stays within 70% of its share of the device, else on the SLR left emptiest; each
 buffer lives in a memory bank of the SLR of the kernel that writes it (graph inputs and
-weights: of their first reader), and every kernel argument that touches the buffer is connected to that bank, as XRT requires.
+weights: of their first reader), and every kernel argument that touches the buffer is
+connected to that bank, as XRT requires.
 """
 
 from __future__ import annotations
