@@ -30,6 +30,7 @@ from irc.cli_args import (
     summarize,
 )
 from irc.errors import InputError, IRCError, TargetError
+from irc.targets.fpga_hls.cli_flags import flag_options, fpga_flags
 
 _debug_option = click.option("--debug", is_flag=True, help="Show the traceback of an error; compile with debug=True.")
 _shape_option = click.option("--shape", "shapes", multiple=True, metavar="NAME=DIMS", help=SHAPE_HELP)
@@ -122,6 +123,7 @@ def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
 @_opt_option
 @click.option("-o", "--output", "out", metavar="PATH", help="Save the compiled model (targets that make an artifact).")
 @_debug_option
+@fpga_flags
 def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: str | None,
                 print_after: tuple[str, ...], passes: str | None, opts: tuple[str, ...], out: str | None,
                 debug: bool) -> None:
@@ -132,6 +134,7 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
 
     target = target or _default_target()
     options = parse_options(target, opts)
+    options.update(flag_options(target))
     pass_list = None if passes is None else [p.strip() for p in passes.split(",") if p.strip()]
     for name in (pass_list or []) + [p for p in print_after if p != "all"]:
         get_pass(name)  # an unknown name is an error before any work
@@ -158,6 +161,9 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
         if not callable(text):
             raise TargetError(f"target '{target}' does not generate {emit} code; --emit {emit} needs e.g. --target cpu")
         click.echo(text(), nl=False)
+    summary = getattr(compiled.executable, "summary", None)
+    if callable(summary) and emit is None:
+        click.echo(summary(), nl=False)
     if out is not None:
         exe = compiled.executable
         save = getattr(exe, "save", None)
@@ -188,6 +194,7 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
 @click.option("--output", "-o", "out", metavar="FILE.npz", help="Write the outputs to FILE.npz.")
 @_opt_option
 @_debug_option
+@fpga_flags
 def run(model: str, target: str | None, shapes: tuple[str, ...], inputs: tuple[str, ...], fill_random: bool,
         seed: int, out: str | None, opts: tuple[str, ...], debug: bool) -> None:
     """Compile MODEL and run it once on given or random inputs; summarize the outputs."""
@@ -196,6 +203,7 @@ def run(model: str, target: str | None, shapes: tuple[str, ...], inputs: tuple[s
 
     target = target or _default_target()
     options = parse_options(target, opts)
+    options.update(flag_options(target))
     proto = load_model(model)
     specs = input_specs(proto)
     given = parse_shapes(shapes)

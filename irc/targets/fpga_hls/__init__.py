@@ -41,7 +41,7 @@ class FpgaExecutable:
     def __init__(self, graph: Graph, plan: Plan, precision: Precision, board: Board, options: dict[str, Any],
                  estimates: list[Estimate], sources: Sources):
         self.graph = graph
-        self.plan = plan
+        self.kernel_plan = plan
         self.precision = precision
         self.board = board
         self.options = options
@@ -56,7 +56,7 @@ class FpgaExecutable:
     # -- facts
     @property
     def kernels(self):
-        return self.plan.kernels
+        return self.kernel_plan.kernels
 
     def report(self) -> str:
         return format_table(self.estimates, self.board, self.options["fraction"], self.options["clock_mhz"],
@@ -89,9 +89,10 @@ class FpgaExecutable:
         flags = self.compile_flags()
         if vector_root is None:
             with tempfile.TemporaryDirectory(prefix="irc-csim-") as tmp:
-                results = run_csim(self.plan, self.sources, self.precision, self.reference_values(), flags, Path(tmp))
+                results = run_csim(self.kernel_plan, self.sources, self.precision, self.reference_values(), flags,
+                                   Path(tmp))
         else:
-            results = run_csim(self.plan, self.sources, self.precision, self.reference_values(), flags,
+            results = run_csim(self.kernel_plan, self.sources, self.precision, self.reference_values(), flags,
                                Path(vector_root))
         self.csim_results = results
         bad = [r for r in results if not r.passed]
@@ -106,7 +107,7 @@ class FpgaExecutable:
 
             toolchain.require_gxx()
             lib = compile_library(self.sources, self.compile_flags())
-            self._emulator = Emulator(self.plan, self.precision, lib)
+            self._emulator = Emulator(self.kernel_plan, self.precision, lib)
         return self._emulator
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -82,7 +82,7 @@ def _one(op: str, attrs: dict, e: list[float], v: list[np.ndarray]) -> float:
 
 def output_bounds(exe, values: dict[Value, np.ndarray]) -> dict[Value, float]:
     """Absolute error bound of every buffer value of a fixed-point design (0 for float32)."""
-    plan, prec = exe.plan, exe.precision
+    plan, prec = exe.kernel_plan, exe.precision
     err: dict[Value, float] = {v: 0.0 for v in list(exe.graph.inputs) + list(exe.graph.params)}
     ulp = prec.ulp
 

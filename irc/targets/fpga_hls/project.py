@@ -32,7 +32,7 @@ def fill(name: str, **values) -> str:
 
 def _buffers(exe) -> list[tuple[Value, str]]:
     """Every device buffer in a stable order with its role: params, inputs, outputs, internal."""
-    plan = exe.plan
+    plan = exe.kernel_plan
     g = exe.graph
     used = []
     for k in plan.kernels:
@@ -70,7 +70,7 @@ def write_project(exe, path: Path) -> Path:
     """Write the whole project for executable ``exe`` at ``path``; returns ``path``."""
     from irc.targets.fpga_hls.accuracy import network_tolerance
 
-    plan, prec, board, model = exe.plan, exe.precision, exe.board, exe.model_name
+    plan, prec, board, model = exe.kernel_plan, exe.precision, exe.board, exe.model_name
     clock = exe.options["clock_mhz"]
     values = exe.reference_values()
     buffers = _buffers(exe)
