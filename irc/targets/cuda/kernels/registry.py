@@ -1,0 +1,49 @@
+"""Which ops the cuda target has kernels for, and how each is emitted.
+
+An emitter ``emit(k, node) -> Launch`` writes the body of one kernel (``k`` a GpuKernel whose
+buffers are the node's outputs then inputs) and says how to launch it. ``view`` marks ops whose
+output is the input's bytes unchanged: no kernel runs when the memory plan can alias them.
+``inplace(node)`` lists inputs the output may overwrite (the memory plan decides).
+``check(node, arch)`` returns why a node cannot run on the GPU (or None): the legality check
+reports every such node before any code is generated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from irc.ir.graph import Node
+from irc.targets.cuda.arch import Arch
+from irc.targets.cuda.kernel import GpuKernel, Launch
+
+Emit = Callable[[GpuKernel, Node], Launch]
+
+
+@dataclass(frozen=True, slots=True)
+class GpuKernelDef:
+    op: str
+    emit: Emit
+    #: the family of the kernel (what the PTX tests enumerate): "elementwise", "gemm", ...
+    kind: str
+    view: bool = False
+    inplace: Callable[[Node], list[int]] | None = None
+    check: Callable[[Node, Arch], str | None] | None = None
+
+
+KERNELS: dict[str, GpuKernelDef] = {}
+
+
+def cuda_kernel(*ops: str, kind: str, view: bool = False, inplace=None, check=None):
+    def wrap(fn: Emit) -> Emit:
+        for op in ops:
+            assert op not in KERNELS, f"CUDA kernel for {op} defined twice"
+            KERNELS[op] = GpuKernelDef(op, fn, kind, view, inplace, check)
+        return fn
+
+    return wrap
+
+
+def same_shape_inputs(node: Node) -> list[int]:
+    out = node.outputs[0].type
+    return [i for i, v in enumerate(node.inputs) if v.type == out]
