@@ -35,7 +35,7 @@ def _why_excluded(case) -> str | None:
         return "a run-time input (window length, crop shape) sets the output's shape; irc shapes are static"
     if case.name.startswith("test_training_dropout"):
         return "Dropout in training mode draws random numbers; no fixed expected output exists for irc to match"
-    return _why_excluded_nn(case)
+    return _why_excluded_nn(case) or _why_excluded_quant(case)
 
 
 def _why_excluded_nn(case) -> str | None:
@@ -60,6 +60,17 @@ def _why_excluded_nn(case) -> str | None:
                 return "Resize with tf_crop_and_resize is not implemented"
             if "antialias" in attrs and attrs["antialias"].i:
                 return "Resize with antialias when downsampling is not implemented"
+    return None
+
+
+def _why_excluded_quant(case) -> str | None:
+    """Quantization variants irc refuses at import (rules_quant.py): 8-bit integers only, no blocks."""
+    for n in case.model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            if any(a.name == "block_size" and a.i for a in n.attribute):
+                return "blocked quantization (block_size) is not supported"
+            if any(t in case.name for t in ("e4m3", "e5m2", "int16", "uint16", "int4", "uint4")):
+                return "quantized types other than u8, i8 (and i32 to dequantize) are not supported"
     return None
 
 

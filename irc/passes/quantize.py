@@ -91,7 +91,8 @@ class _Quantizer:
 
     # -- making values and nodes
     def param(self, data, base: str) -> Value:
-        data = np.ascontiguousarray(data)
+        data = np.asarray(data)
+        data = data if data.flags.c_contiguous else data.copy()
         v = Value(self.names.fresh(base), TensorType.of(data))
         self.params[v] = data
         return v

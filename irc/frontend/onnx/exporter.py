@@ -54,12 +54,14 @@ def export_onnx(g: Graph, *, opset: int = EXPORT_OPSET) -> onnx.ModelProto:
         ex.initializers.append(numpy_helper.from_array(data, v.name))
     for n in g.nodes:
         EXPORT_RULES[n.op](ctx, n)
+    # Rules may re-express a parameter (quantized layers keep their multipliers implicit in QDQ form).
+    read = {i for node in ex.nodes for i in node.input} | {v.name for v in g.outputs}
     graph = helper.make_graph(
         ex.nodes,
         g.name,
         [_value_info(v) for v in g.inputs],
         [_value_info(v) for v in g.outputs],
-        initializer=ex.initializers,
+        initializer=[t for t in ex.initializers if t.name in read],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="irc",
                               producer_version=irc.__version__)

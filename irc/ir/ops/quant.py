@@ -95,6 +95,14 @@ def _qparam_shape(x: TensorType, scale: TensorType, zp: TensorType | None, axis:
             raise ShapeError(f"{what} {t} must be a scalar or have one entry per index of axis {axis} of {x}")
 
 
+def _resolve_axis(x: TensorType, scale: TensorType, axis: int) -> dict:
+    """The axis made non-negative; with a scalar scale (per tensor) it is irrelevant, and an
+    out-of-range one (ONNX's default 1 on a vector) becomes 0."""
+    if scale.size == 1 and not -x.rank <= axis < max(x.rank, 1):
+        return {"axis": 0}
+    return {"axis": norm_axis(axis, x.rank) if x.rank else 0}
+
+
 def _axis_view(p: np.ndarray, ndim: int, axis: int) -> np.ndarray:
     if p.ndim == 0 or p.size == 1:
         return p.reshape(())
@@ -110,7 +118,7 @@ class QuantizeLinear:
     type is the zero point's (u8 or i8). scale/zero_point: scalars, or one per index of ``axis``."""
 
     def resolve(x, scale, zero_point, *, axis):
-        return {"axis": norm_axis(axis, x.rank) if x.rank else 0}
+        return _resolve_axis(x, scale, axis)
 
     def infer(x, scale, zero_point, *, axis):
         if not x.dtype.is_float or scale.dtype is not DType.f32:
@@ -132,7 +140,7 @@ class DequantizeLinear:
     bias: zero point 0). Kept out of constant folding so quantized weights stay visible."""
 
     def resolve(x, scale, zero_point=None, *, axis):
-        return {"axis": norm_axis(axis, x.rank) if x.rank else 0}
+        return _resolve_axis(x, scale, axis)
 
     def infer(x, scale, zero_point=None, *, axis):
         _expect_q(x, "x", (DType.u8, DType.i8, DType.i32))
