@@ -154,10 +154,12 @@ def estimate(k: Kernel, precision: Precision, board: Board | None, parallelism: 
     acc_bits = precision.acc_bits(_terms(k) + 2)
     buffers: list[tuple[str, int, int, int]] = []
     datapath = _c()
+    # the residual add of a fused epilogue: one adder on the output path
+    residual = _fixed_add(precision, acc_bits) if any(a.name == "res" for a in k.args) else _c()
     if k.kind == "dense":
         m, kk, n = q["M"], q["K"], q["N"]
         datapath = _add(_scale(mac_cost(precision, acc_bits), p), activation_cost(k.extra["act"][0], precision),
-                        _fixed_add(precision, acc_bits), _c(ff=p * (acc_bits + bits)))
+                        residual, _c(ff=p * (acc_bits + bits)))
         buffers = [("xbuf", m * kk, bits, 1), ("wbuf", kk * p, bits, p)]
         cycles = (n // p) * (kk * p + p + m * (kk + p + 2)) + m * kk
     elif k.kind == "conv":
@@ -165,7 +167,7 @@ def estimate(k: Kernel, precision: Precision, board: Board | None, parallelism: 
         img = q["CI"] * q["H"] * q["W"]
         pixels = q["OH"] * q["OW"]
         datapath = _add(_scale(mac_cost(precision, acc_bits), p), activation_cost(k.extra["act"][0], precision),
-                        _fixed_add(precision, acc_bits), _c(ff=p * (acc_bits + bits)))
+                        residual, _c(ff=p * (acc_bits + bits)))
         buffers = [("img", img, bits, 1), ("wt", taps * p, bits, p)]
         cycles = q["NB"] * (img + (q["CO"] // p) * (p * taps + p + pixels * (taps + p + 2)))
     elif k.kind == "pool":

@@ -1,0 +1,140 @@
+"""The resource model on known points, its monotonicity in the parallelism factor, the automatic
+parallelism against the budget, and the error that names the kernel that does not fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import irc
+from irc.errors import InputError, TargetError
+from irc.ir import GraphBuilder
+from irc.targets.fpga_hls.boards import BOARDS, RESOURCES, get_board
+from irc.targets.fpga_hls.fit import assign_parallelism, budget
+from irc.targets.fpga_hls.kernels import plan_kernels
+from irc.targets.fpga_hls.precision import parse_precision
+from irc.targets.fpga_hls.resources import estimate, memory_cost, totals
+
+from .conftest import cnn_graph, mlp_graph
+
+U200 = get_board("u200")
+
+
+def _dense_kernel(k: int, n: int, m: int = 1, act: str = "none"):
+    b = GraphBuilder("d")
+    x = b.input("x", (m, k))
+    w = b.param("w", np.ones((k, n), np.float32))
+    g = b.build(b.op("gemm_fused", x, w, act=act))
+    return plan_kernels(g).kernels[0]
+
+
+@pytest.mark.parametrize("precision,dsp_per_mac", [("float32", 5), ("ap_fixed<16,6>", 1), ("ap_fixed<18,8>", 1),
+                                                   ("ap_fixed<24,8>", 2), ("ap_fixed<32,16>", 4), ("int8", 0.5)])
+@pytest.mark.parametrize("n", [8, 64])
+def test_dense_fully_unrolled_costs_dsp_per_mac(precision, dsp_per_mac, n):
+    """N MACs per cycle (a dense layer unrolled over its N outputs) cost N DSP-per-MAC of the format."""
+    k = _dense_kernel(16, n)
+    e = estimate(k, parse_precision(precision), U200, parallelism=n)
+    assert e["DSP"] == np.ceil(n * dsp_per_mac)
+
+
+def test_board_totals():
+    assert BOARDS["u200"].totals == {"DSP": 6840, "LUT": 1182240, "FF": 2364480, "BRAM": 2160, "URAM": 960}
+    assert BOARDS["u250"].totals["DSP"] == 12288 and BOARDS["u280"].totals["DSP"] == 9024
+    assert BOARDS["vck5000"].totals["DSP"] == 1968
+    assert get_board("Alveo-U280") is BOARDS["u280"]
+    with pytest.raises(InputError, match="unknown board 'u9000'"):
+        get_board("u9000")
+
+
+def test_memory_mapping():
+    assert memory_cost(16, 32, 1, U200)["BRAM"] == 0 and memory_cost(16, 32, 1, U200)["LUT"] > 0  # LUTRAM
+    assert memory_cost(1024, 36, 1, U200)["BRAM"] == 1
+    assert memory_cost(2048, 32, 1, U200)["BRAM"] == 2
+    assert memory_cost(1024, 32, 4, U200)["BRAM"] == 4  # one block per bank
+    big = memory_cost(100 * 784, 32, 1, U200)
+    assert big["URAM"] == 20 and big["BRAM"] == 0  # 78,400 x 32 bits: URAM (4K x 72) on a board that has it
+
+
+@pytest.mark.parametrize("precision", ["float32", "ap_fixed<16,6>"])
+def test_monotone_in_parallelism(precision):
+    """More lanes never cost less of anything and never take more cycles."""
+    prec = parse_precision(precision)
+    for g in (cnn_graph(), mlp_graph(sizes=(12, 48, 8))):
+        g = irc.compile(g, target="interp", passes=["fuse", "fuse_elementwise"]).graph
+        for k in plan_kernels(g).kernels:
+            last = None
+            for p in k.candidates():
+                e = estimate(k, prec, U200, parallelism=p)
+                if last is not None:
+                    assert all(e[r] >= last[r] for r in RESOURCES), (k.name, p)
+                    assert e.cycles <= last.cycles, (k.name, p)
+                last = e
+
+
+@pytest.mark.parametrize("fraction", [0.8, 0.05, 0.02])
+@pytest.mark.parametrize("board", ["u200", "vck5000"])
+def test_auto_parallelism_respects_the_budget(board, fraction):
+    g = irc.compile(cnn_graph(), target="interp", passes=["fuse"]).graph
+    kernels = plan_kernels(g).kernels
+    brd = get_board(board)
+    try:
+        est = assign_parallelism(kernels, parse_precision("float32"), brd, fraction, "auto")
+    except TargetError:
+        pytest.skip("this budget does not fit the design at parallelism 1 (checked in test_does_not_fit)")
+    tot, limit = totals(est), budget(brd, fraction)
+    assert all(tot[r] <= limit[r] for r in RESOURCES)
+    # every kernel is at its largest factor, or the next one would not fit
+    for i, k in enumerate(kernels):
+        bigger = [c for c in k.candidates() if c > k.parallelism]
+        if bigger:
+            trial = estimate(k, parse_precision("float32"), brd, bigger[0])
+            assert any(tot[r] - est[i][r] + trial[r] > limit[r] for r in RESOURCES), k.name
+
+
+def test_auto_grows_with_the_budget():
+    g = irc.compile(mlp_graph(sizes=(64, 256, 64)), target="interp", passes=["fuse"]).graph
+
+    def dsp(fraction):
+        ks = plan_kernels(g).kernels
+        return totals(assign_parallelism(ks, parse_precision("float32"), U200, fraction, "auto"))["DSP"]
+
+    assert dsp(0.02) < dsp(0.2) <= U200.totals["DSP"] * 0.2
+
+
+def test_fixed_parallelism_rounds_down_to_a_divisor():
+    g = irc.compile(mlp_graph(sizes=(12, 48, 8)), target="interp", passes=["fuse"]).graph
+    ks = plan_kernels(g).kernels
+    assign_parallelism(ks, parse_precision("float32"), U200, 0.8, 7)
+    assert [k.parallelism for k in ks] == [6, 4, 4]  # 48 -> 6, 8 -> 4, softmax over 8 -> 4
+    assign_parallelism(ks, parse_precision("float32"), U200, 0.8, {ks[0].name: 16})
+    assert [k.parallelism for k in ks] == [16, 1, 1]
+    with pytest.raises(InputError, match="parallelism"):
+        assign_parallelism(ks, parse_precision("float32"), U200, 0.8, "fast")
+
+
+def test_does_not_fit_names_the_kernel():
+    """A dense layer whose weights and batch do not fit the small Versal card: the error names it."""
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("big")
+    x = b.input("x", (64, 4096))
+    y = b.op("relu", b.op("gemm", x, b.param("w", rng.standard_normal((4096, 16)).astype(np.float32))))
+    y = b.op("gemm", y, b.param("w_big", rng.standard_normal((16, 8)).astype(np.float32)), name="small")
+    g = b.build(y)
+    with pytest.raises(TargetError) as err:
+        irc.compile(g, target="fpga", board="vck5000", fraction=0.1)
+    msg = str(err.value)
+    assert "does not fit 10% of the VCK5000" in msg and "kernel 'k0_" in msg and "gemm_fused" in msg
+    assert err.value.node is not None and err.value.op == "gemm_fused"
+    # and a fixed factor beyond the board's DSPs
+    with pytest.raises(TargetError, match=r"DSP .*parallelism 16"):
+        irc.compile(mlp_graph(sizes=(16, 16, 16)), target="fpga", board="vck5000", parallelism=16, fraction=0.05)
+
+
+def test_report_table():
+    m = irc.compile(cnn_graph(), target="fpga")
+    text = m.executable.report()
+    assert "Alveo U200" in text and "budget 80% of the device" in text
+    for k in m.executable.kernels:
+        assert k.name in text
+    assert "total" in text and "device" in text and "latency" in text
