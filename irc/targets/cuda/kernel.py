@@ -224,6 +224,7 @@ class GpuKernel:
         """A static shared-memory array of ``count`` elements (16-byte aligned)."""
         g = ir.GlobalVariable(self.mod.module, ir.ArrayType(elem, count), self.mod.unique(f"{self.name}_{base}"),
                               addrspace=SHARED)
+        g.type = SPTR  # an opaque pointer, so that element GEPs and stores type-check
         g.linkage = "internal"
         g.initializer = ir.Constant(ir.ArrayType(elem, count), ir.Undefined)
         g.align = 16
