@@ -91,8 +91,89 @@ class Lanes:
             rounded = b.add(bits, b.add(_splat_const(it, 0x7FFF), lsb))
             quiet = b.or_(bits, _splat_const(it, 0x00400000))
             bits = b.select(b.fcmp_unordered("uno", v, v), quiet, rounded)
-            return b.trunc(b.lshr(bits, _splat_const(it, 16)), st)
+            if not lanes:
+                return b.trunc(b.lshr(bits, _splat_const(it, 16)), st)
+            # The high halves by a shuffle rather than shift + trunc: LLVM folds a trunc into a
+            # following masked store and, when the mask has one constant lane, has been seen to
+            # store all 32 bits.
+            halves = b.bitcast(bits, ir.VectorType(T.I16, 2 * lanes))
+            return b.shuffle_vector(halves, ir.Constant(halves.type, ir.Undefined),
+                                    ir.Constant(ir.VectorType(T.I32, lanes), [2 * i + 1 for i in range(lanes)]))
         return v
+
+    # ------------------------------------------------------------------ masked access
+    def _intrinsic(self, kind: str, vt: ir.VectorType, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        return self.k.state.declare(f"llvm.masked.{kind}.{T.suffix(vt)}.p0", ret, args)
+
+    def load_masked(self, ptr: ir.Value, off: ir.Value, mask: ir.Value, stride: int = 1) -> ir.Value:
+        """Lanes i of ``mask`` get element off + i*stride; the others 0. Masked-off addresses
+        are never touched, so the window may hang over either end of the buffer. Strides up to
+        4 load the span in one masked access and pick every stride-th lane; larger ones load
+        lane by lane from clamped addresses."""
+        b = self.b
+        lanes = mask.type.count
+        addr = b.gep(ptr, [off], source_etype=self.storage)  # may point outside: not inbounds
+        if stride > 4:
+            idx = b.mul(iota(lanes), ir.Constant(ir.VectorType(T.I32, lanes), [stride] * lanes))
+            return self.gather(addr, idx, mask, safe=ptr)
+        wide = lanes * stride
+        vt = ir.VectorType(self.storage, wide)
+        if stride > 1:
+            spread = b.shuffle_vector(mask, ir.Constant(mask.type, None),
+                                      ir.Constant(ir.VectorType(T.I32, wide), [j // stride for j in range(wide)]))
+            mask = b.and_(spread, ir.Constant(ir.VectorType(T.I1, wide), [int(j % stride == 0) for j in range(wide)]))
+        fn = self._intrinsic("load", vt, vt, [T.PTR, T.I32, mask.type, vt])
+        raw = b.call(fn, [addr, ir.Constant(T.I32, self.dt.itemsize), mask, ir.Constant(vt, None)])
+        if stride > 1:
+            raw = b.shuffle_vector(raw, ir.Constant(vt, ir.Undefined),
+                                   ir.Constant(ir.VectorType(T.I32, lanes), [i * stride for i in range(lanes)]))
+        return self._widen(raw, raw.type, ir.VectorType(self.s.t, lanes))
+
+    def load_expand(self, ptr: ir.Value, off: ir.Value, mask: ir.Value, every: int, first: int) -> ir.Value:
+        """Lane first + t*every gets element off + t, where ``mask`` allows; all other lanes
+        are 0 (an upsampled row: one masked load of the consecutive elements, then a shuffle)."""
+        b = self.b
+        lanes = mask.type.count
+        picks = list(range(first, lanes, every))
+        n = len(picks)
+        sub = b.shuffle_vector(mask, ir.Constant(mask.type, None), ir.Constant(ir.VectorType(T.I32, n), picks))
+        vt = ir.VectorType(self.storage, n)
+        fn = self._intrinsic("load", vt, vt, [T.PTR, T.I32, sub.type, vt])
+        raw = b.call(fn, [b.gep(ptr, [off], source_etype=self.storage), ir.Constant(T.I32, self.dt.itemsize), sub,
+                          ir.Constant(vt, None)])
+        wide = self._widen(raw, vt, ir.VectorType(self.s.t, n))
+        spread = [(lane - first) // every if lane >= first and (lane - first) % every == 0 else n
+                  for lane in range(lanes)]
+        return b.shuffle_vector(wide, ir.Constant(wide.type, None), ir.Constant(ir.VectorType(T.I32, lanes), spread))
+
+    def gather(self, ptr: ir.Value, idx: ir.Value, mask: ir.Value, safe: ir.Value | None = None) -> ir.Value:
+        """Lane i: element ptr[idx[i]] where mask[i], else 0; one scalar load per lane, from
+        ``safe`` (a valid element address, ``ptr`` by default) where the lane is off."""
+        b = self.b
+        lanes = mask.type.count
+        raw = ir.Constant(ir.VectorType(self.storage, lanes), None)
+        for i in range(lanes):
+            lane = ir.Constant(T.I32, i)
+            ok = b.extract_element(mask, lane)
+            at = b.gep(ptr, [b.sext(b.extract_element(idx, lane), T.I64)], source_etype=self.storage)
+            val = b.load(b.select(ok, at, safe or ptr), typ=self.storage)
+            raw = b.insert_element(raw, b.select(ok, val, ir.Constant(self.storage, None)), lane)
+        return self._widen(raw, raw.type, ir.VectorType(self.s.t, lanes))
+
+    def store_masked(self, ptr: ir.Value, off: ir.Value, value: ir.Value, mask: ir.Value) -> None:
+        lanes = mask.type.count
+        vt = ir.VectorType(self.storage, lanes)
+        raw = self._narrow(value, vt, lanes)
+        fn = self._intrinsic("store", vt, T.VOID, [vt, T.PTR, T.I32, mask.type])
+        self.b.call(fn, [raw, self.b.gep(ptr, [off], source_etype=self.storage), ir.Constant(T.I32, self.dt.itemsize),
+                         mask])
+
+    def round_trip(self, v: ir.Value, lanes: int) -> ir.Value:
+        """v rounded to the storage type and back: what a reference computing in ``dt`` sees."""
+        if self.acc is self.dt:
+            return v
+        st = ir.VectorType(self.storage, lanes) if lanes else self.storage
+        return self._widen(self._narrow(v, st, lanes), st, v.type)
 
     # ------------------------------------------------------------------ vectors
     def splat(self, x: ir.Value, lanes: int | None = None) -> ir.Value:
@@ -174,6 +255,22 @@ class Lanes:
                 v = combine(self.v, v, self.get(slot))
             out = combine(self.s, self.hreduce(v, combine), out)
         return out
+
+
+def constant_array(k: KernelBuilder, values, dt: DType) -> ir.GlobalVariable:
+    """A read-only table in the module (index tables, window counts), usable in any function."""
+    elem = T.storage_type(dt)
+    arr = ir.ArrayType(elem, max(1, len(values)))
+    g = ir.GlobalVariable(k.module, arr, k.state.unique("table"))
+    g.global_constant = True
+    g.linkage = "internal"
+    g.initializer = ir.Constant(arr, [ir.Constant(elem, v.item() if hasattr(v, "item") else v) for v in values] or None)
+    return g
+
+
+def iota(lanes: int) -> ir.Constant:
+    """<0, 1, ..., lanes-1> as i32."""
+    return ir.Constant(ir.VectorType(T.I32, lanes), list(range(lanes)))
 
 
 def _splat_const(t: ir.Type, v: int) -> ir.Constant:
