@@ -1,0 +1,120 @@
+"""Lowering of the integer layers onto the CPU's int8 GEMM (u8 x s8 -> s32).
+
+The micro-kernel is chosen per CPU (``isa``): ``vnni512`` (AVX512-VNNI vpdpbusd: 64 byte
+products summed into 16 int32 lanes per instruction) where the CPU has it, else ``pmaddwd``
+at the widest vector width the CPU has (512, 256 or 128 bits: bytes widened to 16 bits and
+multiplied pairwise into int32, exact, no saturation). Each has a tile:
+
+- conv: MR output channels x NR output positions; weights packed into MR-row panels here;
+- dense: MR rows of the activations x NR output features; weights packed into NR-column panels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irc.errors import InputError
+from irc.ir.graph import Graph, Node
+from irc.ir.ops.quant import pack_rows4
+from irc.ir.types import DType
+from irc.passes.registry import register_pass
+from irc.passes.rewrite import RewriteContext, rewrite
+
+#: isa -> (columns per vector step, vector steps per tile, MR rows). NR = columns * steps.
+TILES = {
+    "vnni512": (16, 4, 6),
+    "pmaddwd512": (8, 4, 4),
+    "pmaddwd256": (4, 4, 2),
+    "pmaddwd128": (2, 4, 2),
+}
+
+
+def tile_of(isa: str) -> tuple[int, int, int, int]:
+    """(columns per step C, steps nv, MR, NR) of a micro-kernel."""
+    c, nv, mr = TILES[isa]
+    return c, nv, mr, c * nv
+
+
+def choose_isa(cpu: str = "host", int8_isa: str = "auto") -> str:
+    """The int8 micro-kernel for ``cpu`` (an LLVM cpu name, "host" or "generic")."""
+    if int8_isa != "auto":
+        if int8_isa not in TILES:
+            raise InputError(f"unknown int8 micro-kernel '{int8_isa}' (known: auto, {', '.join(TILES)})")
+        return int8_isa
+    from irc.targets.cpu.llvm_env import cpu_spec
+
+    spec = cpu_spec(cpu)
+    if "+avx512vnni" in spec.features and "+avx512bw" in spec.features:
+        return "vnni512"
+    if "+avx512bw" in spec.features:
+        return "pmaddwd512"
+    if spec.has_avx2:
+        return "pmaddwd256"
+    return "pmaddwd128"
+
+
+def _offset(dt: DType) -> int:
+    return 128 if dt is DType.i8 else 0
+
+
+def _conv(node: Node, ctx: RewriteContext):
+    x, w = node.inputs[:2]
+    wc = ctx.const(w)
+    consts = [ctx.const(v) for v in node.inputs[2:]]
+    if x.type.rank != 4 or wc is None or any(c is None for c in consts):
+        return None
+    bias, m0, shift = consts
+    a = node.attrs
+    group = a["group"]
+    cout = wc.shape[0]
+    cout_g = cout // group
+    wmat = wc.reshape(cout, -1)
+    _, _, mr, _ = tile_of(ctx.options["isa"])
+    wp = np.stack([pack_rows4(wmat[g * cout_g:(g + 1) * cout_g], mr) for g in range(group)])
+    off = _offset(x.dtype)
+    pad = a["x_zero_point"] + off
+    eff = (bias.astype(np.int64) - pad * wmat.astype(np.int64).sum(axis=1))
+    eff = ((eff + 2**31) % 2**32 - 2**31).astype(np.int32)
+    return (ctx.make("qconv_gemm", [x, ctx.param(wp, "w_packed"), ctx.param(eff, "bias_eff"), node.inputs[3],
+                                    node.inputs[4]],
+                     kernel_shape=tuple(wc.shape[2:]), cout=cout, strides=a["strides"], pads=a["pads"],
+                     dilations=a["dilations"], group=group, x_offset=off, pad_value=pad, isa=ctx.options["isa"],
+                     **{k: a[k] for k in ("y_zero_point", "y_dtype", "y_min", "y_max", "y_scale")}),)
+
+
+def _gemm(node: Node, ctx: RewriteContext):
+    a, w = node.inputs[:2]
+    wc = ctx.const(w)
+    consts = [ctx.const(v) for v in node.inputs[2:]]
+    if wc is None or any(c is None for c in consts):
+        return None
+    bias, m0, shift = consts
+    at = node.attrs
+    n = wc.shape[1]
+    _, _, _, nr = tile_of(ctx.options["isa"])
+    wp = pack_rows4(np.ascontiguousarray(wc.T), nr)
+    npad = wp.shape[0] * nr
+    off = _offset(a.dtype)
+    eff = bias.astype(np.int64) - (at["a_zero_point"] + off) * wc.astype(np.int64).sum(axis=0)
+    eff = ((eff + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+    def padded(v, fill):
+        out = np.full(npad, fill, np.int32)
+        out[:n] = v
+        return ctx.param(out, "p")
+
+    return (ctx.make("qgemm_packed", [a, ctx.param(wp, "w_packed"), padded(eff, 0), padded(m0, 0), padded(shift, 1)],
+                     n=n, a_offset=off, isa=ctx.options["isa"],
+                     **{k: at[k] for k in ("y_zero_point", "y_dtype", "y_min", "y_max", "y_scale")}),)
+
+
+@register_pass("int8_gemm")
+def int8_gemm(g: Graph, *, cpu: str = "host", int8_isa: str = "auto") -> Graph:
+    """Matches qconv (2-D) and qgemm with constant weights, bias and multipliers, and lowers them
+    to qconv_gemm / qgemm_packed: weights packed for the micro-kernel of this CPU (``isa``, see
+    choose_isa; ``int8_isa`` forces one), the activations' zero point (and the +128 that makes
+    i8 data unsigned) folded into an effective bias. A graph without them is unchanged."""
+    if not any(n.op in ("qconv", "qgemm") for n in g.nodes):
+        return g
+    isa = choose_isa(cpu, int8_isa)
+    return rewrite(g, {"qconv": [_conv], "qgemm": [_gemm]}, options={"isa": isa})
