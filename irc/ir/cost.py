@@ -199,6 +199,8 @@ COSTS: dict[str, CostFn] = {
     "qglobal_average_pool": _reduce_mean,
     "conv_integer": _conv,
     "matmul_integer": _matmul,
+    "qconv_gemm": _conv_gemm,
+    "qgemm_packed": _matmul,
     # backward-only ops (irc/ir/ops/grad.py): max_pool_grad compares each window element once and
     # adds one cotangent per output.
     "max_pool_grad": lambda n: Cost(0, n.inputs[1].type.size * (_window(n) + 1)),
