@@ -27,10 +27,10 @@ class Board:
     #: memory bank (as v++ ``sp=`` names it) -> the SLR it is attached to
     banks: dict[str, int]
 
-    def bank_for_slr(self, slr: int) -> str:
-        """A memory bank attached to ``slr``, else the nearest one."""
-        best = min(self.banks.items(), key=lambda kv: (abs(kv[1] - slr), kv[0]))
-        return best[0]
+    def banks_for_slr(self, slr: int) -> list[str]:
+        """The memory banks attached to ``slr`` (else the nearest ones), in the board's order."""
+        dist = min(abs(s - slr) for s in self.banks.values())
+        return [b for b, s in self.banks.items() if abs(s - slr) == dist]
 
 
 BOARDS: dict[str, Board] = {

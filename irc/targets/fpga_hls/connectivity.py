@@ -2,7 +2,7 @@
 
 Kernels are placed on SLRs in execution order: on the previous kernel's SLR while its fullest
 resource stays within 70% of its share of the device, else on the SLR left emptiest; each
-buffer lives in a memory bank of the SLR of the kernel that writes it (graph inputs and
+buffer lives in a memory bank (the SLR's banks taken in turn) of the SLR of the kernel that writes it (graph inputs and
 weights: of their first reader), and every kernel argument that touches the buffer is
 connected to that bank, as XRT requires.
 """
@@ -38,12 +38,24 @@ def place(plan: Plan, estimates: list[Estimate], board: Board) -> Placement:
             used[s][r] += e.cost[r]
         slr[k.name] = prev = s
     bank: dict[Value, str] = {}
+    turn = [0] * board.slrs
+
+    def next_bank(s: int) -> str:
+        # buffers of one SLR take its banks in turn (HBM: one pseudo-channel each)
+        banks = board.banks_for_slr(s)
+        turn[s] += 1
+        return banks[(turn[s] - 1) % len(banks)]
+
     for k in plan.kernels:
         for a in k.outputs:
-            bank.setdefault(plan.buffer_of(a.value), board.bank_for_slr(slr[k.name]))
+            b = plan.buffer_of(a.value)
+            if b not in bank:
+                bank[b] = next_bank(slr[k.name])
     for k in plan.kernels:
         for a in k.inputs:
-            bank.setdefault(plan.buffer_of(a.value), board.bank_for_slr(slr[k.name]))
+            b = plan.buffer_of(a.value)
+            if b not in bank:
+                bank[b] = next_bank(slr[k.name])
     return Placement(slr, bank)
 
 
