@@ -10,6 +10,7 @@ from irc.errors import InputError, TargetError
 _TARGETS: dict[str, tuple[str, str, str | None]] = {
     "interp": ("irc.targets.interp", "InterpTarget", None),
     "cpu": ("irc.targets.cpu", "CpuTarget", None),
+    "cuda": ("irc.targets.cuda", "CudaTarget", "cuda"),
     "fpga": ("irc.targets.fpga_hls", "FpgaTarget", None),
 }
 

@@ -12,6 +12,8 @@ import re
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from irc.errors import IRCError, UnsupportedOpError
 from irc.ir.graph import Graph, Node
 from irc.passes.memory_plan import MemoryPlan, plan_memory
@@ -120,3 +122,19 @@ def _attr_key(attrs: dict) -> tuple:
 def _ident(name: str) -> str:
     s = re.sub(r"\W", "_", name) or "k"
     return s if not s[0].isdigit() else "k_" + s
+
+
+def aligned_bytes(n: int, align: int = 256) -> np.ndarray:
+    """A zeroed uint8 array of ``n`` bytes whose data pointer is ``align``-aligned."""
+    raw = np.zeros(n + align, np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start:start + n]
+
+
+def weights_blob(g: Graph, plan: MemoryPlan) -> np.ndarray:
+    """Every parameter at its memory-plan offset in one byte array (what the GPU receives)."""
+    blob = aligned_bytes(max(plan.weights_bytes, 1))
+    for v, data in g.params.items():
+        off = plan.where(v).offset
+        blob[off:off + data.nbytes] = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
+    return blob
