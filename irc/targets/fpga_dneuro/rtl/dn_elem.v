@@ -1,0 +1,183 @@
+// irc DNeuro block library: per-element blocks (P lanes each, one beat per cycle).
+
+`timescale 1ns/1ps
+
+// Element-wise sum: acc = AM*(a - AZP) + BM*(b - BZP), requantized (irc.ir.quant_arith).
+module dn_eltwise #(
+    parameter P = 1, parameter A_SIGNED = 0, parameter B_SIGNED = 0,
+    parameter AZP = 0, parameter BZP = 0, parameter AM = 1, parameter BM = 1,
+    parameter MULT = 1073741824, parameter SHIFT = 31,
+    parameter YZP = 0, parameter YMIN = 0, parameter YMAX = 255
+) (
+    input  wire           clk,
+    input  wire           rst,
+    input  wire           a_valid,
+    output wire           a_ready,
+    input  wire [P*8-1:0] a_data,
+    input  wire           b_valid,
+    output wire           b_ready,
+    input  wire [P*8-1:0] b_data,
+    output reg            out_valid,
+    input  wire           out_ready,
+    output reg  [P*8-1:0] out_data
+);
+    localparam [31:0] MULT32 = MULT;
+    localparam [7:0] SHIFT8 = SHIFT;
+    wire en = !(out_valid && !out_ready);
+    wire fire = en && a_valid && b_valid;
+    assign a_ready = en && b_valid;
+    assign b_ready = en && a_valid;
+    wire [P*8-1:0] y;
+    genvar g;
+    generate
+        for (g = 0; g < P; g = g + 1) begin : lane
+            wire [7:0] ab = a_data[g*8 +: 8];
+            wire [7:0] bb = b_data[g*8 +: 8];
+            wire signed [31:0] av = (A_SIGNED ? {{24{ab[7]}}, ab} : {24'd0, ab}) - AZP;
+            wire signed [31:0] bv = (B_SIGNED ? {{24{bb[7]}}, bb} : {24'd0, bb}) - BZP;
+            wire signed [31:0] acc = av * AM + bv * BM;
+            dn_requant #(.YZP(YZP), .YMIN(YMIN), .YMAX(YMAX)) u (
+                .acc(acc), .mult(MULT32), .shift(SHIFT8), .y(y[g*8 +: 8]));
+        end
+    endgenerate
+    always @(posedge clk) begin
+        if (rst) out_valid <= 0;
+        else if (en) begin
+            out_valid <= fire;
+            if (fire) out_data <= y;
+        end
+    end
+endmodule
+
+// A table of 256 codes applied to every lane (activations such as the logistic function).
+module dn_lut #(
+    parameter P = 1, parameter IN_SIGNED = 0, parameter TABLE = "table.mem"
+) (
+    input  wire           clk,
+    input  wire           rst,
+    input  wire           in_valid,
+    output wire           in_ready,
+    input  wire [P*8-1:0] in_data,
+    output reg            out_valid,
+    input  wire           out_ready,
+    output reg  [P*8-1:0] out_data
+);
+    reg [7:0] rom [0:255];
+    initial $readmemh(TABLE, rom);
+    wire en = !(out_valid && !out_ready);
+    assign in_ready = en;
+    integer j;
+    always @(posedge clk) begin
+        if (rst) out_valid <= 0;
+        else if (en) begin
+            out_valid <= in_valid;
+            if (in_valid)
+                for (j = 0; j < P; j = j + 1)
+                    out_data[j*8 +: 8] <= rom[in_data[j*8 +: 8] ^ (IN_SIGNED ? 8'h80 : 8'h00)];
+        end
+    end
+endmodule
+
+// Nearest-neighbour upsampling by whole factors (FH, FW): one input row is buffered, then
+// written FH times with every pixel repeated FW times.
+module dn_upsample #(
+    parameter C = 1, parameter W = 1, parameter FH = 1, parameter FW = 1, parameter P = 1
+) (
+    input  wire           clk,
+    input  wire           rst,
+    input  wire           in_valid,
+    output wire           in_ready,
+    input  wire [P*8-1:0] in_data,
+    output wire           out_valid,
+    input  wire           out_ready,
+    output wire [P*8-1:0] out_data
+);
+    localparam CB = C / P;
+    localparam ROWW = W * CB;
+    reg [P*8-1:0] row [0:ROWW-1];
+    reg emitting;
+    integer wcnt, r, c, f, cb;
+    assign in_ready = !emitting;
+    assign out_valid = emitting;
+    assign out_data = row[c * CB + cb];
+    always @(posedge clk) begin
+        if (rst) begin
+            emitting <= 0;
+            wcnt <= 0; r <= 0; c <= 0; f <= 0; cb <= 0;
+        end else if (!emitting) begin
+            if (in_valid) begin
+                row[wcnt] <= in_data;
+                if (wcnt == ROWW - 1) begin
+                    wcnt <= 0;
+                    emitting <= 1;
+                end else wcnt <= wcnt + 1;
+            end
+        end else if (out_ready) begin
+            if (cb != CB - 1) cb <= cb + 1;
+            else begin
+                cb <= 0;
+                if (f != FW - 1) f <= f + 1;
+                else begin
+                    f <= 0;
+                    if (c != W - 1) c <= c + 1;
+                    else begin
+                        c <= 0;
+                        if (r != FH - 1) r <= r + 1;
+                        else begin
+                            r <= 0;
+                            emitting <= 0;
+                        end
+                    end
+                end
+            end
+        end
+    end
+endmodule
+
+// Top-1 class: the index of the largest of C codes (the first of equal ones), as 16 bits.
+module dn_argmax #(
+    parameter C = 1, parameter P = 1, parameter IN_SIGNED = 1
+) (
+    input  wire           clk,
+    input  wire           rst,
+    input  wire           in_valid,
+    output wire           in_ready,
+    input  wire [P*8-1:0] in_data,
+    output reg            out_valid,
+    input  wire           out_ready,
+    output reg  [15:0]    out_data
+);
+    localparam NB = C / P;
+    integer beat, j;
+    reg signed [9:0] best, nbest, v;
+    reg [15:0] besti, nbesti;
+    assign in_ready = !out_valid;
+    always @* begin
+        nbest = best;
+        nbesti = besti;
+        for (j = 0; j < P; j = j + 1) begin
+            v = IN_SIGNED ? {{2{in_data[j*8 + 7]}}, in_data[j*8 +: 8]} : {2'b00, in_data[j*8 +: 8]};
+            if ((beat == 0 && j == 0) || v > nbest) begin
+                nbest = v;
+                nbesti = beat * P + j;
+            end
+        end
+    end
+    always @(posedge clk) begin
+        if (rst) begin
+            out_valid <= 0;
+            beat <= 0;
+        end else begin
+            if (out_valid && out_ready) out_valid <= 0;
+            if (in_valid && in_ready) begin
+                best <= nbest;
+                besti <= nbesti;
+                if (beat == NB - 1) begin
+                    beat <= 0;
+                    out_valid <= 1;
+                    out_data <= nbesti;
+                end else beat <= beat + 1;
+            end
+        end
+    end
+endmodule
