@@ -26,4 +26,6 @@ def load(path):
     from irc.targets.cpu.aot import load_shared_library
 
     return load_shared_library(path)
+
+
 from irc import trace  # noqa: F401,E402  (irc.trace(fn, *examples) -> Graph; a callable module)

@@ -17,11 +17,35 @@ from irc.nn import initializers  # noqa: F401
 from irc.nn.checkpoint import load_checkpoint  # noqa: F401
 from irc.nn.graph_model import GraphModel  # noqa: F401
 from irc.nn.layers import (  # noqa: F401
-    Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Input, Layer, LeakyReLU,
-    Linear, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, Symbol, Tanh,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Input,
+    Layer,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sigmoid,
+    Softmax,
+    Symbol,
+    Tanh,
 )
 from irc.nn.losses import (  # noqa: F401
-    Accuracy, BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError, MeanSquaredErrorMetric, Metric,
+    Accuracy,
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Loss,
+    MeanSquaredError,
+    MeanSquaredErrorMetric,
+    Metric,
 )
 from irc.nn.model import BaseModel, History, Model, Sequential, TrainingError  # noqa: F401
 from irc.nn.optimizers import SGD, Adam, ExponentialDecay, Optimizer, StepDecay  # noqa: F401

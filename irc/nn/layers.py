@@ -226,7 +226,8 @@ class Conv2D(Layer):
         out = [_out_size(shape[1 + i], self.kernel_size[i], self.strides[i], self.pads[i], self.pads[2 + i],
                          self.dilation[i]) for i in range(2)]
         if min(out) < 1:
-            raise ModelError(f"kernel {list(self.kernel_size)} does not fit the input {list(shape)} with padding {self.padding!r}")
+            raise ModelError(f"kernel {list(self.kernel_size)} does not fit the input {list(shape)} "
+                             f"with padding {self.padding!r}")
         return (self.filters, *out)
 
     def build(self, rng):

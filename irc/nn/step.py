@@ -137,7 +137,7 @@ def train_step_graph(model, loss, metrics, optimizer, batch: int, opt_state: dic
 
     outputs = [loss_t, *metric_ts]
     state_values = []
-    for k, t in state_out.items():
+    for t in state_out.values():
         v = t.value
         # A state output must be its own value, distinct from every input and other output.
         if v in b.inputs or v in b.params or v in [o.value for o in outputs] or v in state_values:

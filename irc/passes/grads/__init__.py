@@ -106,4 +106,6 @@ def keep_axes(dy: Tensor, x_shape: tuple[int, ...], axes: Sequence[int], keepdim
     return reshape(dy, tuple(1 if i in axes else d for i, d in enumerate(x_shape)))
 
 
-from irc.passes.grads import conv, elementwise, index, linalg, norm, pool, reduce, shape  # noqa: E402,F401
+# The rule files register themselves on import.
+from irc.passes.grads import conv, elementwise, index, linalg, norm, pool, reduce  # noqa: E402,F401
+from irc.passes.grads import shape as shape_rules  # noqa: E402,F401

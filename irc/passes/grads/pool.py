@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from irc.ir.ops.conv import dilated
-from irc.ir.ops.pool import _outer, _out_sizes, _taps_inside
+from irc.ir.ops.pool import _out_sizes, _outer, _taps_inside
 from irc.passes.grads import grad_rule
 from irc.trace import broadcast_to, pad
 
