@@ -105,6 +105,26 @@ class Lanes:
     def _intrinsic(self, kind: str, vt: ir.VectorType, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
         return self.k.state.declare(f"llvm.masked.{kind}.{T.suffix(vt)}.p0", ret, args)
 
+    def load_strided(self, ptr: ir.Value, off: ir.Value, lanes: int, stride: int = 1) -> ir.Value:
+        """Elements off + i*stride for i < lanes, all inside the buffer: one load of the span
+        and a shuffle for strides up to 4, a load per lane above that."""
+        b = self.b
+        addr = self.at(ptr, off)
+        if stride == 1:
+            return self.load(ptr, off, lanes)
+        if stride > 4:
+            raw = ir.Constant(ir.VectorType(self.storage, lanes), None)
+            for i in range(lanes):
+                val = b.load(b.gep(addr, [ir.Constant(T.I64, i * stride)], inbounds=True, source_etype=self.storage),
+                             typ=self.storage)
+                raw = b.insert_element(raw, val, ir.Constant(T.I32, i))
+        else:
+            # The span's last stride-1 elements are not needed and may lie past the buffer.
+            span = b.load(addr, typ=ir.VectorType(self.storage, lanes * stride - stride + 1), align=self.dt.itemsize)
+            raw = b.shuffle_vector(span, ir.Constant(span.type, ir.Undefined),
+                                   ir.Constant(ir.VectorType(T.I32, lanes), [i * stride for i in range(lanes)]))
+        return self._widen(raw, raw.type, ir.VectorType(self.s.t, lanes))
+
     def load_masked(self, ptr: ir.Value, off: ir.Value, mask: ir.Value, stride: int = 1) -> ir.Value:
         """Lanes i of ``mask`` get element off + i*stride; the others 0. Masked-off addresses
         are never touched, so the window may hang over either end of the buffer. Strides up to
@@ -283,9 +303,16 @@ def add(s: Scalar, a, b):
     return s.add(a, b)
 
 
-def maximum(s: Scalar, a, b):
-    """NaN-propagating maximum (numpy.max) for floats; plain maximum for integers."""
-    return s.max(a, b)
+def maximum(s: Scalar, acc, x):
+    """NaN-propagating maximum (numpy.max) for floats; plain maximum for integers.
+
+    For floats ``x > acc ? x : acc`` (one vmaxps) then ``x`` where x is NaN: a NaN in ``acc``
+    is kept because no comparison with it is true. Three instructions instead of the seven
+    of LLVM's llvm.maximum, which also orders -0 below +0 (numpy.max does not)."""
+    if not s.is_float:
+        return s.max(acc, x)
+    m = s.select(s.b.fcmp_ordered(">", x, acc), x, acc)
+    return s.select(s.is_nan(x), x, m)
 
 
 #: exp(x) = 2**n * e**r with n = round(x / ln 2), r = x - n ln 2 (|r| <= ln2 / 2); e**r by the

@@ -22,7 +22,7 @@ from llvmlite import ir
 
 from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder, c_strides
-from irc.targets.cpu.kernels.lanes import Lanes, iota
+from irc.targets.cpu.kernels.lanes import Lanes, iota, maximum
 
 #: Accumulators per tile: enough independent chains to cover FMA latency on two ports,
 #: few enough to stay in 32 vector registers next to the loaded inputs.
@@ -151,13 +151,12 @@ def emit_windows(
         accs = [[[lv.slot(vl, init(plane, j)) for _ in range(tile.vectors)] for _ in range(tile.rows)]
                 for j in range(tile.channels)]
 
-        def column(kx: ir.Value, kx_const: int | None) -> None:
-            """Every tap at row offset kx; with kx_const (transposed, vl a multiple of the
-            stride) the lanes that hit an input element are known to be every up-th one."""
-            shift = b.sub(b.mul(kx, k.i64(d)), k.i64(p))  # input index = o * s + shift
+        def lane_masks(shift: ir.Value) -> tuple[list[ir.Value], list[ir.Value]]:
+            """Per vector: the lanes whose tap lands inside the input (and, upsampled, on an
+            input element), and for gathers the input index of every lane."""
             shift32 = lv.splat(b.trunc(shift, T.I32), vl)
-            starts, masks, gathers = [], [], []
-            for o0, lo, om in zip(o0s, lane_out, out_masks):
+            masks, gathers = [], []
+            for lo, om in zip(lane_out, out_masks):
                 ix = b.add(b.mul(lo, lv.splat(ir.Constant(T.I32, s), vl)), shift32)
                 inside = b.and_(b.icmp_signed(">=", ix, ir.Constant(it, None)),
                                 b.icmp_signed("<", ix, lv.splat(ir.Constant(T.I32, w_in * u_last), vl)))
@@ -166,11 +165,53 @@ def emit_windows(
                     inside = b.and_(inside, b.icmp_signed("==", b.srem(ix, up), ir.Constant(it, None)))
                     gathers.append(b.sdiv(ix, up))
                 masks.append(b.and_(inside, om))
-                if kx_const is not None:
-                    first = -(kx_const * d - p) % u_last
-                    starts.append(b.add(b.sdiv(o0, k.i64(u_last)), k.i64((first + kx_const * d - p) // u_last)))
-                else:
-                    starts.append(b.add(b.mul(o0, k.i64(s)), shift))
+            return masks, gathers
+
+        def column(kx: ir.Value, kx_const: int | None) -> None:
+            """Every tap at row offset kx. A tile whose vectors all lie inside the input for
+            this kx takes unmasked loads; with kx_const (transposed, vl a multiple of the
+            stride) the lanes that hit an input element are known to be every up-th one."""
+            shift = b.sub(b.mul(kx, k.i64(d)), k.i64(p))  # input index = o * s + shift
+            if kx_const is not None:
+                first = -(kx_const * d - p) % u_last
+                starts = [b.add(b.sdiv(o0, k.i64(u_last)), k.i64((first + kx_const * d - p) // u_last)) for o0 in o0s]
+            else:
+                starts = [b.add(b.mul(o0, k.i64(s)), shift) for o0 in o0s]
+            if u_last > 1:
+                taps_nest(kx, kx_const, starts, *lane_masks(shift))
+                return
+            interiors = []
+            for o0, start in zip(o0s, starts):
+                ok = b.and_(b.icmp_signed(">=", start, k.i64(0)),
+                            b.icmp_signed("<", b.add(start, k.i64((vl - 1) * s)), k.i64(w_in)))
+                interiors.append(b.and_(ok, b.icmp_signed("<=", b.add(o0, k.i64(vl)), k.i64(width))))
+            interior = interiors[0]
+            for ok in interiors[1:]:
+                interior = b.and_(interior, ok)
+            with b.if_else(interior) as (inside, edge):
+                with inside:
+                    taps_nest(kx, None, starts, None, [])
+                with edge:
+                    taps_nest(kx, None, starts, *lane_masks(shift), interiors=interiors)
+
+        def edge_load(row_ptr, start, mask, interior) -> ir.Value:
+            """A vector of a tile at the input's edge: unmasked where this vector is inside."""
+            with b.if_else(interior) as (inside, edge):
+                with inside:
+                    plain = lv.load_strided(row_ptr, start, vl, s)
+                    plain_bb = b.block
+                with edge:
+                    masked = lv.load_masked(row_ptr, start, mask, s)
+                    if fill != 0:
+                        masked = b.select(mask, masked, fill_vec)
+                    masked_bb = b.block
+            x = b.phi(plain.type)
+            x.add_incoming(plain, plain_bb)
+            x.add_incoming(masked, masked_bb)
+            return x
+
+        def taps_nest(kx, kx_const, starts, masks, gathers, interiors=None) -> None:
+            """The taps along the other axes and the channel loop, for one kx."""
             with k.nest(geom.kernel[:-1], name="ky") as ko:
                 row_tap = k.offset(ko, c_strides(geom.kernel[:-1]))
                 offsets, valid = [], []
@@ -205,14 +246,16 @@ def emit_windows(
                         for r in range(tile.rows):
                             row_ptr = b.gep(base, [offsets[r]], source_etype=lv.storage)
                             for v in range(tile.vectors):
-                                if kx_const is not None:
+                                if masks is None:
+                                    x = lv.load_strided(row_ptr, starts[v], vl, s)
+                                elif kx_const is not None:
                                     x = lv.load_expand(row_ptr, starts[v], masks[v], u_last,
                                                        -(kx_const * d - p) % u_last)
                                 elif u_last > 1:
                                     x = lv.gather(row_ptr, gathers[v], masks[v])
                                 else:
-                                    x = lv.load_masked(row_ptr, starts[v], masks[v], s)
-                                if fill != 0:
+                                    x = edge_load(row_ptr, starts[v], masks[v], interiors[v])
+                                if fill != 0 and masks is not None and interiors is None:
                                     x = b.select(masks[v], x, fill_vec)
                                 if tile.rows > 1 and valid[r] is not None:
                                     x = b.select(valid[r], x, fill_vec)
@@ -247,7 +290,7 @@ def _combine(lv: Lanes, how: str, acc: ir.Value, x: ir.Value, w: ir.Value | None
         return s.add(acc, s.mul(w, x))
     if how == "add":
         return s.add(acc, x)
-    return s.max(acc, x)
+    return maximum(s, acc, x)
 
 
 def row_coords(k: KernelBuilder, row: ir.Value, outer: Sequence[int]) -> list[ir.Value]:
