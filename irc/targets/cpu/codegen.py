@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from irc.errors import UnsupportedOpError
+from irc.errors import TargetError, UnsupportedOpError
 from irc.ir.graph import Graph, Node, Value
 from irc.passes.memory_plan import Location, MemoryPlan, plan_memory
 from irc.targets.cpu import lltypes as T
@@ -32,14 +32,21 @@ class Codegen:
 
 
 def check_legal(g: Graph) -> None:
-    """Every op must have a CPU kernel; one error lists those that do not."""
+    """Every op must have a CPU kernel that implements the node; one error lists the ops
+    without a kernel, another the nodes a kernel declines (its ``check`` says why)."""
     bad: dict[str, list[str]] = {}
+    declined: list[str] = []
     for n in g.nodes:
-        if n.op not in KERNELS:
+        kdef = KERNELS.get(n.op)
+        if kdef is None:
             bad.setdefault(n.op, []).append(n.label)
+        elif kdef.check is not None and (why := kdef.check(n)):
+            declined.append(f"{n.op} node {n.label}: {why}")
     if bad:
         parts = "; ".join(f"{op} (nodes: {', '.join(nodes[:5])})" for op, nodes in sorted(bad.items()))
         raise UnsupportedOpError(f"the cpu target has no kernel for: {parts}")
+    if declined:
+        raise TargetError("the cpu target cannot compile " + "; ".join(declined[:5]))
 
 
 def memory_plan_for_cpu(g: Graph, ctx: CpuContext) -> MemoryPlan:

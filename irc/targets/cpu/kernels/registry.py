@@ -4,7 +4,8 @@ A kernel emitter ``emit(k, node)`` writes the body of one LLVM function whose bu
 ``k.outs`` (the node's outputs) and ``k.ins`` (its inputs); ``k.state.ctx`` is the CpuContext.
 ``scratch(node, ctx)`` gives temporary bytes the kernel needs; ``inplace(node)`` lists inputs the output may overwrite; ``view`` marks
 ops whose output is the input's bytes unchanged (no code runs for them when the memory plan can
-alias the buffers)."""
+alias the buffers); ``check(node)`` names what the kernel cannot do for this node (a dtype or
+attribute combination it does not implement), or returns None."""
 
 from __future__ import annotations
 
@@ -31,16 +32,17 @@ class KernelDef:
     scratch: Callable[[Node, CpuContext], int] | None = None
     inplace: Callable[[Node], list[int]] | None = None
     view: bool = False
+    check: Callable[[Node], str | None] | None = None
 
 
 KERNELS: dict[str, KernelDef] = {}
 
 
-def cpu_kernel(*ops: str, scratch=None, inplace=None, view: bool = False):
+def cpu_kernel(*ops: str, scratch=None, inplace=None, view: bool = False, check=None):
     def wrap(fn: Emit) -> Emit:
         for op in ops:
             assert op not in KERNELS, f"CPU kernel for {op} defined twice"
-            KERNELS[op] = KernelDef(op, fn, scratch, inplace, view)
+            KERNELS[op] = KernelDef(op, fn, scratch, inplace, view, check)
         return fn
 
     return wrap
