@@ -139,10 +139,16 @@ class FpgaTarget:
         "emulate": False,
         "ap_include": None,
         "seed": 0,
+        # int8: calibration data for the quantize pass ({input: array}, an array or a .npz path)
+        "calib": None,
+        "calib_method": "minmax",
+        "activation_scheme": "asym",
     }
 
     def pipeline(self, options: dict[str, Any]) -> list[str]:
-        return ["dead_code", "fold_constants", "fold_batchnorm", "fuse", "fuse_elementwise", "dead_code"]
+        int8 = parse_precision(options.get("precision") or "float32").kind == "int8"
+        quant = ["quantize"] if int8 else []
+        return ["dead_code", "fold_constants", "fold_batchnorm", *quant, "fuse", "fuse_elementwise", "dead_code"]
 
     def build(self, graph: Graph, options: dict[str, Any]) -> FpgaExecutable:
         flow = str(options.get("flow", "hls")).lower()
@@ -150,8 +156,8 @@ class FpgaTarget:
             raise InputError(f"unknown fpga flow '{options.get('flow')}' (this target builds: {', '.join(FLOWS)})")
         board = get_board(options.get("board") or DEFAULT_BOARD)
         precision = parse_precision(options.get("precision") or "float32")
-        if precision.kind == "int8":
-            raise TargetError("int8 HLS kernels are not available yet: use precision float32 or ap_fixed<W,I>")
+        if precision.kind == "int8" and "quantization" not in graph.meta:
+            raise TargetError("precision int8 needs the quantize pass in the pipeline (it was not run)")
         try:
             fraction = float(options.get("fraction", 0.8))
             clock = float(options.get("clock_mhz", 300.0))

@@ -38,7 +38,7 @@ class DeviceMemory:
         for v in plan.graph.values():
             if v in aliased:
                 continue
-            dt = np.dtype(np.int64) if v.dtype.name == "i64" else precision.storage
+            dt = precision.storage if v.dtype.is_float else v.dtype.numpy
             self.buffers[v] = np.zeros(v.shape, dt)
         for v, a in plan.graph.params.items():
             self.write(v, a)

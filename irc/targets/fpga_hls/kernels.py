@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from irc.errors import UnsupportedOpError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops.fused import chain_program
@@ -101,6 +103,7 @@ def c_name(text: str) -> str:
 
 def plan_kernels(g: Graph) -> Plan:
     """One kernel per node (views become aliases); UnsupportedOpError names a node without one."""
+    consts = g.params
     kernels: list[Kernel] = []
     aliases: list[Alias] = []
     for n in g.nodes:
@@ -116,20 +119,27 @@ def plan_kernels(g: Graph) -> Plan:
                 f"{', '.join(sorted(set(_KINDS) | {'elementwise ops'}))} (run the fuse passes first)",
                 node=n.label, op=n.op)
         _check_dtypes(n)
-        k = make(n)
+        k = make(n, consts) if make in _NEED_CONSTS else make(n)
         k.name = f"k{len(kernels)}_{c_name(n.label)}"[:60]
         kernels.append(k)
     return Plan(g, kernels, aliases)
 
 
+_INT_OPS = ("qgemm", "qconv", "qadd", "qglobal_average_pool", "quantize_linear", "dequantize_linear",
+            "max_pool", "global_max_pool", "argmax")
+
+
 def _check_dtypes(n: Node) -> None:
+    """f32 tensors everywhere, except the integer tensors of int8 layers (and argmax's index)."""
+    ok = (DType.f32,) if n.op not in _INT_OPS else (DType.f32, DType.u8, DType.i8, DType.i32, DType.i64)
     for v in n.inputs:
-        if v.dtype is not DType.f32:
-            raise UnsupportedOpError(f"input %{v.name} is {v.type}; the HLS kernels take f32 tensors "
-                                     f"(converted to the chosen precision on the device)", node=n.label, op=n.op)
+        if v.dtype not in ok or (v.dtype is not DType.f32 and n.op == "argmax"):
+            raise UnsupportedOpError(f"input %{v.name} is {v.type}; the HLS kernels take f32 tensors (and u8/i8 "
+                                     f"in int8 layers)", node=n.label, op=n.op)
     for v in n.outputs:
-        if v.dtype is not DType.f32 and not (n.op == "argmax" and v.dtype is DType.i64):
-            raise UnsupportedOpError(f"output %{v.name} is {v.type}; expected f32", node=n.label, op=n.op)
+        if v.dtype not in ok or (v.dtype is DType.i64 and n.op != "argmax"):
+            raise UnsupportedOpError(f"output %{v.name} is {v.type}; expected f32 (or u8/i8 in int8 layers)",
+                                     node=n.label, op=n.op)
 
 
 def _spatial2d(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -277,6 +287,85 @@ _KINDS = {
     "argmax": _argmax,
     "elementwise_chain": _elementwise,
 }
+
+
+# ---------------------------------------------------------------------------- int8 layers
+def _requant(a: dict) -> dict[str, int]:
+    return {"YZP": a["y_zero_point"], "YMIN": a["y_min"], "YMAX": a["y_max"]}
+
+
+def _qdense(n: Node) -> Kernel:
+    a, b, bias, mult, shift = n.inputs
+    m, k = a.shape
+    args = [Arg("x", a), Arg("w", b), Arg("bias", bias), Arg("mult", mult), Arg("shift", shift),
+            Arg("y", n.outputs[0], True)]
+    p = {"M": m, "K": k, "N": b.shape[1], "XZP": n.attrs["a_zero_point"], **_requant(n.attrs)}
+    return Kernel("", "qdense", n, args, p, b.shape[1])
+
+
+def _qconv(n: Node) -> Kernel:
+    x, w, bias, mult, shift = n.inputs
+    if x.type.rank not in (3, 4):
+        raise UnsupportedOpError(f"only 1-D and 2-D convolutions have an HLS kernel, got input {x.type}",
+                                 node=n.label, op=n.op)
+    nb, ci, h, wd = _spatial2d(x.shape)
+    _, co, oh, ow = _spatial2d(n.outputs[0].shape)
+    (kh, kw), (sh, sw), (pt, pl), _, (dh, dw) = _window2d(n, ks=w.shape[2:])
+    g = n.attrs["group"]
+    args = [Arg("x", x), Arg("w", w), Arg("bias", bias), Arg("mult", mult), Arg("shift", shift),
+            Arg("y", n.outputs[0], True)]
+    p = dict(NB=nb, CI=ci, H=h, W=wd, CO=co, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh, SW=sw, PT=pt, PL=pl,
+             DH=dh, DW=dw, G=g, XZP=n.attrs["x_zero_point"], **_requant(n.attrs))
+    return Kernel("", "qconv", n, args, p, co // g)
+
+
+def _qadd(n: Node) -> Kernel:
+    a = n.attrs
+    total = n.outputs[0].type.size
+    p = {"TOTAL": total, "AZP": a["a_zero_point"], "BZP": a["b_zero_point"], "AM": a["a_mult"], "BM": a["b_mult"],
+         "M0": a["multiplier"], "SH": a["shift"], **_requant(a)}
+    args = [Arg("a", n.inputs[0]), Arg("b", n.inputs[1]), Arg("y", n.outputs[0], True)]
+    return Kernel("", "qadd", n, args, p, total)
+
+
+def _qgpool(n: Node) -> Kernel:
+    x = n.inputs[0]
+    nb, c = x.shape[0], x.shape[1]
+    a = n.attrs
+    p = {"NB": nb, "C": c, "HW": x.type.size // max(nb * c, 1), "XZP": a["x_zero_point"], "M0": a["multiplier"],
+         "SH": a["shift"], **_requant(a)}
+    return Kernel("", "qgpool", n, [Arg("x", x), Arg("y", n.outputs[0], True)], p, c)
+
+
+def _scalar_qparams(n: Node, consts) -> tuple[float, int]:
+    scale = consts.get(n.inputs[1])
+    zp = consts.get(n.inputs[2]) if len(n.inputs) > 2 else np.zeros((), np.int64)
+    if scale is None or zp is None or scale.size != 1 or zp.size != 1:
+        raise UnsupportedOpError("the HLS kernels take per-tensor constant scales and zero points",
+                                 node=n.label, op=n.op)
+    return float(scale.reshape(())), int(zp.reshape(()))
+
+
+def _quantize(n: Node, consts) -> Kernel:
+    scale, zp = _scalar_qparams(n, consts)
+    info = np.iinfo(n.outputs[0].dtype.numpy)
+    total = n.outputs[0].type.size
+    p = {"TOTAL": total, "ZP": zp, "LO": int(info.min), "HI": int(info.max)}
+    return Kernel("", "quantize", n, [Arg("x", n.inputs[0]), Arg("y", n.outputs[0], True)], p, total,
+                  extra={"scale": scale})
+
+
+def _dequantize(n: Node, consts) -> Kernel:
+    scale, zp = _scalar_qparams(n, consts)
+    total = n.outputs[0].type.size
+    return Kernel("", "dequantize", n, [Arg("x", n.inputs[0]), Arg("y", n.outputs[0], True)], {"TOTAL": total,
+                  "ZP": zp}, total, extra={"scale": scale})
+
+
+_KINDS.update({"qgemm": _qdense, "qconv": _qconv, "qadd": _qadd, "qglobal_average_pool": _qgpool,
+               "quantize_linear": _quantize, "dequantize_linear": _dequantize})
+_NEED_CONSTS = (_quantize, _dequantize)
+INT8_KINDS = frozenset({"qdense", "qconv", "qadd", "qgpool", "quantize"})
 
 
 def op_list(n: Node) -> list[Node]:

@@ -1,5 +1,9 @@
 """Number formats of the HLS kernels: float32, fixed point ``ap_fixed<W,I>``, int8.
 
+int8 designs are graphs the ``quantize`` pass has rewritten: their integer layers take and give
+u8/i8 tensors (exactly as irc/ir/quant_arith.py defines), the float tensors around them stay
+float32.
+
 A precision says three things: the C++ type a kernel computes in (``data_t``), the type a tensor
 has in device memory (``store_t``: the host and the kernels exchange raw bits), and how the host
 converts float tensors to and from that storage.
@@ -49,15 +53,15 @@ class Precision:
 
     @property
     def is_float(self) -> bool:
-        return self.kind == "float32"
+        """Float tensors are float32 on the device (float32 designs, and int8 designs outside
+        their quantized layers, whose integer tensors keep their own types)."""
+        return self.kind in ("float32", "int8")
 
     @property
     def storage(self) -> np.dtype:
         """numpy type of a tensor in a device buffer."""
-        if self.kind == "float32":
+        if self.kind in ("float32", "int8"):
             return np.dtype(np.float32)
-        if self.kind == "int8":
-            return np.dtype(np.int8)
         return np.dtype(np.int16 if self.width <= 16 else np.int32)
 
     @property
@@ -69,14 +73,12 @@ class Precision:
     def c_data(self) -> str:
         if self.kind == "fixed":
             return f"ap_fixed<{self.width}, {self.integer}, AP_RND_CONV, AP_SAT>"
-        return {"float32": "float", "int8": "int8_t"}[self.kind]
+        return "float"
 
     def c_acc(self, terms: int) -> str:
         """Accumulator type for sums of ``terms`` products (exact for fixed point)."""
-        if self.kind == "float32":
+        if self.kind != "fixed":  # float kernels (int8 layers have their own int32 accumulators)
             return "float"
-        if self.kind == "int8":
-            return "int32_t"
         grow = max(1, math.ceil(math.log2(max(terms, 1) + 1)))
         integer = 2 * self.integer + grow + 1
         return f"ap_fixed<{2 * self.frac + integer}, {integer}, AP_RND_CONV, AP_SAT>"
@@ -104,7 +106,7 @@ class Precision:
     def to_device(self, x: np.ndarray) -> np.ndarray:
         """A float tensor in device format (fixed point: rounded to nearest even, saturated)."""
         x = np.asarray(x)
-        if self.kind == "float32" or x.dtype.kind != "f":
+        if self.kind != "fixed" or x.dtype.kind != "f":
             return np.ascontiguousarray(x.astype(self.storage if x.dtype.kind == "f" else x.dtype, copy=False))
         scaled = np.rint(np.nan_to_num(x.astype(np.float64)) * 2.0 ** self.frac)
         lo, hi = -(2 ** (self.width - 1)), 2 ** (self.width - 1) - 1
@@ -112,13 +114,16 @@ class Precision:
 
     def from_device(self, raw: np.ndarray) -> np.ndarray:
         """A device tensor as float32."""
-        if self.kind == "float32" or raw.dtype != self.storage:
+        if self.kind != "fixed" or raw.dtype != self.storage:
             return raw
         return (raw.astype(np.float64) * 2.0 ** -self.frac).astype(np.float32)
 
     def round_trip(self, x: np.ndarray) -> np.ndarray:
         """x as the device sees it, back in float32 (the quantized value)."""
-        return self.from_device(self.to_device(x)) if self.kind == "fixed" else np.asarray(x, np.float32)
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            return x
+        return self.from_device(self.to_device(x)) if self.kind == "fixed" else x.astype(np.float32, copy=False)
 
 
 FLOAT32 = Precision("float32")

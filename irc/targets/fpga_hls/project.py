@@ -63,7 +63,7 @@ def _fname(v: Value) -> str:
 
 
 def _dtype(exe, v: Value) -> np.dtype:
-    return np.dtype(np.int64) if v.dtype.name == "i64" else exe.precision.storage
+    return exe.precision.storage if v.dtype.is_float else v.dtype.numpy
 
 
 def write_project(exe, path: Path) -> Path:
@@ -123,7 +123,7 @@ def write_project(exe, path: Path) -> Path:
         (root / "model.ir").write_text(print_graph(exe.graph))
         # host programs
         (root / "host").mkdir()
-        kind = {"float32": "F32", "fixed": "FIXED", "int8": "FIXED"}[prec.kind]
+        kind = {"float32": "F32", "fixed": "FIXED", "int8": "F32"}[prec.kind]
         rows = []
         for (v, role), entry in zip(buffers, manifest_buffers):
             k = "I64" if v.dtype.name == "i64" else kind

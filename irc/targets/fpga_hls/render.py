@@ -100,16 +100,31 @@ def epilogue_body(act: tuple[str, float, float]) -> str:
 # ---------------------------------------------------------------------------- the kernel sources
 
 _TEMPLATES = {"dense": "dense", "conv": "conv2d", "pool": "pool2d", "global_pool": "global_pool",
-              "softmax": "softmax", "argmax": "argmax"}
+              "softmax": "softmax", "argmax": "argmax", "qdense": "qdense", "qconv": "qconv2d", "qadd": "qadd",
+              "qgpool": "qglobal_pool", "quantize": "quantize", "dequantize": "dequantize"}
+
+
+_C_TYPES = {"f32": "store_t", "u8": "uint8_t", "i8": "int8_t", "i32": "int32_t", "i64": "int64_t"}
+
+
+def c_type(v) -> str:
+    """The C type of a tensor's elements in device memory."""
+    return _C_TYPES[v.dtype.value]
 
 
 def params_of(k: Kernel, precision: Precision) -> str:
     """The C parameter list of a kernel's top function."""
-    out = []
-    for a in k.args:
-        ctype = "int64_t" if a.value.dtype.name == "i64" else "store_t"
-        out.append(f"{'' if a.output else 'const '}{ctype}* {a.name}")
-    return ", ".join(out)
+    return ", ".join(f"{'' if a.output else 'const '}{c_type(a.value)}* {a.name}" for a in k.args)
+
+
+def _int_traits(v, acc: bool = True) -> list[str]:
+    """Shadows irc_precision's types with an integer tensor's (for pools on int8 data)."""
+    t = c_type(v)
+    lo = {"uint8_t": 0, "int8_t": -128}[t]
+    return [f"    typedef {t} data_t;", f"    typedef {t} store_t;", "    typedef int32_t acc_t;" if acc else "",
+            "    static data_t load(store_t v) { return v; }", "    static store_t store(data_t v) { return v; }",
+            f"    static data_t lowest() {{ return {lo}; }}", "    static bool is_nan(data_t) { return false; }",
+            "    template <class A>", "    static data_t mean(A sum, int n) { return data_t(sum / n); }"]
 
 
 def _cfg(k: Kernel, precision: Precision) -> str:
@@ -124,8 +139,22 @@ def _cfg(k: Kernel, precision: Precision) -> str:
         lines.append(f"    typedef {precision.c_acc(terms + 2)} acc_t;")
         lines.append(f"    static data_t out(acc_t v) {{\n        {epilogue_body(k.extra['act'])}\n    }}")
     elif k.kind in ("pool", "global_pool"):
-        taps = k.params["KH"] * k.params["KW"] if k.kind == "pool" else k.params["HW"]
-        lines.append(f"    typedef {precision.c_acc(taps)} acc_t;")
+        x = k.inputs[0].value
+        if not x.dtype.is_float:
+            lines += [ln for ln in _int_traits(x) if ln]
+        else:
+            taps = k.params["KH"] * k.params["KW"] if k.kind == "pool" else k.params["HW"]
+            lines.append(f"    typedef {precision.c_acc(taps)} acc_t;")
+    elif k.kind in ("qdense", "qconv", "qgpool"):
+        lines.append(f"    typedef {c_type(k.inputs[0].value)} x_t;")
+        lines.append(f"    typedef {c_type(k.outputs[0].value)} y_t;")
+    elif k.kind == "qadd":
+        lines += [f"    typedef {c_type(k.inputs[0].value)} a_t;", f"    typedef {c_type(k.inputs[1].value)} b_t;",
+                  f"    typedef {c_type(k.outputs[0].value)} y_t;"]
+    elif k.kind in ("quantize", "dequantize"):
+        v = k.outputs[0].value if k.kind == "quantize" else k.inputs[0].value
+        lines.append(f"    typedef {c_type(v)} {'y_t' if k.kind == 'quantize' else 'x_t'};")
+        lines.append(f"    static float scale() {{ return {c_float(k.extra['scale'])}; }}")
     return "\n".join(lines)
 
 
@@ -203,6 +232,8 @@ def _render_elementwise(k: Kernel, precision: Precision, common: dict) -> str:
 def render_types(precision: Precision, model: str) -> str:
     if precision.kind == "float32":
         return template("types_float.h.in").substitute(model=model)
+    if precision.kind == "int8":
+        return template("types_float.h.in").substitute(model=model)
     if precision.kind == "fixed":
         return template("types_fixed.h.in").substitute(
             model=model, name=precision.name, width=precision.width, data_t=precision.c_data,
@@ -230,12 +261,12 @@ def render_header(plan: Plan, precision: Precision, model: str) -> str:
 def render_testbench(k: Kernel, precision: Precision, model: str, atol: float, rtol: float) -> str:
     declare, reads, compare, call = [], [], [], []
     for a in k.args:
-        ctype = "int64_t" if a.value.dtype.name == "i64" else "store_t"
+        ctype = c_type(a.value)
         size = a.value.type.size
         declare.append(f"    std::vector<{ctype}> {a.name}({size});")
         call.append(f"{a.name}.data()")
         if a.output:
-            want = "int64_t" if ctype == "int64_t" else "float"
+            want = "float" if a.value.dtype.is_float else "int64_t"
             declare.append(f"    std::vector<{want}> {a.name}_want({size});")
             reads.append(f'read_vec(dir + "/{a.name}.expected.bin", {a.name}_want)')
             compare.append(f'    bad += compare("{a.name}", {a.name}, {a.name}_want, worst);')

@@ -19,7 +19,8 @@ Operator costs (UltraScale+/Versal, pipelined for II=1):
   the DSP's 48-bit post-adder when the accumulator fits 48 bits, else in LUTs (one per bit).
   Fixed-point kernels compute transcendental functions and element-wise chains in float (plus a
   conversion each way, 120 LUT + 100 FF).
-- int8 multiply-accumulate: half a DSP (two int8 products share one DSP48E2).
+- int8 multiply-accumulate: half a DSP (two int8 products share one DSP48E2); the int8 layers'
+  requantizer (a 32 x 31-bit product, rounding, shift, clamp) is 4 DSP + 150 LUT + 250 FF.
 So a dense layer of N MACs per cycle costs 5N DSP in float32, N DSP in ap_fixed<W<=18,I>, N/2 in int8.
 
 Cycles are those of the loop nests in irc_hls.h at II=1 (loads and stores one element per
@@ -64,6 +65,8 @@ F_LOG = _c(4, 700, 900)
 F_SQRT = _c(0, 500, 800)
 CONVERT = _c(0, 120, 100)
 
+#: requantize: 32 x 31-bit product (4 DSP48), rounding add, shift, clamp
+REQUANT = _c(4, 150, 250)
 AXI_MASTER = _c(0, 1500, 2200, 1)
 AXI_LITE = _c(0, 250, 350)
 CONTROL = _c(0, 300, 400)
@@ -185,6 +188,30 @@ def estimate(k: Kernel, precision: Precision, board: Board | None, parallelism: 
         datapath = _add(_scale(_add(F_EXP, F_ADD, F_CMP), p), F_DIV, conv)
         buffers = [("buf", q["LEN"], 32, p)]
         cycles = q["OUTER"] * q["INNER"] * (2 * q["LEN"] + 2 * (q["LEN"] // p))
+    elif k.kind in ("qdense", "qconv"):
+        # int8 x int8 products into int32, then one requantizer (64-bit multiply, shift, clamp) per kernel
+        acc_bits = 32
+        datapath = _add(_scale(mac_cost(precision, acc_bits), p), REQUANT, _c(ff=p * (acc_bits + 8)))
+        if k.kind == "qdense":
+            m, kk, n = q["M"], q["K"], q["N"]
+            buffers = [("xbuf", m * kk, 16, 1), ("wbuf", kk * p, 8, p)]
+            cycles = (n // p) * (kk * p + m * (kk + p + 2)) + m * kk
+        else:
+            taps = _terms(k)
+            img = q["CI"] * q["H"] * q["W"]
+            pixels = q["OH"] * q["OW"]
+            buffers = [("img", img, 16, 1), ("wt", taps * p, 8, p)]
+            cycles = q["NB"] * (img + (q["CO"] // p) * (p * taps + pixels * (taps + p + 2)))
+    elif k.kind == "qadd":
+        datapath = _scale(_add(_c(dsp=2, lut=40, ff=80), REQUANT), p)
+        cycles = q["TOTAL"] // p + 8
+    elif k.kind == "qgpool":
+        datapath = _add(_scale(_c(lut=40, ff=64), p), REQUANT)
+        cycles = q["NB"] * (q["C"] // p) * (q["HW"] + p)
+    elif k.kind in ("quantize", "dequantize"):
+        unit = _add(F_DIV if k.kind == "quantize" else F_MUL, CONVERT)
+        datapath = _scale(unit, p)
+        cycles = q["TOTAL"] // p + 8
     elif k.kind == "argmax":
         datapath = _scale(_fixed_cmp(precision), p)
         cycles = q["OUTER"] * q["INNER"] * (q["LEN"] // p + 1)

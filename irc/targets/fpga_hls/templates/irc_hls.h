@@ -373,6 +373,206 @@ write:
     }
 }
 
+// ------------------------------------------------------------------------------- int8
+// The integer arithmetic of irc's quantization (irc/ir/quant_arith.py), bit for bit:
+// int32 accumulators wrap modulo 2^32; requantize is clamp(zp + ((acc * M0 + 2^(shift-1)) >> shift))
+// with a 64-bit product and an arithmetic shift (round half up).
+inline int32_t wrap_add(int32_t a, int32_t b) { return int32_t(uint32_t(a) + uint32_t(b)); }
+
+inline int64_t requantize(int32_t acc, int64_t m0, int shift, int64_t zp, int64_t lo, int64_t hi) {
+    const int64_t y = ((int64_t(acc) * m0 + (int64_t(1) << (shift - 1))) >> shift) + zp;
+    return y < lo ? lo : (y > hi ? hi : y);
+}
+
+// y[M][N] = requantize(bias[N] + sum_k (x[M][K] - XZP) * w[K][N]) per output column.
+template <class C>
+void qdense(const typename C::x_t* x, const int8_t* w, const int32_t* bias, const int32_t* mult,
+            const int32_t* shift, typename C::y_t* y) {
+    static_assert(C::N % C::P == 0, "the parallelism factor must divide N");
+    int16_t xbuf[C::M * C::K];
+    int8_t wbuf[C::K][C::P];
+#pragma HLS ARRAY_PARTITION variable=wbuf dim=2 complete
+    int32_t acc[C::P];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+load_x:
+    for (int i = 0; i < C::M * C::K; i++) {
+#pragma HLS PIPELINE II=1
+        xbuf[i] = int16_t(int(x[i]) - C::XZP);
+    }
+tile:
+    for (int t = 0; t < C::N / C::P; t++) {
+    load_w:
+        for (int i = 0; i < C::K * C::P; i++) {
+#pragma HLS PIPELINE II=1
+            wbuf[i / C::P][i % C::P] = w[(i / C::P) * C::N + t * C::P + i % C::P];
+        }
+    row:
+        for (int m = 0; m < C::M; m++) {
+        init:
+            for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+                acc[p] = bias[t * C::P + p];
+            }
+        mac:
+            for (int k = 0; k < C::K; k++) {
+#pragma HLS PIPELINE II=1
+                const int16_t xv = xbuf[m * C::K + k];
+                for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+                    acc[p] = wrap_add(acc[p], int32_t(xv) * int32_t(wbuf[k][p]));
+                }
+            }
+        store:
+            for (int p = 0; p < C::P; p++) {
+#pragma HLS PIPELINE II=1
+                const int n = t * C::P + p;
+                y[m * C::N + n] = typename C::y_t(requantize(acc[p], mult[n], shift[n], C::YZP, C::YMIN, C::YMAX));
+            }
+        }
+    }
+}
+
+// Quantized direct convolution (padding holds the zero point, i.e. real zero).
+template <class C>
+void qconv2d(const typename C::x_t* x, const int8_t* w, const int32_t* bias, const int32_t* mult,
+             const int32_t* shift, typename C::y_t* y) {
+    const int CIG = C::CI / C::G, COG = C::CO / C::G, TAPS = CIG * C::KH * C::KW;
+    const int IMG = C::CI * C::H * C::W;
+    static_assert((C::CO / C::G) % C::P == 0, "the parallelism factor must divide the output channels per group");
+    int16_t img[IMG];
+    int8_t wt[C::P][TAPS];
+#pragma HLS ARRAY_PARTITION variable=wt dim=1 complete
+    int32_t acc[C::P];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+batch:
+    for (int n = 0; n < C::NB; n++) {
+    load_x:
+        for (int i = 0; i < IMG; i++) {
+#pragma HLS PIPELINE II=1
+            img[i] = int16_t(int(x[n * IMG + i]) - C::XZP);
+        }
+    tile:
+        for (int t = 0; t < C::CO / C::P; t++) {
+            const int co0 = t * C::P;
+            const int g = co0 / COG;
+        load_w:
+            for (int i = 0; i < C::P * TAPS; i++) {
+#pragma HLS PIPELINE II=1
+                wt[i / TAPS][i % TAPS] = w[co0 * TAPS + i];
+            }
+        pixel:
+            for (int o = 0; o < C::OH * C::OW; o++) {
+                const int oh = o / C::OW, ow = o % C::OW;
+            init:
+                for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+                    acc[p] = bias[co0 + p];
+                }
+            mac:
+                for (int i = 0; i < TAPS; i++) {
+#pragma HLS PIPELINE II=1
+                    const int ci = i / (C::KH * C::KW), kh = (i / C::KW) % C::KH, kw = i % C::KW;
+                    const int ih = oh * C::SH - C::PT + kh * C::DH, iw = ow * C::SW - C::PL + kw * C::DW;
+                    const bool inside = ih >= 0 && ih < C::H && iw >= 0 && iw < C::W;
+                    const int16_t xv = inside ? img[((g * CIG + ci) * C::H + ih) * C::W + iw] : int16_t(0);
+                    for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+                        acc[p] = wrap_add(acc[p], int32_t(xv) * int32_t(wt[p][i]));
+                    }
+                }
+            store:
+                for (int p = 0; p < C::P; p++) {
+#pragma HLS PIPELINE II=1
+                    const int co = co0 + p;
+                    y[((n * C::CO + co) * C::OH + oh) * C::OW + ow] =
+                        typename C::y_t(requantize(acc[p], mult[co], shift[co], C::YZP, C::YMIN, C::YMAX));
+                }
+            }
+        }
+    }
+}
+
+// y = requantize(AM * (a - AZP) + BM * (b - BZP)), element-wise.
+template <class C>
+void qadd(const typename C::a_t* a, const typename C::b_t* b, typename C::y_t* y) {
+    static_assert(C::TOTAL % C::P == 0, "the parallelism factor must divide the element count");
+add:
+    for (int i = 0; i < C::TOTAL; i += C::P) {
+#pragma HLS PIPELINE II=1
+        for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+            const int64_t acc = int64_t(C::AM) * (int(a[i + p]) - C::AZP) + int64_t(C::BM) * (int(b[i + p]) - C::BZP);
+            const int64_t r = ((acc * C::M0 + (int64_t(1) << (C::SH - 1))) >> C::SH) + C::YZP;
+            y[i + p] = typename C::y_t(r < C::YMIN ? C::YMIN : (r > C::YMAX ? C::YMAX : r));
+        }
+    }
+}
+
+// Quantized global average pool: requantize(sum over HW of (x - XZP)); P channels per cycle.
+template <class C>
+void qglobal_pool(const typename C::x_t* x, typename C::y_t* y) {
+    static_assert(C::C % C::P == 0, "the parallelism factor must divide the channels");
+    int64_t sum[C::P];
+#pragma HLS ARRAY_PARTITION variable=sum complete
+batch:
+    for (int n = 0; n < C::NB; n++) {
+    tile:
+        for (int t = 0; t < C::C / C::P; t++) {
+            const int c0 = n * C::C + t * C::P;
+        init:
+            for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+                sum[p] = 0;
+            }
+        reduce:
+            for (int i = 0; i < C::HW; i++) {
+#pragma HLS PIPELINE II=1
+                for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+                    sum[p] += int(x[(c0 + p) * C::HW + i]) - C::XZP;
+                }
+            }
+        store:
+            for (int p = 0; p < C::P; p++) {
+#pragma HLS PIPELINE II=1
+                const int64_t r = ((sum[p] * C::M0 + (int64_t(1) << (C::SH - 1))) >> C::SH) + C::YZP;
+                y[c0 + p] = typename C::y_t(r < C::YMIN ? C::YMIN : (r > C::YMAX ? C::YMAX : r));
+            }
+        }
+    }
+}
+
+// float -> int8 at the edge of a quantized region: saturate(round_half_even(x / SCALE) + ZP), in float.
+template <class C>
+void quantize(const float* x, typename C::y_t* y) {
+    static_assert(C::TOTAL % C::P == 0, "the parallelism factor must divide the element count");
+quant:
+    for (int i = 0; i < C::TOTAL; i += C::P) {
+#pragma HLS PIPELINE II=1
+        for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+            float r = std::nearbyint(x[i + p] / C::scale());
+            if (std::isnan(r)) r = 0.0f;
+            r += float(C::ZP);
+            y[i + p] = typename C::y_t(r < float(C::LO) ? C::LO : (r > float(C::HI) ? C::HI : r));
+        }
+    }
+}
+
+// int8 -> float: (q - ZP) * SCALE in float.
+template <class C>
+void dequantize(const typename C::x_t* x, float* y) {
+    static_assert(C::TOTAL % C::P == 0, "the parallelism factor must divide the element count");
+dequant:
+    for (int i = 0; i < C::TOTAL; i += C::P) {
+#pragma HLS PIPELINE II=1
+        for (int p = 0; p < C::P; p++) {
+#pragma HLS UNROLL
+            y[i + p] = float(int64_t(x[i + p]) - C::ZP) * C::scale();
+        }
+    }
+}
+
 }  // namespace irc
 
 #endif  // IRC_HLS_H
