@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import math
 
+from llvmlite import ir
+
 from irc.ir.graph import Node
+from irc.ir.types import DType
+from irc.targets.cpu import lltypes as T
 from irc.targets.cuda.kernel import GpuKernel, Launch, grid1d
-from irc.targets.cuda.kernels.gemm import Operand, emit_gemm, to_f32
-from irc.targets.cuda.kernels.linalg import epilogue_store, float_only
+from irc.targets.cuda.kernels.gemm import Operand, to_f32
+from irc.targets.cuda.kernels.linalg import epilogue_store, float_only, gemm_any
 from irc.targets.cuda.kernels.registry import cuda_kernel
 
 
@@ -86,20 +90,34 @@ def _conv(k: GpuKernel, node: Node) -> Launch:
     ncols = geo["batch"] * p
     epi = _epilogue_args(k, node)
 
-    def load_w(k, g, i, kk):
+    def w_offset(k, g, i, kk):
         row = k.add(k.mul(g, mg), i) if group > 1 else i
-        return to_f32(k, k.load(w, k.add(k.mul(row, kd), kk)), w.dtype)
+        return k.add(k.mul(row, kd), kk)
 
-    def load_x(k, g, j, kk):
+    def load_w(k, g, i, kk):
+        return to_f32(k, k.load(w, w_offset(k, g, i, kk)), w.dtype)
+
+    def raw_w(k, g, i, kk):
+        return k.b.load(k.addr(w, w_offset(k, g, i, kk)), typ=T.I16, align=2)
+
+    def x_offset(k, g, j, kk):
         img, pix = k.udiv(j, p), k.urem(j, p)
         oc = k.unravel(pix, geo["out_sp"])
         ci, r = k.udiv(kk, kprod), k.urem(kk, kprod)
         kc = k.unravel(r, geo["kernel"])
         if group > 1:
             ci = k.add(k.mul(g, cin_g), ci)
-        off, ok = _input_offset(k, geo, img, ci, oc, kc)
+        return _input_offset(k, geo, img, ci, oc, kc)
+
+    def load_x(k, g, j, kk):
+        off, ok = x_offset(k, g, j, kk)
         v = to_f32(k, k.load(x, off), x.dtype)
         return v if ok is None else k.b.select(ok, v, k.f32(0.0))
+
+    def raw_x(k, g, j, kk):
+        off, ok = x_offset(k, g, j, kk)
+        v = k.b.load(k.addr(x, off), typ=T.I16, align=2)
+        return v if ok is None else k.b.select(ok, v, ir.Constant(T.I16, 0))
 
     def store(k, g, i, j, acc):
         co = k.add(k.mul(g, mg), i) if group > 1 else i
@@ -107,7 +125,9 @@ def _conv(k: GpuKernel, node: Node) -> Launch:
         off = k.add(k.mul(k.add(k.mul(img, geo["cout"]), co), p), pix)
         epilogue_store(k, out, off, acc, bias_index=co, **epi)
 
-    return emit_gemm(k, mg, ncols, kd, group, Operand(load_w, True), Operand(load_x, False), store)
+    sixteen = x.dtype in (DType.f16, DType.bf16)
+    return gemm_any(k, mg, ncols, kd, group, Operand(load_w, True, raw_w if sixteen else None),
+                    Operand(load_x, False, raw_x if sixteen else None), store, x.dtype)
 
 
 def _direct(k: GpuKernel, node: Node) -> Launch:

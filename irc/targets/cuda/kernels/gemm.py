@@ -85,10 +85,12 @@ def choose_tile(m: int, n: int, batch: int = 1) -> Tile:
 class Operand:
     """A reader of one GEMM operand: ``load(k, batch, i, kk) -> f32`` with i the row of A (or
     column of B) and kk the depth; ``k_contiguous``: consecutive kk are adjacent in memory
-    (decides how threads split a tile load, for coalescing)."""
+    (decides how threads split a tile load, for coalescing). ``raw`` (16-bit operands only)
+    reads the element's storage bits unconverted, for the tensor-core kernel (mma.py)."""
 
     load: Callable[[GpuKernel, ir.Value, ir.Value, ir.Value], ir.Value]
     k_contiguous: bool
+    raw: Callable[[GpuKernel, ir.Value, ir.Value, ir.Value], ir.Value] | None = None
 
 
 Store = Callable[[GpuKernel, ir.Value, ir.Value, ir.Value, ir.Value], None]
@@ -110,14 +112,21 @@ def matrix(buf, rows: int, cols: int, *, transposed: bool = False, batch_stride:
     operand indexed (i, kk): for A, i = row and kk = column; ``transposed`` swaps the roles, as
     B (i = column, kk = row) is read."""
 
-    def load(k: GpuKernel, b, i, kk):
+    def offset(k: GpuKernel, b, i, kk):
         r, c = (kk, i) if transposed else (i, kk)
         off = k.add(k.mul(r, cols), c)
         if batch_stride:
             off = k.add(off, k.mul(b, batch_stride))
-        return to_f32(k, k.load(buf, off), buf.dtype)
+        return off
 
-    return Operand(load, k_contiguous=not transposed)
+    def value(k, b, i, kk):
+        return to_f32(k, k.load(buf, offset(k, b, i, kk)), buf.dtype)
+
+    def raw(k, b, i, kk):
+        return k.b.load(k.addr(buf, offset(k, b, i, kk)), typ=T.I16, align=2)
+
+    sixteen = buf.dtype in (DType.f16, DType.bf16)
+    return Operand(value, k_contiguous=not transposed, raw=raw if sixteen else None)
 
 
 def emit_gemm(k: GpuKernel, m: int, n: int, kdim: int, batch: int, a: Operand, b: Operand, store: Store,
@@ -138,22 +147,10 @@ def emit_gemm(k: GpuKernel, m: int, n: int, kdim: int, batch: int, a: Operand, b
     full_m, full_n, full_k = m % t.bm == 0, n % t.bn == 0, kdim % t.bk == 0
     ktiles = -(-kdim // t.bk)
 
-    # -- which elements of a slice each thread loads (A slice BM x BK, B slice BK x BN):
-    # element e = tid + j * threads, split along the operand's contiguous axis
-    def slice_coords(e, rows: int, op: Operand):
-        if op.k_contiguous:
-            return k.udiv(e, t.bk), k.urem(e, t.bk)
-        return k.urem(e, rows), k.udiv(e, rows)
-
     def fetch(op: Operand, rows: int, base, extent: int, full_rows: bool, k0):
         """This thread's share of one slice: [(valid-in-tile, smem index, value)]."""
         out = []
-        per = rows * t.bk
-        for j in range(-(-per // nthreads)):
-            e = k.add(tid, j * nthreads)
-            inside = None if per % nthreads == 0 or (j + 1) * nthreads <= per else k.lt(e, per)
-            e_c = e if inside is None else bld.select(inside, e, k.i(0))
-            i_rel, kk_rel = slice_coords(e_c, rows, op)
+        for inside, i_rel, kk_rel in slice_elements(k, tid, rows, t.bk, nthreads, op.k_contiguous):
             i_abs, kk_abs = k.add(base, i_rel), k.add(k0, kk_rel)
             ok = None
             if not full_rows:
@@ -239,6 +236,34 @@ def emit_gemm(k: GpuKernel, m: int, n: int, kdim: int, batch: int, a: Operand, b
                     store(k, bz, mi, nj, acc)
     grid = (-(-n // t.bn), -(-m // t.bm), batch)
     return Launch(grid, (nthreads, 1, 1), t.shared_bytes, ((n, t.bn), (m, t.bm), (batch, 1)))
+
+
+def slice_elements(k: GpuKernel, tid, rows: int, depth: int, nthreads: int, k_contiguous: bool):
+    """The elements of a rows x depth slice one thread loads: [(inside, i, kk)] for elements
+    e = tid + j * nthreads, split along the operand's contiguous axis (consecutive threads read
+    consecutive addresses). When the thread count divides evenly, i and kk are the thread's own
+    coordinates plus constants (no division per element: the constants fold into addresses);
+    ``inside`` is None unless the last round of loads is partial."""
+    per = rows * depth
+    inner = depth if k_contiguous else rows
+    out = []
+    even = nthreads % inner == 0
+    if even:
+        a0, b0 = k.udiv(tid, inner), k.urem(tid, inner)
+    for j in range(-(-per // nthreads)):
+        inside = None if (j + 1) * nthreads <= per else k.lt(k.add(tid, j * nthreads), per)
+        if even:
+            outer_c, inner_c = k.add(a0, j * (nthreads // inner)), b0
+        else:
+            e = k.add(tid, j * nthreads)
+            if inside is not None:
+                e = k.b.select(inside, e, k.i(0))
+            outer_c, inner_c = k.udiv(e, inner), k.urem(e, inner)
+        if inside is not None and even:
+            outer_c = k.b.select(inside, outer_c, k.i(0))
+        i, kk = (outer_c, inner_c) if k_contiguous else (inner_c, outer_c)
+        out.append((inside, i, kk))
+    return out
 
 
 def _frag(k: GpuKernel, sh, start, count: int) -> list[ir.Value]:

@@ -49,16 +49,13 @@ def epilogue_store(k: GpuKernel, out, off, acc, *, bias=None, bias_index=None, r
     k.store(out, off, from_f32(k, acc, dt))
 
 
-def _use_mma(k: GpuKernel, dt: DType) -> bool:
-    return False and dt in (DType.f16, DType.bf16) and k.arch.has_mma_bf16
-
-
-def _gemm(k: GpuKernel, m: int, n: int, kd: int, batch: int, a: Operand, b: Operand, store, dt: DType,
-          a_spec=None, b_spec=None) -> Launch:
-    if _use_mma(k, dt) and a_spec is not None and b_spec is not None:
+def gemm_any(k: GpuKernel, m: int, n: int, kd: int, batch: int, a: Operand, b: Operand, store, dt: DType) -> Launch:
+    """The tensor-core GEMM for f16/bf16 operands on sm_80+ (when both readers give raw bits),
+    the SIMT GEMM otherwise."""
+    if dt in (DType.f16, DType.bf16) and k.arch.has_mma_bf16 and a.raw is not None and b.raw is not None:
         from irc.targets.cuda.kernels.mma import emit_mma_gemm
 
-        return emit_mma_gemm(k, m, n, kd, batch, a_spec, b_spec, store)
+        return emit_mma_gemm(k, m, n, kd, batch, a, b, store, dt)
     return emit_gemm(k, m, n, kd, batch, a, b, store)
 
 
@@ -76,8 +73,7 @@ def _gemm_fused(k: GpuKernel, node: Node) -> Launch:
         epilogue_store(k, out, k.add(k.mul(mi, n), nj), acc, bias=bias, bias_index=nj, residual=res,
                        act=at["act"], alpha=at["act_alpha"], beta=at["act_beta"])
 
-    return _gemm(k, m, n, kd, 1, matrix(a, m, kd), matrix(b, kd, n, transposed=True), store, a.dtype,
-                 (a, False, 0), (b, False, 0))
+    return gemm_any(k, m, n, kd, 1, matrix(a, m, kd), matrix(b, kd, n, transposed=True), store, a.dtype)
 
 
 @cuda_kernel("gemm", kind="gemm", check=float_only)
@@ -115,8 +111,7 @@ def _onnx_gemm(k: GpuKernel, node: Node) -> Launch:
             acc = SCALAR[act](k, {}, [DType.f32], DType.f32, acc)
         k.store(out, k.add(k.mul(mi, n), nj), from_f32(k, acc, out.dtype))
 
-    return _gemm(k, m, n, kd, 1, a_op, b_op, store, a.dtype,
-                 (a, bool(at["trans_a"]), 0), (b, not at["trans_b"], 0))
+    return gemm_any(k, m, n, kd, 1, a_op, b_op, store, a.dtype)
 
 
 @cuda_kernel("matmul", kind="gemm", check=float_only)
@@ -141,14 +136,20 @@ def _matmul(k: GpuKernel, node: Node) -> Launch:
     a_bs, b_bs = batch_strides(ash), batch_strides(bsh)
 
     def reader(buf, rows, cols, bs, transposed):
-        def load(k, bz, i, kk):
+        def off(k, bz, i, kk):
             r, c = (kk, i) if transposed else (i, kk)
-            off = k.add(k.mul(r, cols), c)
+            o = k.add(k.mul(r, cols), c)
             if batch > 1:
-                off = k.add(off, k.offset(k.unravel(bz, batch_shape), bs))
-            return to_f32(k, k.load(buf, off), buf.dtype)
+                o = k.add(o, k.offset(k.unravel(bz, batch_shape), bs))
+            return o
 
-        return Operand(load, k_contiguous=not transposed)
+        def load(k, bz, i, kk):
+            return to_f32(k, k.load(buf, off(k, bz, i, kk)), buf.dtype)
+
+        def raw(k, bz, i, kk):
+            return k.b.load(k.addr(buf, off(k, bz, i, kk)), typ=T.I16, align=2)
+
+        return Operand(load, k_contiguous=not transposed, raw=raw if buf.dtype in (DType.f16, DType.bf16) else None)
 
     def store(k, bz, mi, nj, acc):
         off = k.add(k.mul(mi, n), nj)
@@ -156,9 +157,7 @@ def _matmul(k: GpuKernel, node: Node) -> Launch:
             off = k.add(off, k.mul(bz, m * n))
         k.store(out, off, from_f32(k, acc, out.dtype))
 
-    simple = batch == 1
-    return _gemm(k, m, n, kd, batch, reader(a, m, kd, a_bs, False), reader(b, kd, n, b_bs, True), store, a.dtype,
-                 (a, False, 0) if simple else None, (b, False, 0) if simple else None)
+    return gemm_any(k, m, n, kd, batch, reader(a, m, kd, a_bs, False), reader(b, kd, n, b_bs, True), store, a.dtype)
 
 
 def _batch_shape(ash, bsh) -> tuple[int, ...]:
