@@ -80,8 +80,10 @@ class CpuExecutable:
     def assembly(self) -> str:
         return self.target_machine.emit_assembly(self.module)
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        outs = [np.empty(v.shape, v.dtype.numpy) for v in self.graph.outputs]
+    def run(self, inputs: Sequence[np.ndarray], out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Outputs for checked inputs; ``out`` (C-contiguous arrays of the output types) receives
+        them in place, e.g. graph state written over its own input (irc.targets.state)."""
+        outs = list(out) if out is not None else [np.empty(v.shape, v.dtype.numpy) for v in self.graph.outputs]
         in_ptrs = (ctypes.c_void_p * max(len(inputs), 1))(*[a.ctypes.data for a in inputs])
         out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
         with self._lock:
