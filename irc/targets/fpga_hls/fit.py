@@ -3,7 +3,8 @@
 ``auto``: every kernel starts at P = 1; then, as long as the design fits the budget (a fraction
 of every resource of the board, 80% by default), the kernel with the most cycles moves to its
 next larger factor (the next divisor of its parallel loop extent). A kernel whose next step
-would not fit is frozen; the search ends when every kernel is frozen or fully parallel. The
+would not fit is frozen; the search ends when every kernel is frozen or fully parallel, or when
+the slowest kernel that can still grow takes under 5% of the slowest kernel's cycles. The
 slowest kernel sets the pace of a layer pipeline, so the factors go where they shorten it.
 
 A fixed factor (an int, or {kernel or node name: int}) is rounded down to the nearest factor the
@@ -20,6 +21,10 @@ from irc.targets.fpga_hls.boards import RESOURCES, Board
 from irc.targets.fpga_hls.kernels import Kernel
 from irc.targets.fpga_hls.precision import Precision
 from irc.targets.fpga_hls.resources import Estimate, estimate, totals
+
+
+#: kernels taking under 1/SMALL of the slowest kernel's cycles are not worth more lanes
+SMALL = 20
 
 
 def budget(board: Board, fraction: float) -> dict[str, float]:
@@ -91,6 +96,8 @@ def _auto(kernels: list[Kernel], precision: Precision, board: Board, fraction: f
     frozen = [len(k.candidates()) == 1 for k in kernels]
     while not all(frozen):
         i = max((j for j in range(len(kernels)) if not frozen[j]), key=lambda j: est[j].cycles)
+        if est[i].cycles * SMALL < max(e.cycles for e in est):
+            break  # what can still grow is a sliver of the slowest kernel: more lanes buy nothing
         k = kernels[i]
         bigger = [c for c in k.candidates() if c > k.parallelism]
         trial = estimate(k, precision, board, bigger[0])

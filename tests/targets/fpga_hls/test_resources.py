@@ -84,10 +84,11 @@ def test_auto_parallelism_respects_the_budget(board, fraction):
         pytest.skip("this budget does not fit the design at parallelism 1 (checked in test_does_not_fit)")
     tot, limit = totals(est), budget(brd, fraction)
     assert all(tot[r] <= limit[r] for r in RESOURCES)
-    # every kernel is at its largest factor, or the next one would not fit
+    # every kernel is at its largest factor, or the next one would not fit, or it is negligible
+    slowest = max(e.cycles for e in est)
     for i, k in enumerate(kernels):
         bigger = [c for c in k.candidates() if c > k.parallelism]
-        if bigger:
+        if bigger and est[i].cycles * 20 >= slowest:
             trial = estimate(k, parse_precision("float32"), brd, bigger[0])
             assert any(tot[r] - est[i][r] + trial[r] > limit[r] for r in RESOURCES), k.name
 
