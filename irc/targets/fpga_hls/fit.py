@@ -22,7 +22,6 @@ from irc.targets.fpga_hls.kernels import Kernel
 from irc.targets.fpga_hls.precision import Precision
 from irc.targets.fpga_hls.resources import Estimate, estimate, totals
 
-
 #: kernels taking under 1/SMALL of the slowest kernel's cycles are not worth more lanes
 SMALL = 20
 
