@@ -80,6 +80,9 @@ class _Mapper:
         self.producers = g.producers()
         self.consts = g.params
         self.done: set[int] = set()
+        #: Float views of codes in a quantized graph: value -> [(layer, nodes from its codes)].
+        self.fview: dict[Value, list[tuple[str, list[Node]]]] = {}
+        self.fcat: dict[Value, Node] = {}
 
     # -- helpers
     def refuse(self, n: Node, why: str = "", replacement: str | None = None) -> None:
@@ -121,6 +124,8 @@ class _Mapper:
         self.map_input()
         for i, n in enumerate(g.nodes):
             if i in self.done:
+                continue
+            if self.quantized and self.float_node(n):
                 continue
             handler = getattr(self, f"op_{n.op}", None)
             if handler is None:
@@ -175,79 +180,98 @@ class _Mapper:
         self.host["input_zero_point"] = int(z.reshape(-1)[0])
         self.at[n.output] = _Ref(inp.name)
 
+    # Float islands of a quantized graph. A layer the quantize pass left in float reads
+    # dequantize_linear(codes) and feeds quantize_linear. When every float op between the two is
+    # element-wise (sigmoid, relu, clip) or a channel concat, each output code is a function of
+    # one input code: the island becomes a table per input (a lut block, left out when it is the
+    # identity) and a concat block, tabulated with the interpreter's own references (exact).
+    def float_node(self, n: Node) -> bool:
+        """Handles ``n`` if it reads a float view of codes; False if it does not."""
+        views = [self.fview.get(v) for v in n.inputs]
+        if all(v is None for v in views):
+            return False
+        if n.op in _TABLE_OPS and views[0] is not None and all(v is None for v in views[1:]) and \
+                all(self.const(v) is not None for v in n.inputs[1:]):
+            self.fview[n.output] = [(layer, nodes + [n]) for layer, nodes in views[0]]
+            if n.inputs[0] in self.fcat:
+                self.fcat[n.output] = self.fcat[n.inputs[0]]
+        elif n.op == "concat" and all(v is not None for v in views) and n.attrs["axis"] == 1 and n.output.type.rank == 4:
+            self.fview[n.output] = [part for v in views for part in v]
+            self.fcat[n.output] = n
+        elif n.op == "resize" and views[0] is not None and n.attrs["mode"] == "nearest" and \
+                _whole_factors(n.inputs[0].shape, n.attrs) is not None:
+            # Nearest upsampling commutes with element-wise ops and concat: upsample the codes.
+            f = _whole_factors(n.inputs[0].shape, n.attrs)
+            parts = []
+            for layer, nodes in views[0]:
+                src = self.index[layer]
+                up = self.add(Layer(n.label, "upsample", [src.name], Shape(src.shape.c, src.shape.h * f[0],
+                                                                          src.shape.w * f[1]), src.signed,
+                                    {"factor": f}, nodes=[n.label]))
+                parts.append((up.name, nodes))
+            self.fview[n.output] = parts
+            if n.inputs[0] in self.fcat:
+                self.fcat[n.output] = self.fcat[n.inputs[0]]
+        elif n.op == "quantize_linear" and views[0] is not None:
+            self.end_island(n, views[0])
+        elif n.op in ("softmax", "log_softmax", "argmax") and len(views[0]) == 1 and \
+                all(m.op in ("dequantize_linear", "identity") for m in views[0][0][1]):
+            self.at[n.inputs[0]] = _Ref(views[0][0][0])
+            self.op_softmax(n, -1)
+        else:
+            self.refuse(n, "stays float after quantization", "a layer that quantizes (see the quantize report)")
+        return True
+
     def op_dequantize_linear(self, n: Node, i: int) -> None:
         r = self.ref(n)
         if r is None:
             return
-        chain, end = self.float_chain(n)
-        if end is not None and end.op == "quantize_linear":
-            self.map_table(n, chain, end)
+        s = self.const(n.inputs[1])
+        if s is None or s.size != 1:
+            self.refuse(n, "dequantization must be per tensor with constant parameters")
             return
-        # The output edge: dequantize, then nothing or a final softmax.
-        rest = [m for m in chain]
-        s, z = self.const(n.inputs[1]), self.const(n.inputs[2]) if len(n.inputs) > 2 else np.zeros((), np.int64)
-        if s is None or z is None or s.size != 1:
-            self.refuse(n, "output dequantization must be per tensor with constant parameters")
-            return
-        if not rest:
-            if n.output not in self.g.outputs:
-                self.refuse(n, "a float island inside the quantized graph",
-                            "a layer that quantizes (see the quantize report)")
-                return
+        self.fview[n.output] = [(r.layer, [n])]
+        if n.output in self.g.outputs:
+            z = self.const(n.inputs[2]) if len(n.inputs) > 2 else np.zeros((), np.int64)
             self.host["output_scale"] = float(s.reshape(-1)[0])
             self.host["output_zero_point"] = int(np.asarray(z).reshape(-1)[0])
             self.at[n.output] = r
-            return
-        self.at[n.output] = r
-        for m in rest:
-            self.done.add(self.g.nodes.index(m))
-            handler = getattr(self, f"op_{m.op}", None)
-            if m.op not in ("softmax", "log_softmax", "argmax", "identity") or handler is None:
-                self.refuse(m, "a float layer after the quantized graph's output")
+
+    def table(self, src: Layer, nodes: list[Node]) -> np.ndarray:
+        """The codes ``nodes`` (dequantize, element-wise ops, quantize) give for each input code."""
+        vals = (np.arange(-128, 128) if src.signed else np.arange(0, 256)).astype(np.int8 if src.signed else np.uint8)
+        for m in nodes:
+            vals = get_op(m.op).evaluate([vals] + [self.consts[v] for v in m.inputs[1:]], m.attrs)[0]
+        return vals
+
+    def end_island(self, q: Node, parts: list[tuple[str, list[Node]]]) -> None:
+        """quantize_linear closing a float island: a table per input (unless the identity), then
+        the concat block if the island joined several inputs."""
+        srcs = []
+        for layer_name, nodes in parts:
+            src = self.index[layer_name]
+            table = self.table(src, nodes + [q])
+            codes = np.arange(-128, 128) if src.signed else np.arange(0, 256)
+            out_signed = table.dtype == np.int8
+            if out_signed == src.signed and np.array_equal(table.astype(np.int64), codes):
+                srcs.append(src)
                 continue
-            handler(m, -1)
-
-    def float_chain(self, n: Node) -> tuple[list[Node], Node | None]:
-        """Float nodes after dequantize ``n``, each the only user of the one before, up to a
-        quantize_linear (returned as ``end``) or the graph's output (``end`` None)."""
-        chain: list[Node] = []
-        v = n.output
-        while True:
-            users = self.users.get(v, [])
-            if len(users) != 1 or v in self.g.outputs:
-                return chain, None
-            m = users[0]
-            if m.op == "quantize_linear":
-                return chain, m
-            chain.append(m)
-            if len(m.outputs) != 1:
-                return chain, None
-            v = m.output
-
-    def map_table(self, deq: Node, chain: list[Node], q: Node) -> None:
-        """dequantize -> element-wise float ops -> quantize: a table over the 256 input codes,
-        computed with the very references the interpreter uses (so it is exact)."""
-        bad = [m for m in chain if m.op not in _TABLE_OPS]
-        for m in bad:
-            self.refuse(m, "stays float after quantization")
-        if bad:
+            ops = [m for m in nodes if m.op not in ("dequantize_linear", "concat")]
+            name = ops[-1].label if ops else f"{q.label}_{src.name}"
+            srcs.append(self.add(Layer(name, "lut", [src.name], src.shape, out_signed,
+                                       {"in_signed": src.signed, "function": "+".join(m.op for m in ops) or "rescale"},
+                                       {"table": table.astype(np.int64)}, [m.label for m in nodes] + [q.label])))
+        if len(srcs) == 1:
+            self.at[q.output] = _Ref(srcs[0].name)
             return
-        r = self.ref(deq)
-        src = self.index[r.layer]
-        codes = np.arange(-128, 128) if src.signed else np.arange(0, 256)
-        x = codes.astype(src.signed and np.int8 or np.uint8)
-        vals = get_op("dequantize_linear").evaluate([x] + [self.consts[v] for v in deq.inputs[1:]], deq.attrs)[0]
-        for m in chain:
-            args = [vals] + [self.consts[v] for v in m.inputs[1:]]
-            vals = get_op(m.op).evaluate(args, m.attrs)[0]
-        table = get_op("quantize_linear").evaluate([vals] + [self.consts[v] for v in q.inputs[1:]], q.attrs)[0]
-        out_signed = table.dtype == np.int8
-        nodes = [deq.label] + [m.label for m in chain] + [q.label]
-        name = "_".join(m.op for m in chain) or "table"
-        layer = self.add(Layer(chain[0].label if chain else name, "lut", [src.name], src.shape, out_signed,
-                               {"in_signed": src.signed}, {"table": table.astype(np.int64)}, nodes))
-        for m in chain + [q]:
-            self.done.add(self.g.nodes.index(m))
+        cat = self.fcat[q.inputs[0]]
+        if len({x.signed for x in srcs}) != 1:
+            self.refuse(cat, "inputs of different types")
+            return
+        s = srcs[0].shape
+        shape = Shape(sum(x.shape.c for x in srcs), s.h, s.w)
+        layer = self.add(Layer(cat.label, "concat", [x.name for x in srcs], shape, srcs[0].signed, {},
+                               nodes=[cat.label, q.label]))
         self.at[q.output] = _Ref(layer.name)
 
     # -- convolutions

@@ -13,7 +13,7 @@ The figures follow the Verilog in ``rtl/`` block by block:
   (two small products: one DSP block) and requantizes (two).
 - **M20K blocks** (20 Kbit, 512x40 ... 16Kx1): every memory is rounded up to whole blocks in its
   best aspect ratio: weight ROMs (``PI*PO`` bytes wide), per-channel parameter ROMs (72 bits per
-  output lane), line buffers (``KH + SH`` rows of the input), tables, row buffers, and the FIFOs
+  output lane), line buffers (``2*KH + SH - PT`` rows of the input), tables, row buffers, and the FIFOs
   that balance reconvergent paths. Memories of at most 640 bits go to MLABs (logic), as a fitter
   would place them.
 
@@ -129,8 +129,10 @@ def out_lanes(layer: Layer, pi: int, po: int) -> int:
 
 
 def line_rows(layer: Layer) -> int:
-    """Rows of the input a windowed block keeps: KH + SH."""
-    return layer.attrs["kernel"][0] + layer.attrs["stride"][0]
+    """Rows of the input a windowed block keeps: the window (KH), the next SH rows, and the next
+    frame's first KH - PT rows, so that neither row nor frame changes stall its producer."""
+    kh, sh, pt = layer.attrs["kernel"][0], layer.attrs["stride"][0], layer.attrs["pads"][0]
+    return 2 * kh + sh - pt
 
 
 def layer_cost(layer: Layer, lg: LayerGraph, pi: int, po: int) -> LayerCost:
@@ -143,7 +145,6 @@ def layer_cost(layer: Layer, lg: LayerGraph, pi: int, po: int) -> LayerCost:
     if kind == "conv":
         geo = conv_geometry(layer, lg)
         kh, kw = layer.attrs["kernel"]
-        sh = layer.attrs["stride"][0]
         dw = geo["dw"]
         li = po if dw else pi
         cbg = 1 if dw else geo["cg"] // pi
@@ -154,14 +155,13 @@ def layer_cost(layer: Layer, lg: LayerGraph, pi: int, po: int) -> LayerCost:
         macs = s.h * s.w * geo["m"] * kh * kw * geo["cg"]
         mems = [Memory("weights", beats * kh * kw * cbg, mults * 8),
                 Memory("params", beats, po * 72),
-                Memory("line buffer", (kh + sh) * src.w * src.c // li, li * 8)]
+                Memory("line buffer", line_rows(layer) * src.w * src.c // li, li * 8)]
         return LayerCost(layer.name, kind, pi, po, macs, cycles, mults,
                          math.ceil(mults / 2) + REQUANT_DSP * po, mems)
     if kind == "maxpool":
         kh, kw = layer.attrs["kernel"]
-        sh = layer.attrs["stride"][0]
         compute = s.h * s.w * (s.c // pi) * kh * kw
-        mems = [Memory("line buffer", (kh + sh) * src.w * src.c // pi, pi * 8)]
+        mems = [Memory("line buffer", line_rows(layer) * src.w * src.c // pi, pi * 8)]
         return LayerCost(layer.name, kind, pi, po, 0, max(compute, src.size // pi), 0, 0, mems)
     if kind == "eltwise":
         return LayerCost(layer.name, kind, pi, po, 0, s.size // pi, 2 * pi, pi * (1 + REQUANT_DSP))
@@ -172,8 +172,8 @@ def layer_cost(layer: Layer, lg: LayerGraph, pi: int, po: int) -> LayerCost:
         mems = [Memory(f"table {k}", 256, 8) for k in range(math.ceil(pi / 2))]
         return LayerCost(layer.name, kind, pi, po, 0, s.size // pi, 0, 0, mems)
     if kind == "upsample":
-        mems = [Memory("row buffer", src.w * src.c // pi, pi * 8)]
-        return LayerCost(layer.name, kind, pi, po, 0, src.size // pi + s.size // pi, 0, 0, mems)
+        mems = [Memory("row buffers", 2 * src.w * src.c // pi, pi * 8)]
+        return LayerCost(layer.name, kind, pi, po, 0, max(src.size, s.size) // pi, 0, 0, mems)
     if kind == "argmax":
         return LayerCost(layer.name, kind, pi, po, 0, src.size // pi, 0, 0)
     raise AssertionError(kind)
@@ -186,15 +186,15 @@ def layer_cost(layer: Layer, lg: LayerGraph, pi: int, po: int) -> LayerCost:
 def lags(lg: LayerGraph) -> dict[str, float]:
     """How far (in frames) each block's output can trail the data it has absorbed: the sum,
     along its deepest path from the input, of the buffering of each block (a windowed block
-    holds KH + SH of its H input rows; an upsample one input row)."""
+    holds line_rows of its H input rows; an upsample two input rows)."""
     out: dict[str, float] = {}
     for layer in lg:
         before = max((out[i] for i in layer.inputs), default=0.0)
         own = 0.0
         if layer.kind in ("conv", "maxpool"):
-            own = min(1.0, line_rows(layer) / lg.in_shape(layer).h)
+            own = line_rows(layer) / lg.in_shape(layer).h
         elif layer.kind == "upsample":
-            own = 1.0 / lg.in_shape(layer).h
+            own = 2.0 / lg.in_shape(layer).h
         out[layer.name] = before + own
     return out
 

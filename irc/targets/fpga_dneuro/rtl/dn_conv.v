@@ -10,7 +10,8 @@
 // written per beat. A window takes KH*KW*CG/PI cycles, so a frame takes
 // HO*WO*(M/PO)*KH*KW*(C/G)/PI cycles (DW: HO*WO*(M/PO)*KH*KW).
 //
-// Input rows go to a ring line buffer of NR = KH + SH rows; output row oh starts once the rows it
+// Input rows go to a ring line buffer of NR = 2*KH + SH - PT rows (the window, the next SH rows, the
+// next frame's first KH - PT rows: no stall at row or frame changes); output row oh starts once the rows it
 // needs are in, while the next SH rows stream in. Pipeline: issue (addresses) -> memories ->
 // multiply-accumulate (32-bit wrap-around accumulators, started at the int32 bias) -> requantize
 // (dn_requant) -> output register. The whole pipeline holds while the output is not taken.
@@ -51,7 +52,7 @@ module dn_conv #(
     localparam TERMS = KH * KW * CBG;
     localparam WDEPTH = MGRP * TERMS;
     localparam WBITS = PO * NI * 8;
-    localparam NR = KH + SH;
+    localparam NR = 2 * KH + SH - PT;
     localparam LBD = NR * W * CB;
     localparam LAW = (LBD > 1) ? $clog2(LBD) : 1;
     localparam WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;

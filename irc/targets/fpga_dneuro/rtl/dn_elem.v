@@ -78,8 +78,8 @@ module dn_lut #(
     end
 endmodule
 
-// Nearest-neighbour upsampling by whole factors (FH, FW): one input row is buffered, then
-// written FH times with every pixel repeated FW times.
+// Nearest-neighbour upsampling by whole factors (FH, FW): input rows go to two row buffers in
+// turn; while one row is written FH times (every pixel repeated FW times), the next one fills.
 module dn_upsample #(
     parameter C = 1, parameter W = 1, parameter FH = 1, parameter FW = 1, parameter P = 1
 ) (
@@ -94,42 +94,48 @@ module dn_upsample #(
 );
     localparam CB = C / P;
     localparam ROWW = W * CB;
-    reg [P*8-1:0] row [0:ROWW-1];
-    reg emitting;
+    reg [P*8-1:0] rows [0:2*ROWW-1];
+    reg [1:0] full;
+    reg wsel, rsel;
     integer wcnt, r, c, f, cb;
-    assign in_ready = !emitting;
-    assign out_valid = emitting;
-    assign out_data = row[c * CB + cb];
+    assign in_ready = !full[wsel];
+    assign out_valid = full[rsel];
+    assign out_data = rows[(rsel ? ROWW : 0) + c * CB + cb];
+    wire wdone = in_valid && in_ready && (wcnt == ROWW - 1);
+    wire rdone = out_valid && out_ready && (cb == CB - 1) && (f == FW - 1) && (c == W - 1) && (r == FH - 1);
     always @(posedge clk) begin
         if (rst) begin
-            emitting <= 0;
+            full <= 2'b00;
+            wsel <= 0; rsel <= 0;
             wcnt <= 0; r <= 0; c <= 0; f <= 0; cb <= 0;
-        end else if (!emitting) begin
-            if (in_valid) begin
-                row[wcnt] <= in_data;
+        end else begin
+            if (in_valid && in_ready) begin
+                rows[(wsel ? ROWW : 0) + wcnt] <= in_data;
                 if (wcnt == ROWW - 1) begin
                     wcnt <= 0;
-                    emitting <= 1;
+                    wsel <= !wsel;
                 end else wcnt <= wcnt + 1;
             end
-        end else if (out_ready) begin
-            if (cb != CB - 1) cb <= cb + 1;
-            else begin
-                cb <= 0;
-                if (f != FW - 1) f <= f + 1;
+            if (out_valid && out_ready) begin
+                if (cb != CB - 1) cb <= cb + 1;
                 else begin
-                    f <= 0;
-                    if (c != W - 1) c <= c + 1;
+                    cb <= 0;
+                    if (f != FW - 1) f <= f + 1;
                     else begin
-                        c <= 0;
-                        if (r != FH - 1) r <= r + 1;
+                        f <= 0;
+                        if (c != W - 1) c <= c + 1;
                         else begin
-                            r <= 0;
-                            emitting <= 0;
+                            c <= 0;
+                            if (r != FH - 1) r <= r + 1;
+                            else begin
+                                r <= 0;
+                                rsel <= !rsel;
+                            end
                         end
                     end
                 end
             end
+            full <= (full | (wdone ? (wsel ? 2'b10 : 2'b01) : 2'b00)) & ~(rdone ? (rsel ? 2'b10 : 2'b01) : 2'b00);
         end
     end
 endmodule

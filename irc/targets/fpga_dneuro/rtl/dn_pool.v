@@ -21,7 +21,7 @@ module dn_maxpool #(
     output reg  [P*8-1:0] out_data
 );
     localparam CB = C / P;
-    localparam NR = KH + SH;
+    localparam NR = 2 * KH + SH - PT;
     localparam LBD = NR * W * CB;
     localparam LAW = (LBD > 1) ? $clog2(LBD) : 1;
     localparam HM = H % NR;
