@@ -67,30 +67,27 @@ def aligned_empty(shape, dtype) -> np.ndarray:
 
 
 def in_place_safe(g: Graph, i: int, o: int) -> bool:
-    """Whether output ``o`` may be written over input ``i``'s buffer while ``g`` runs: its
-    producer is element-wise with o's type, and neither input i nor a view of it (reshape) is
-    read by any node after that producer."""
-    src, out = g.inputs[i], g.outputs[o]
-    producer = next((k for k, n in enumerate(g.nodes) if out in n.outputs), None)
-    if producer is None:
-        return False
-    node = g.nodes[producer]
+    """Whether output ``o`` may be written over input ``i``'s buffer while ``g`` runs: no node
+    after o's producer reads input i or a view of it (reshape), and the producer itself reads
+    them, if at all, only element for element (an element-wise op whose operand has o's type)."""
     from irc.ir.ops import get_op
 
-    tags = get_op(node.op).tags
-    if not ("elementwise" in tags or node.op == "elementwise_chain") or len(node.outputs) != 1:
+    src, out = g.inputs[i], g.outputs[o]
+    producer = next((k for k, n in enumerate(g.nodes) if out in n.outputs), None)
+    if producer is None or out in g.outputs[:o] or out in g.outputs[o + 1:]:
         return False
     aliases = {src}
     for n in g.nodes:
         if n.op == "reshape" and n.inputs[0] in aliases:
             aliases.update(n.outputs)
-    if out in g.outputs[:o] or out in g.outputs[o + 1:]:
+    if any(v in aliases for n in g.nodes[producer + 1:] for v in n.inputs):
         return False
-    for n in g.nodes[producer + 1:]:
-        if any(v in aliases for v in n.inputs):
-            return False
-    # The producer may read the old value only element for element: same shape, no broadcast.
-    return all(v.type == out.type for v in node.inputs if v in aliases)
+    node = g.nodes[producer]
+    read = [v for v in node.inputs if v in aliases]
+    if not read:
+        return True
+    elementwise = "elementwise" in get_op(node.op).tags or node.op == "elementwise_chain"
+    return elementwise and len(node.outputs) == 1 and all(v.type == out.type for v in read)
 
 
 class StatefulExecutable:
