@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irc.errors import TargetError
 from irc.fileio import atomic_dir
 from irc.targets.fpga_dneuro.emulator import Emulator
 from irc.targets.fpga_dneuro.render import library_files, memory_files, render_top, top_name
@@ -38,8 +39,12 @@ def design_files(design: Design, codes: np.ndarray, report: str = "") -> dict[st
     return files
 
 
-def write_design(out: str | Path, design: Design, codes: np.ndarray, report: str = "") -> list[Path]:
-    """Write the export directory ``out`` atomically; returns the paths written."""
+def write_design(out: str | Path, design: Design, codes: np.ndarray, report: str = "", *, simulate: bool = False,
+                 simulator: str | None = None) -> list[Path]:
+    """Write the export directory ``out`` atomically; returns the paths written. With
+    ``simulate``, the RTL is simulated on the test vectors first (Verilator or Icarus Verilog,
+    see sim.py) and the directory is written only if its output equals the emulator's;
+    ``simulation.txt`` records the run."""
     files = design_files(design, codes, report)
     out = Path(out)
     with atomic_dir(out) as tmp:
@@ -47,4 +52,27 @@ def write_design(out: str | Path, design: Design, codes: np.ndarray, report: str
             p = tmp / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
+        if simulate:
+            files["simulation.txt"] = check_simulation(tmp, design, simulator)
+            (tmp / "simulation.txt").write_text(files["simulation.txt"])
     return [out / rel for rel in files]
+
+
+def check_simulation(build: Path, design: Design, simulator: str | None = None) -> str:
+    """Simulate an export directory; TargetError unless its outputs equal the expected vectors.
+    Returns a short log: simulator, beats compared, cycles per frame and latency against the
+    model."""
+    from irc.targets.fpga_dneuro.sim import available, simulate
+
+    sim = available(simulator)
+    res = simulate(build, sim)
+    want = [int(w, 16) for w in (build / "vectors" / "output.hex").read_text().split()]
+    if res.words != want:
+        k = next((i for i, (a, b) in enumerate(zip(res.words, want)) if a != b), min(len(res.words), len(want)))
+        raise TargetError(f"RTL simulation ({sim}) differs from the emulator at output beat {k} of {len(want)}")
+    period = res.frame_cycles
+    lines = [f"simulator      {sim}", f"output beats   {len(want)} equal to the emulator's",
+             f"latency        {res.latency} cycles (model {design.latency_cycles})"]
+    if period:
+        lines.append(f"frame period   {period[-1]} cycles (model {design.cycles})")
+    return "\n".join(lines) + "\n"

@@ -79,8 +79,8 @@ def test_run_needs_emulation_or_a_board():
 
 def test_option_errors():
     g = mlp_graph()
-    with pytest.raises(InputError, match="unknown fpga flow 'dneuro'"):
-        irc.compile(g, target="fpga", flow="dneuro")
+    with pytest.raises(InputError, match="unknown fpga flow 'vivado'"):
+        irc.compile(g, target="fpga", flow="vivado")
     with pytest.raises(InputError, match="unknown precision 'float16'"):
         irc.compile(g, target="fpga", precision="float16")
     with pytest.raises(InputError, match="ap_fixed<W,I> needs"):
