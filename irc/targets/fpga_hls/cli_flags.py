@@ -22,7 +22,7 @@ def _flag(*decls: str, **kw):
 
 
 _FLAGS = [
-    _flag("--flow", type=click.Choice(["hls"]), help="fpga: the flow (hls: a Vitis HLS project)."),
+    _flag("--flow", metavar="FLOW", help="fpga: the flow: hls (a Vitis HLS project, default) or dneuro."),
     _flag("--board", metavar="NAME", help="fpga: the board (u200 [default], u250, u280, vck5000)."),
     _flag("--platform", metavar="NAME", help="fpga: the Vitis platform (default: the board's)."),
     _flag("--precision", metavar="P", help="fpga: float32 [default], ap_fixed<W,I> (e.g. ap_fixed<16,6>) or int8."),
