@@ -135,7 +135,7 @@ def _pool() -> ThreadPoolExecutor:
 
 @functools.cache
 def _lljit():
-    return llvm.create_lljit_compiler(llvm_env.target_machine(llvm_env.cpu_spec("host"), jit=True))
+    return llvm.create_lljit_compiler(llvm_env.target_machine(llvm_env.cpu_spec("generic"), jit=True))
 
 
 class HostKernels:
@@ -145,7 +145,9 @@ class HostKernels:
         llvm_env.load_runtime_libraries()
         text = host_ir(ir_text)
         mod = llvm_env.parse(text)
-        tm = llvm_env.target_machine(llvm_env.cpu_spec("host"), jit=True)
+        # Baseline x86-64, not this CPU: with AVX512-VNNI enabled, LLVM 22 miscompiles the
+        # byte dot products of the dp4a emulation (signed x unsigned), seen as wrong int8 GEMMs.
+        tm = llvm_env.target_machine(llvm_env.cpu_spec("generic"), jit=True)
         llvm_env.optimize(mod, tm)
         builder = llvm.JITLibraryBuilder().add_object_img(tm.emit_object(mod)).add_current_process()
         for sym, fn in _CALLBACKS.items():

@@ -2,4 +2,4 @@
 
 from irc.targets.cuda.kernels.registry import KERNELS, GpuKernelDef, cuda_kernel  # noqa: F401
 from irc.targets.cuda.kernels import elementwise  # noqa: F401,E401
-from irc.targets.cuda.kernels import linalg, conv, reduce, pool, movement  # noqa: F401,E401,E402
+from irc.targets.cuda.kernels import linalg, conv, reduce, pool, movement, quant  # noqa: F401,E401,E402
