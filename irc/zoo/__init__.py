@@ -15,6 +15,7 @@ from collections.abc import Callable
 import onnx
 
 from irc.errors import InputError
+from irc.zoo.imagenet import alexnet, googlenet, mobilenet_v1, resnet34, resnet50, squeezenet, vgg16
 from irc.zoo.lenet import lenet5
 from irc.zoo.mlp import mlp
 from irc.zoo.mobilenet import mobilenet_v2
@@ -30,6 +31,13 @@ MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "small_resnet": small_resnet,
     "mobilenet_v2": mobilenet_v2,
     "vgg_cifar": vgg_cifar,
+    "mobilenet_v1": mobilenet_v1,
+    "squeezenet": squeezenet,
+    "alexnet": alexnet,
+    "vgg16": vgg16,
+    "googlenet": googlenet,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
 }
 
 
@@ -42,4 +50,5 @@ def build(name: str, batch: int | None = None, **kw) -> onnx.ModelProto:
     return fn(batch=batch, **kw)
 
 
-__all__ = ["MODELS", "build", "lenet5", "mlp", "mobilenet_v2", "resnet", "resnet18", "small_resnet", "vgg_cifar"]
+__all__ = ["MODELS", "build", "lenet5", "mlp", "mobilenet_v2", "resnet", "resnet18", "small_resnet", "vgg_cifar",
+           "alexnet", "googlenet", "mobilenet_v1", "resnet34", "resnet50", "squeezenet", "vgg16"]
