@@ -28,13 +28,19 @@ from irc.ir.graph import Node
 from irc.ir.types import DType
 from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder, c_strides
+from irc.targets.cpu.kernels import lanes
 from irc.targets.cpu.kernels import typed_io as io
 from irc.targets.cpu.kernels.registry import cpu_kernel
 from irc.targets.cpu.kernels.strided import add, parallel_nest
 from irc.targets.cpu.scalar import Scalar
 
-#: Bits of accumulator per vector step: four AVX-512 registers, four independent chains.
+#: Bits of accumulator per vector step along a reduced run: four AVX-512 registers, so four
+#: independent chains hide the latency of the combining instruction.
 STEP_BITS = 2048
+#: Along a kept run: bits per vector step, and bytes of stack for the rows of accumulators
+#: (they stay in L1 while the reduced positions stream past).
+ROW_STEP_BITS = 1024
+ROW_BYTES = 16384
 
 Combine = Callable[[Scalar, ir.Value, ir.Value], ir.Value]
 
@@ -52,8 +58,16 @@ class Pass:
 class Plan:
     acc: DType
     passes: tuple[Pass, ...]
-    #: (ops, results of the passes, element count) -> the output value, in ``acc``
+    #: (ops, results of the passes, element count) -> the output value, in ``result``
     finish: Callable[[Scalar, list[ir.Value], int], ir.Value] = lambda s, r, n: r[-1]
+    #: the type the finished value is in (``acc`` unless given)
+    result: DType | None = None
+    #: the type the input's bytes are read as (its own unless given)
+    load_as: DType | None = None
+
+    def __post_init__(self):
+        if self.result is None:
+            object.__setattr__(self, "result", self.acc)
 
 
 def _add(s: Scalar, a, b):
@@ -116,6 +130,10 @@ def _int_mean(s: Scalar, r, n):
 
 def plan_for(op: str, dt: DType) -> Plan:
     wide = DType.f64 if dt.is_float else dt
+    if dt is DType.bool:  # bytes 0/1: max is any, min is all
+        low = op == "reduce_max"
+        return Plan(DType.u8, (Pass(0 if low else 1, _max if low else _min),),
+                    lambda s, r, n: s.b.icmp_unsigned("!=", r[0], s.c(0)), result=DType.bool, load_as=DType.u8)
     if op in ("reduce_max", "reduce_min"):
         acc = DType.f32 if dt in (DType.f16, DType.bf16) else dt
         low = op == "reduce_max"
@@ -138,11 +156,21 @@ def plan_for(op: str, dt: DType) -> Plan:
         return Plan(wide, (Pass(0, _add),), lambda s, r, n: s.intrinsic("log", r[0]))
     if op == "reduce_log_sum_exp":
         def shifted_exp(s, x, prev):
-            return s.intrinsic("exp", s.sub(x, _finite_or_zero(s, _spread(s, prev[0]))))
+            return _exp(s, s.sub(x, _finite_or_zero(s, _spread(s, prev[0]))), dt)
 
         return Plan(wide, (Pass(-math.inf, _max), Pass(0, _add, shifted_exp)),
                     lambda s, r, n: s.add(s.intrinsic("log", r[1]), _finite_or_zero(s, _spread(s, r[0]))))
     raise AssertionError(op)
+
+
+def _exp(s: Scalar, x: ir.Value, dt: DType) -> ir.Value:
+    """exp of f64 values. For data that was f32 or narrower, f32's vectorised exp is accurate
+    enough (the arguments are <= 0 and the sum is >= 1) and far faster than libm per lane."""
+    if dt is DType.f64:
+        return s.intrinsic("exp", x)
+    t = io.vec(T.F32, s.lanes)
+    y = lanes.exp(Scalar(s.k, DType.f32, s.lanes), s.b.fptrunc(x, t))
+    return s.b.fpext(y, s.t)
 
 
 def _spread(s: Scalar, v: ir.Value) -> ir.Value:
@@ -220,7 +248,7 @@ def _inner_reduced(k, plan, runs, xs, kept, red, os_, count) -> None:
                     if stop > start:
                         s = Scalar(k, plan.acc, w)
                         with k.loop(stop, start=start, step=step, name=f"v{w}") as i:
-                            v = p.pre(s, io.load(k, x, add(k, row, i), w, plan.acc), results)
+                            v = p.pre(s, io.load(k, x, add(k, row, i), w, plan.acc, plan.load_as), results)
                             k.b.store(p.combine(s, k.b.load(slot, typ=slot.allocated_type), v), slot)
                     start = stop
             s0 = Scalar(k, plan.acc)
@@ -229,45 +257,95 @@ def _inner_reduced(k, plan, runs, xs, kept, red, os_, count) -> None:
                 total = p.combine(s0, total, _fold(k, plan.acc, k.b.load(slot, typ=slot.allocated_type), p.combine))
             results.append(total)
         value = plan.finish(Scalar(k, plan.acc), results, count)
-        io.store(k, out, k.offset(idx, [os_[i] for i in kept]), value, plan.acc)
+        io.store(k, out, k.offset(idx, [os_[i] for i in kept]), value, plan.result)
 
 
 def _inner_kept(k, plan, runs, xs, kept, red, os_, count) -> None:
+    """Outputs along the innermost run, in blocks whose accumulators (one row per pass) sit on
+    the stack in L1: every reduced position streams one contiguous block of the input."""
     out, x = k.outs[0], k.ins[0]
     width = runs[-1][0]
-    chunk = min(step_lanes(plan, x.dtype), width)
-    nfull, tail = divmod(width, chunk)
+    vl = max(2, ROW_STEP_BITS // _bits(plan.acc))
+    acc_bytes = _bits(plan.acc) // 8
+    block = min(width, max(vl, ROW_BYTES // (acc_bytes * len(plan.passes)) // vl * vl))
+    nfull, tail = divmod(width, block)
     outer = kept[:-1]
     red_sizes = [runs[i][0] for i in red]
+    red_strides = [xs[i] for i in red]
     with parallel_nest(k, [runs[i][0] for i in outer] + [nfull + (1 if tail else 0)],
-                       chunk * math.prod(red_sizes), name="c") as idx:
+                       block * math.prod(red_sizes), name="c") as idx:
         b = k.b
-        c0 = b.mul(idx[-1], k.i64(chunk))
+        c0 = b.mul(idx[-1], k.i64(block))
         base = add(k, k.offset(idx[:-1], [xs[i] for i in outer]), c0)
         obase = add(k, k.offset(idx[:-1], [os_[i] for i in outer]), c0)
 
-        def body(lanes: int) -> None:
-            s = Scalar(k, plan.acc, lanes)
-            results: list[ir.Value] = []
+        def body(w: int) -> None:
+            acc_t = T.compute_type(plan.acc)
+            rows = []
             for p in plan.passes:
-                slot = _slot(k, plan.acc, lanes, p.init)
+                with k.b.goto_entry_block():
+                    rows.append(k.b.alloca(ir.ArrayType(acc_t, w)))
+                _for_lanes(k, w, vl, lambda j, n, row=rows[-1], p=p: _row_store(k, row, j, Scalar(k, plan.acc, n).c(p.init)))
                 with k.nest(red_sizes, name="cr") as ridx:
-                    v = p.pre(s, io.load(k, x, add(k, base, k.offset(ridx, [xs[i] for i in red])), lanes, plan.acc),
-                              results)
-                    k.b.store(p.combine(s, k.b.load(slot, typ=slot.allocated_type), v), slot)
-                results.append(k.b.load(slot, typ=slot.allocated_type))
-            io.store(k, out, obase, plan.finish(s, results, count), plan.acc)
+                    src = add(k, base, k.offset(ridx, red_strides))
+
+                    def step(j, n, p=p):
+                        s = Scalar(k, plan.acc, n)
+                        prev = [_row_load(k, r, j, acc_t, n) for r in rows[:-1]]
+                        v = p.pre(s, io.load(k, x, add(k, src, j), n, plan.acc, plan.load_as), prev)
+                        _row_store(k, rows[-1], j, p.combine(s, _row_load(k, rows[-1], j, acc_t, n), v))
+
+                    _for_lanes(k, w, vl, step)
+
+            def finish(j, n):
+                s = Scalar(k, plan.acc, n)
+                value = plan.finish(s, [_row_load(k, r, j, acc_t, n) for r in rows], count)
+                io.store(k, out, add(k, obase, j), value, plan.result)
+
+            _for_lanes(k, w, vl, finish)
 
         if not tail:
-            body(chunk)
+            body(block)
         elif not nfull:
             body(tail)
         else:
             with b.if_else(b.icmp_signed("<", idx[-1], k.i64(nfull))) as (then, other):
                 with then:
-                    body(chunk)
+                    body(block)
                 with other:
                     body(tail)
+
+
+def _for_lanes(k: KernelBuilder, n: int, vl: int, body: Callable[[ir.Value, int], None]) -> None:
+    """body(j, lanes) over [0, n): whole vectors of ``vl``, then one vector of the remainder."""
+    whole = n // vl * vl
+    if whole == vl:
+        body(k.i64(0), vl)
+    elif whole:
+        with k.loop(whole, step=vl, name="j") as j:
+            body(j, vl)
+    if n > whole:
+        body(k.i64(whole), n - whole if n - whole > 1 else 0)
+
+
+def _row_at(k: KernelBuilder, row: ir.Value, j: ir.Value, t: ir.Type) -> ir.Value:
+    """Pointer to element ``j`` of a stack row, typed for a value of type ``t``."""
+    ptr = k.b.gep(row, [k.i64(0), j], inbounds=True, source_etype=row.allocated_type)
+    return k.b.bitcast(ptr, ir.PointerType(t))
+
+
+def _row_load(k: KernelBuilder, row: ir.Value, j: ir.Value, t: ir.Type, lanes: int) -> ir.Value:
+    vt = io.vec(t, lanes)
+    return k.b.load(_row_at(k, row, j, vt), typ=vt, align=_type_bytes(t))
+
+
+def _row_store(k: KernelBuilder, row: ir.Value, j: ir.Value, v: ir.Value) -> None:
+    t = v.type.element if isinstance(v.type, ir.VectorType) else v.type
+    k.b.store(v, _row_at(k, row, j, v.type), align=_type_bytes(t))
+
+
+def _type_bytes(t: ir.Type) -> int:
+    return {T.F16: 2, T.F32: 4, T.F64: 8}.get(t) or t.width // 8
 
 
 def _slot(k: KernelBuilder, acc: DType, lanes: int, init) -> ir.Value:

@@ -93,6 +93,11 @@ def parallel_nest(k: KernelBuilder, dims: Sequence[int], work: int = 1, name: st
             yield head + rest
 
 
+#: Element sizes whose full tiles are transposed with vector shuffles (AVX-512 has two-source
+#: permutes for 16-, 32- and 64-bit lanes).
+REGISTER_TRANSPOSE_ITEMS = (2, 4, 8)
+
+
 def transpose_tile(itemsize: int) -> int:
     """Tile edge for transposed copies: one 64-byte cache line of elements, 8 at least."""
     return max(8, 64 // itemsize)
@@ -165,10 +170,41 @@ def _copy_tiles(k, dims, ss, ds, q, dst, dst_off, src, src_off, item) -> None:
         ln = _min(k, k.b.sub(k.i64(dl), l0), t)
         full = b.and_(b.icmp_signed("==", qn, k.i64(t)), b.icmp_signed("==", ln, k.i64(t)))
         with b.if_else(full) as (then, other):
-            with then:  # constant trip counts: LLVM unrolls and schedules the whole tile
-                _tile(k, t, t, so, do, ss[last], ds[q], dst, src)
+            with then:
+                if item in REGISTER_TRANSPOSE_ITEMS:
+                    _tile_in_registers(k, t, so, do, ss[last], ds[q], dst, src)
+                else:
+                    _tile(k, t, t, so, do, ss[last], ds[q], dst, src)
             with other:
                 _tile(k, qn, ln, so, do, ss[last], ds[q], dst, src)
+
+
+def _tile_in_registers(k, t, so, do, src_row, dst_row, dst, src) -> None:
+    """A full t x t tile: t vector loads, log2(t) rounds of two-source shuffles that swap
+    ever larger off-diagonal blocks, t vector stores."""
+    b = k.b
+    it = ir.IntType(8 * dst.dtype.itemsize)
+    vt = ir.VectorType(it, t)
+    rows = []
+    for c in range(t):
+        ptr = b.gep(k.ptr(src), [add(k, so, c * src_row)], inbounds=True, source_etype=it)
+        rows.append(b.load(ptr, typ=vt, align=dst.dtype.itemsize))
+    blk = 1
+    while blk < t:
+        nxt = list(rows)
+        for i in range(t):
+            if i & blk:
+                continue
+            p = i | blk
+            lo = [j if not j & blk else t + j - blk for j in range(t)]
+            hi = [j + blk if not j & blk else t + j for j in range(t)]
+            nxt[i] = b.shuffle_vector(rows[i], rows[p], ir.Constant(ir.VectorType(T.I32, t), lo))
+            nxt[p] = b.shuffle_vector(rows[i], rows[p], ir.Constant(ir.VectorType(T.I32, t), hi))
+        rows = nxt
+        blk *= 2
+    for a in range(t):
+        ptr = b.gep(k.ptr(dst), [add(k, do, a * dst_row)], inbounds=True, source_etype=it)
+        b.store(rows[a], ptr, align=dst.dtype.itemsize)
 
 
 def _tile(k, qn, ln, so, do, src_row, dst_row, dst, src) -> None:

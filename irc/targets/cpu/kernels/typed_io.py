@@ -36,13 +36,14 @@ def lanes_of(v: ir.Value) -> int:
     return v.type.count if isinstance(v.type, ir.VectorType) else 0
 
 
-def load(k: KernelBuilder, buf: Buf, off: ir.Value, lanes: int, acc: DType) -> ir.Value:
+def load(k: KernelBuilder, buf: Buf, off: ir.Value, lanes: int, acc: DType, as_dt: DType | None = None) -> ir.Value:
     """Elements [off, off + lanes) of ``buf`` (one element when ``lanes`` is 0) in ``acc``'s
-    compute type."""
-    st = T.storage_type(buf.dtype)
+    compute type; ``as_dt`` reads the bytes as another type of the same size."""
+    dt = as_dt or buf.dtype
+    st = T.storage_type(dt)
     ptr = k.b.gep(k.ptr(buf), [off], inbounds=True, source_etype=st)
-    raw = k.b.load(ptr, typ=vec(st, lanes), align=buf.dtype.itemsize)
-    return widen(k.b, raw, buf.dtype, acc)
+    raw = k.b.load(ptr, typ=vec(st, lanes), align=dt.itemsize)
+    return widen(k.b, raw, dt, acc)
 
 
 def store(k: KernelBuilder, buf: Buf, off: ir.Value, v: ir.Value, acc: DType) -> None:
