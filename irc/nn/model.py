@@ -208,6 +208,19 @@ class BaseModel:
         self._exes, self._steps, self._live = {}, {}, None
         return self
 
+    def prepare(self, batch_size: int, n_train: int | None = None, n_val: int | None = None) -> None:
+        """Compile now what fit(batch_size=...) on ``n_train`` samples with ``n_val`` validation
+        samples will run (train steps for full and last batches, evaluation graphs), which fit
+        would otherwise compile when it first needs them, inside the first epoch's time."""
+        self._need_compiled()
+        self._compiled("step", batch_size)
+        if n_train and n_train % batch_size:
+            self._compiled("step", n_train % batch_size)
+        if n_val:
+            for b in {min(batch_size, n_val), n_val % batch_size}:
+                if b:
+                    self._compiled("eval", b)
+
     def _need_compiled(self) -> None:
         if self.loss is None:
             raise InputError(f"model {self.name} is not compiled: call model.compile(optimizer, loss, ...) first")
