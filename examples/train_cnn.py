@@ -15,8 +15,8 @@ import argparse
 import time
 
 import numpy as np
-
 from digit_data import load
+
 from irc import nn
 
 
