@@ -30,6 +30,7 @@ from irc.cli_args import (
     summarize,
 )
 from irc.errors import InputError, IRCError, TargetError
+from irc.targets.fpga_dneuro.cli import dneuro, dneuro_flag_options, dneuro_flags
 from irc.targets.fpga_hls.cli_flags import flag_options, fpga_flags
 
 _debug_option = click.option("--debug", is_flag=True, help="Show the traceback of an error; compile with debug=True.")
@@ -124,6 +125,7 @@ def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
 @click.option("-o", "--output", "out", metavar="PATH", help="Save the compiled model (targets that make an artifact).")
 @_debug_option
 @fpga_flags
+@dneuro_flags
 def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: str | None,
                 print_after: tuple[str, ...], passes: str | None, opts: tuple[str, ...], out: str | None,
                 debug: bool) -> None:
@@ -135,6 +137,7 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
     target = target or _default_target()
     options = parse_options(target, opts)
     options.update(flag_options(target))
+    options.update(dneuro_flag_options(target))
     pass_list = None if passes is None else [p.strip() for p in passes.split(",") if p.strip()]
     for name in (pass_list or []) + [p for p in print_after if p != "all"]:
         get_pass(name)  # an unknown name is an error before any work
@@ -195,6 +198,7 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
 @_opt_option
 @_debug_option
 @fpga_flags
+@dneuro_flags
 def run(model: str, target: str | None, shapes: tuple[str, ...], inputs: tuple[str, ...], fill_random: bool,
         seed: int, out: str | None, opts: tuple[str, ...], debug: bool) -> None:
     """Compile MODEL and run it once on given or random inputs; summarize the outputs."""
@@ -204,6 +208,7 @@ def run(model: str, target: str | None, shapes: tuple[str, ...], inputs: tuple[s
     target = target or _default_target()
     options = parse_options(target, opts)
     options.update(flag_options(target))
+    options.update(dneuro_flag_options(target))
     proto = load_model(model)
     specs = input_specs(proto)
     given = parse_shapes(shapes)
@@ -261,6 +266,9 @@ def bench(model: str, target: str | None, shapes: tuple[str, ...], threads: int 
                    f"{c.max_abs_diff:.2e}")
     elif vs != "none":
         note(f"{vs} is not installed: timed irc alone")
+
+
+cli.add_command(dneuro)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -142,8 +142,9 @@ class DneuroExecutable:
                               f"(needs {self.design.dsp} DSP blocks and {self.design.m20k} M20K)")
         sim = self.options.get("simulate")
         simulator = None if sim in (None, False, "", "none") else (None if sim is True else str(sim))
-        return write_design(out, self.design, self.test_frames(), self.summary(),
-                            simulate=sim not in (None, False, "", "none"), simulator=simulator)
+        write_design(out, self.design, self.test_frames(), self.summary(),
+                     simulate=sim not in (None, False, "", "none"), simulator=simulator)
+        return [Path(out)]
 
 
 class DneuroTarget:

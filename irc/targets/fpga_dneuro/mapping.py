@@ -690,3 +690,26 @@ def unsupported(g: Graph) -> list[Refusal]:
     return m.refusals
 
 
+
+
+def map_onnx(model, shapes: dict | None = None) -> LayerGraph:
+    """The float layer graph of an ONNX model. Layers irc cannot even import (MaxUnpool...) and
+    layers without a block are refused together, in one error."""
+    from irc.errors import IRCError
+    from irc.frontend.onnx import import_onnx, load_model
+    from irc.passes.pipeline import run_pipeline
+    from irc.targets.fpga_dneuro.refusals import scan_onnx
+
+    proto = load_model(model)
+    early = scan_onnx(proto)
+    try:
+        g = run_pipeline(import_onnx(proto, shapes), ["dead_code", "fold_constants"])
+    except IRCError:
+        if early:
+            raise refusal_error(early) from None
+        raise
+    seen = {r.node for r in early}
+    refusals = early + [r for r in unsupported(g) if r.node not in seen]
+    if refusals:
+        raise refusal_error(refusals)
+    return map_graph(g)
