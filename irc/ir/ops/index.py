@@ -62,7 +62,7 @@ class Slice:
         return x.with_shape(tuple(slice_count(*b) for b in zip(starts, ends, steps)))
 
     def reference(x, *, starts, ends, axes, steps):
-        return np.ascontiguousarray(x[tuple(slice(s, None if e < 0 else e, t) for s, e, t in zip(starts, ends, steps))])
+        return np.array(x[tuple(slice(s, None if e < 0 else e, t) for s, e, t in zip(starts, ends, steps))], order="C")
 
 
 def _expect_indices(t: TensorType) -> None:

@@ -58,7 +58,7 @@ class Transpose:
         return x.with_shape(tuple(x.shape[p] for p in perm))
 
     def reference(x, *, perm):
-        return np.ascontiguousarray(np.transpose(x, perm))
+        return np.array(np.transpose(x, perm), order="C")  # ascontiguousarray would make a 0-d x 1-d
 
 
 @defop("concat", ("x*",), {"axis": Attr("int")})
@@ -109,7 +109,7 @@ class Expand:
         return x.with_shape(tuple(shape))
 
     def reference(x, *, shape):
-        return np.ascontiguousarray(np.broadcast_to(x, shape))
+        return np.array(np.broadcast_to(x, shape), order="C")
 
 
 @defop("tile", ("x",), {"repeats": Attr("ints")})
@@ -143,8 +143,9 @@ class Pad:
         if mode != "constant":
             for i, d in enumerate(x.shape):
                 begin, end = max(pads[i], 0), max(pads[i + x.rank], 0)
-                if (begin or end) and d == 0:
-                    raise ShapeError(f"{mode} padding of the empty axis {i} of {x}")
+                kept = d - max(-pads[i], 0) - max(-pads[i + x.rank], 0)  # after cropping
+                if (begin or end) and kept <= 0:
+                    raise ShapeError(f"{mode} padding of the empty axis {i} of {x} (empty after cropping)")
                 if mode == "reflect" and max(begin, end) > d - 1:
                     raise ShapeError(f"reflect padding {max(begin, end)} on axis {i} needs at least "
                                      f"{max(begin, end) + 1} elements, {x} has {d}")
