@@ -10,6 +10,7 @@ a range [lo, hi] per float value (graph inputs and node outputs):
 - ``entropy``: TensorRT's KL-divergence threshold: the |x| histogram (2048 bins) is cut at
   the threshold T whose quantized version (128 levels, or 256 for a non-negative tensor stored
   as u8) loses the least information (smallest KL(P || Q)); the range is [max(min, -T), min(max, T)].
+  Exact zeros are not counted (zero is always exact; ReLU's spike at 0 would bias T down).
 
 Methods other than minmax take two runs over the data: one for min/max, one for histograms.
 A value seen fewer times than there are bins (a pooled vector of a small batch) keeps its
@@ -211,7 +212,10 @@ def calibrate(g: Graph, data, method: str = "minmax", *, percentile: float = PER
                 h, _ = np.histogram(a, bins=bins, range=(s.lo, max(s.hi, s.lo + 1e-30)))
                 s.hist = h if s.hist is None else s.hist + h
             else:
-                h, _ = np.histogram(np.abs(a), bins=bins, range=(0.0, max(s.amax, 1e-30)))
+                # Exact zeros (ReLU's spike) are left out: zero is exact whatever the threshold,
+                # and the spike would otherwise dominate KL and pull the threshold down.
+                mag = np.abs(a)
+                h, _ = np.histogram(mag[mag > 0], bins=bins, range=(0.0, max(s.amax, 1e-30)))
                 s.abs_hist = h if s.abs_hist is None else s.abs_hist + h
 
         for batch in batches:

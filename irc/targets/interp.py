@@ -22,9 +22,11 @@ class InterpExecutable:
 
 class InterpTarget:
     name = "interp"
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"quantize": None, "calib": None, "calib_method": "minmax", "activation_scheme": "asym"}
 
     def pipeline(self, options: dict[str, Any]) -> list[str]:
+        if options.get("quantize"):  # the int8 graph every target's integer kernels must match
+            return ["dead_code", "fold_constants", "fold_batchnorm", "calibrate", "quantize", "fold_qdq"]
         return pipeline_for("interp")
 
     def build(self, graph: Graph, options: dict[str, Any]) -> InterpExecutable:

@@ -28,10 +28,17 @@ def symbol_prefix(name: str) -> str:
 
 class CpuTarget:
     name = "cpu"
-    options: dict[str, Any] = {"threads": None, "cpu": "host", "ftz": True}
+    options: dict[str, Any] = {"threads": None, "cpu": "host", "ftz": True,
+                               # int8 (passes/quantize.py): quantize="int8" with calibration data calib=
+                               "quantize": None, "calib": None, "calib_method": "minmax",
+                               "activation_scheme": "asym", "int8_isa": "auto"}
 
     def pipeline(self, options: dict[str, Any]) -> list[str]:
-        passes = ["dead_code", "fold_constants", "fold_batchnorm", "fuse", "fuse_elementwise", "im2col_gemm"]
+        passes = ["dead_code", "fold_constants", "fold_batchnorm"]
+        if options.get("quantize"):
+            passes += ["calibrate", "quantize"]
+        # fold_qdq and int8_gemm leave float graphs alone; they lower quantized ones (QDQ models too).
+        passes += ["fold_qdq", "fuse", "fuse_elementwise", "im2col_gemm", "int8_gemm"]
         if options.get("ftz", True):
             passes.append("flush_denormals")
         return passes
