@@ -111,6 +111,8 @@ class GatherElements:
         _expect_indices(indices)
         if indices.rank != x.rank or any(i > d for k, (i, d) in enumerate(zip(indices.shape, x.shape)) if k != axis):
             raise ShapeError(f"indices {indices} must have the rank of {x} and fit inside it off axis {axis}")
+        if x.shape[axis] == 0 and indices.size:
+            raise ShapeError(f"cannot gather from the empty axis {axis} of {x}")
         return x.with_shape(indices.shape)
 
     def reference(x, indices, *, axis):

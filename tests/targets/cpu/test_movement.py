@@ -65,7 +65,7 @@ def test_tile(shape, dt, data):
        data=st.data())
 def test_pad(shape, dt, mode, value, data):
     pads = []
-    for end in (0, 1):
+    for _side in ("begin", "end"):
         for d in shape:
             hi = d - 1 if mode == "reflect" else 7
             pads.append(data.draw(st.integers(-d, hi)))
