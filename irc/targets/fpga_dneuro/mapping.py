@@ -125,13 +125,15 @@ class _Mapper:
         for i, n in enumerate(g.nodes):
             if i in self.done:
                 continue
-            if self.quantized and self.float_node(n):
-                continue
-            handler = getattr(self, f"op_{n.op}", None)
-            if handler is None:
-                self.refuse(n)
-                continue
-            handler(n, i)
+            before = len(self.refusals)
+            if not (self.quantized and self.float_node(n)):
+                handler = getattr(self, f"op_{n.op}", None)
+                if handler is None:
+                    self.refuse(n)
+                else:
+                    handler(n, i)
+            if len(self.refusals) > before:
+                self.stand_in(n)
         if len(g.outputs) != 1:
             self.refusals.append(Refusal(g.name, "graph", "a model with one output",
                                          f"{len(g.outputs)} outputs"))
@@ -147,6 +149,16 @@ class _Mapper:
             raise refusal_error(self.refusals)
         self.host.setdefault("output_shape", list(g.outputs[0].shape[1:]))
         return LayerGraph(g.name, self.layers, self.host)
+
+    def stand_in(self, n: Node) -> None:
+        """Outputs of a refused node: a placeholder of the right shape (never a block), so that
+        the layers after it are still checked, each on its own account."""
+        for v in n.outputs:
+            shape = _frame(v.shape)
+            if shape is not None and v not in self.at:
+                name = f"<{n.label}>"
+                self.index[name] = Layer(name, "input", [], shape, v.dtype is DType.i8)
+                self.at[v] = _Ref(name)
 
     def map_input(self) -> None:
         g = self.g
@@ -212,6 +224,19 @@ class _Mapper:
             self.fview[n.output] = parts
             if n.inputs[0] in self.fcat:
                 self.fcat[n.output] = self.fcat[n.inputs[0]]
+        elif n.op in ("max_pool", "global_max_pool") and views[0] is not None:
+            # Max pooling commutes with the island's tables (all non-decreasing, checked when the
+            # island ends): pool the codes.
+            parts = []
+            for layer, nodes in views[0]:
+                ref = _Ref(layer)
+                self.at[n.inputs[0]] = ref
+                handler = self.op_max_pool if n.op == "max_pool" else self.op_global_max_pool
+                handler(n, -1)
+                parts.append((self.at[n.output].layer, nodes + [_MONOTONE]))
+            self.fview[n.output] = parts
+            if n.inputs[0] in self.fcat:
+                self.fcat[n.output] = self.fcat[n.inputs[0]]
         elif n.op == "quantize_linear" and views[0] is not None:
             self.end_island(n, views[0])
         elif n.op in ("softmax", "log_softmax", "argmax") and len(views[0]) == 1 and \
@@ -241,7 +266,8 @@ class _Mapper:
         """The codes ``nodes`` (dequantize, element-wise ops, quantize) give for each input code."""
         vals = (np.arange(-128, 128) if src.signed else np.arange(0, 256)).astype(np.int8 if src.signed else np.uint8)
         for m in nodes:
-            vals = get_op(m.op).evaluate([vals] + [self.consts[v] for v in m.inputs[1:]], m.attrs)[0]
+            if m is not _MONOTONE:
+                vals = get_op(m.op).evaluate([vals] + [self.consts[v] for v in m.inputs[1:]], m.attrs)[0]
         return vals
 
     def end_island(self, q: Node, parts: list[tuple[str, list[Node]]]) -> None:
@@ -251,6 +277,10 @@ class _Mapper:
         for layer_name, nodes in parts:
             src = self.index[layer_name]
             table = self.table(src, nodes + [q])
+            if _MONOTONE in nodes and np.any(np.diff(table.astype(np.int64)) < 0):
+                self.refuse(q, "a max pool between decreasing float layers")
+                return
+            nodes = [m for m in nodes if m is not _MONOTONE]
             codes = np.arange(-128, 128) if src.signed else np.arange(0, 256)
             out_signed = table.dtype == np.int8
             if out_signed == src.signed and np.array_equal(table.astype(np.int64), codes):
@@ -632,6 +662,8 @@ class _Mapper:
         self.op_softmax(n, i)
 
 
+#: Marks a max pool inside a float island: the island's table must be non-decreasing.
+_MONOTONE = Node("max_pool", (), (), {}, "<max pool>")
 _QUANT_OPS = frozenset({"qconv", "qgemm", "qadd", "qglobal_average_pool", "quantize_linear"})
 #: Float element-wise ops a table block can stand for (between a dequantize and a quantize).
 _TABLE_OPS = frozenset({"sigmoid", "relu", "clip", "identity"})
