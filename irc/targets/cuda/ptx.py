@@ -42,7 +42,7 @@ def target_machine(arch: Arch) -> llvm.TargetMachine:
     return target.create_target_machine(cpu=arch.name, features=arch.llvm_features, opt=3)
 
 
-_FTZ = re.compile(r'^(define ptx_kernel void @"[^"]+"\(.*\))$', re.M)
+_FTZ = re.compile(r'^(define ptx_kernel void @"[^"]+"\(.*)$', re.M)
 
 
 def emit_ptx(ir_text: str, arch: Arch, *, ftz: bool = True, optimize: bool = True) -> str:

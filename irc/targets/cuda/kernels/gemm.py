@@ -68,7 +68,8 @@ THIN = Tile(8, 128, 16, 1, 4)
 
 def choose_tile(m: int, n: int, batch: int = 1) -> Tile:
     """The rule: m <= 8 takes the thin tile; otherwise the largest tile whose grid has at least
-    TARGET_BLOCKS blocks, else the tile with the most blocks, ties to the larger tile."""
+    TARGET_BLOCKS blocks, else the tile with the most blocks (ties to the smaller tile: the same
+    parallelism with less padding)."""
     if m <= 8:
         return THIN
     best = None
@@ -76,7 +77,7 @@ def choose_tile(m: int, n: int, batch: int = 1) -> Tile:
         blocks = -(-m // t.bm) * -(-n // t.bn) * batch
         if blocks >= TARGET_BLOCKS:
             return t
-        if best is None or blocks > best[0]:
+        if best is None or blocks >= best[0]:
             best = (blocks, t)
     return best[1]
 

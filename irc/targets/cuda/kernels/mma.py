@@ -67,13 +67,14 @@ TARGET_BLOCKS = 256
 
 
 def choose_mma_tile(m: int, n: int, batch: int = 1) -> MmaTile:
-    """The largest tile giving TARGET_BLOCKS blocks, else the one giving the most."""
+    """The largest tile giving TARGET_BLOCKS blocks, else the one giving the most (ties to the
+    smaller tile: the same parallelism with less padding)."""
     best = None
     for t in MMA_TILES:
         blocks = -(-m // t.bm) * -(-n // t.bn) * batch
         if blocks >= TARGET_BLOCKS:
             return t
-        if best is None or blocks > best[0]:
+        if best is None or blocks >= best[0]:
             best = (blocks, t)
     return best[1]
 
