@@ -85,7 +85,7 @@ class GraphModel(BaseModel):
     def weight_keys(self):
         return list(self.weights)
 
-    def get_weight(self, key):
+    def _get_weight(self, key):
         return self.weights[key]
 
     def _store_weight(self, key, value):

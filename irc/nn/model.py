@@ -88,6 +88,11 @@ class BaseModel:
         raise NotImplementedError
 
     def get_weight(self, key: str) -> np.ndarray:
+        """The current value of one weight (the model's own array: copy it to keep it)."""
+        self._pull()
+        return self._get_weight(key)
+
+    def _get_weight(self, key: str) -> np.ndarray:
         raise NotImplementedError
 
     def _store_weight(self, key: str, value: np.ndarray) -> None:
@@ -470,7 +475,7 @@ class Model(BaseModel):
     def weight_keys(self):
         return [f"{layer.name}.{w}" for layer in self.layers for w in layer.weights]
 
-    def get_weight(self, key):
+    def _get_weight(self, key):
         layer, w = key.rsplit(".", 1)
         return self._by_name[layer].weights[w]
 
