@@ -253,3 +253,28 @@ def test_nan_loss_stops_with_epoch_and_step(digits):
     model.compile("sgd", "cross_entropy")
     with pytest.raises(nn.TrainingError, match=r"loss is nan at epoch 1, step 3"):
         model.fit(x, y[:64], batch_size=16, shuffle=False, verbose=0)
+
+
+def test_graph_model_checkpoint_and_fixed_batch_graph(digits, tmp_path):
+    (x, y), _ = digits
+    base = nn.Sequential([nn.Flatten(), nn.Dense(16, activation="relu"), nn.Dense(10, activation="softmax")],
+                         input_shape=(1, 8, 8), seed=7)
+    src = tmp_path / "base.onnx"
+    base.save(src)
+    model = nn.GraphModel(str(src))
+    assert model.fixed_batch is None and model.input_shapes == [(1, 8, 8)]
+    model.compile(nn.Adam(0.01), "cross_entropy", metrics=["accuracy"])
+    model.fit(x[:90], y[:90], batch_size=30, epochs=1, verbose=0)
+    model.save_checkpoint(tmp_path / "g.npz")
+    again = nn.load_checkpoint(tmp_path / "g.npz")
+    for m in (model, again):
+        m.fit(x[:90], y[:90], batch_size=30, epochs=1, verbose=0)
+    assert again.history["loss"] == model.history["loss"]
+    # A graph with its batch size fixed trains that batch size only (the last, smaller batch is dropped).
+    fixed = nn.GraphModel(base.inference_graph(30))
+    assert fixed.fixed_batch == 30
+    fixed.compile("sgd", "cross_entropy")
+    fixed.fit(x[:100], y[:100], batch_size=30, epochs=1, verbose=0)
+    assert fixed.step_count == 3
+    with pytest.raises(InputError, match="runs batches of 30 samples only; got 20"):
+        fixed.fit(x[:100], y[:100], batch_size=20, verbose=0)
