@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from irc.errors import TargetError
@@ -58,6 +59,9 @@ def write(exe, path) -> list[Path]:
     name = _stem(g.name)
     codes = [exe.code(a) for a in exe.archs]
     with atomic_dir(path) as tmp:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # a build directory, readable as any other the user makes
         files: list[tuple[str, str]] = []
         for c in codes:
             (tmp / f"{name}.{c.arch.name}.ptx").write_text(c.ptx)
