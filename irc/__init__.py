@@ -29,3 +29,12 @@ def load(path):
 
 
 from irc import trace  # noqa: F401,E402  (irc.trace(fn, *examples) -> Graph; a callable module)
+
+
+def __getattr__(name: str):
+    # irc.CUDA (multi-GPU configuration) imports the cuda target only when used
+    if name == "CUDA":
+        from irc.targets.cuda.multi import CUDA
+
+        return CUDA
+    raise AttributeError(f"module 'irc' has no attribute {name!r}")

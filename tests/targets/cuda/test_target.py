@@ -142,3 +142,23 @@ def _relu_graph():
     b = GraphBuilder("relu")
     x = b.input("x", TensorType((8, 16), DType.f32))
     return b.build(b.op("relu", x))
+
+
+def _train(target: str, **options):
+    from irc import nn
+
+    m = nn.Sequential([nn.Dense(32, activation="relu"), nn.Dense(10, activation="softmax")], input_shape=(64,), seed=0)
+    m.compile(nn.SGD(0.1, momentum=0.9), "cross_entropy", metrics=["accuracy"], target=target, **options)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    return m.fit(x, y, batch_size=16, epochs=2).history, m
+
+
+def test_training_steps_equal_the_cpu_target_emulated():
+    """The train step graph (forward, loss, backward, SGD update) compiled for the GPU, run on
+    the host emulation: the same losses as the CPU target, step for step."""
+    cpu, mc = _train("cpu")
+    gpu, mg = _train("cuda", emulate=True)
+    np.testing.assert_allclose(gpu["loss"], cpu["loss"], rtol=1e-5)
+    assert gpu["accuracy"] == cpu["accuracy"]
