@@ -1,8 +1,9 @@
 """The DNeuro flow on the command line.
 
 Flags of ``irc compile`` / ``irc run`` (target options of the same name, ``--opt`` sets them too):
-``--device``, ``--calib``, ``--calib-method``, ``--max-dsp``, ``--max-m20k``, ``--clock-mhz``,
-``--target-fps``, ``--frames``, ``--simulate``; with ``--target fpga --flow dneuro``.
+``--device``, ``--max-dsp``, ``--max-m20k``, ``--clock-mhz``, ``--target-fps``, ``--frames``,
+``--simulate``; with ``--target fpga --flow dneuro``. Calibration data comes with the shared
+``--calib`` (and ``--calib-method``, ``--activation-scheme``) flags of irc.cli_quant.
 
 The ``irc dneuro`` group: ``devices`` (the device table), ``fit`` (which models fit which
 devices) and ``curve`` (the trade-off of DSP budget against frame rate, as CSV and PNG).
@@ -29,9 +30,6 @@ def _flag(*decls: str, **kw):
 
 _FLAGS = [
     _flag("--device", metavar="NAME", help="fpga dneuro: the Arria 10 device (arria10-gx1150 [default], ...)."),
-    _flag("--calib", metavar="DATA.npz", help="Calibration data for int8 quantization (keys are input names)."),
-    _flag("--calib-method", "calib_method", type=click.Choice(["minmax", "percentile", "entropy"]),
-          help="Calibration method (minmax [default], percentile, entropy)."),
     _flag("--max-dsp", "max_dsp", type=float, metavar="F", help="fpga dneuro: share of the DSP blocks to use (1.0)."),
     _flag("--max-m20k", "max_m20k", type=float, metavar="F", help="fpga dneuro: share of the M20K blocks to use (1.0)."),
     _flag("--clock-mhz", "clock_mhz", type=float, metavar="MHZ", help="fpga: the clock (dneuro: 200 MHz)."),
