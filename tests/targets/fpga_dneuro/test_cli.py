@@ -44,15 +44,14 @@ def test_compile_writes_the_accelerator(lenet_file, calib_file, tmp_path, capsys
     top = (out / "rtl" / "lenet5_top.v").read_text()
     assert top.count("dn_conv #(") == 5 and top.count("dn_maxpool #(") == 2 and "module lenet5_top" in top
     assert (out / "mem" / "l1.weights.mif").read_text().startswith("WIDTH=")
-    assert len((out / "vectors" / "input.hex").read_text().split()) == 2 * 28 * 28 // layers["layers"][0]["parallelism"]["po"]
+    lanes = layers["layers"][0]["parallelism"]["po"]
+    assert len((out / "vectors" / "input.hex").read_text().split()) == 2 * 28 * 28 // lanes
     assert "250 MHz" in (out / "report.txt").read_text()
 
 
 @pytest.mark.skipif(SIMULATOR is None, reason="no RTL simulator (apt-get install verilator iverilog)")
-def test_compile_can_simulate_before_writing(tmp_path, calib_file, model_file, capsys):
-    # A narrower LeNet keeps the simulation short: 12x12 frames.
-    m = irc.zoo.build("lenet5", batch=1)
-    small = model_file(m, "l.onnx")
+def test_compile_can_simulate_before_writing(tmp_path, model_file):
+    small = model_file(irc.zoo.build("lenet5", batch=1), "l.onnx")
     np.savez(tmp_path / "c.npz", input=np.random.default_rng(1).standard_normal((2, 1, 28, 28)).astype(np.float32))
     out = tmp_path / "sim"
     assert main(["compile", str(small), "--target", "fpga", "--flow", "dneuro", "--calib", str(tmp_path / "c.npz"),
