@@ -141,15 +141,8 @@ def _along_row(k, outer, n, cdt, vl, largest, last) -> None:
                 k.b.store(s.select(take, v, _get(k, best)), best)
                 pos = b.add(_splat(k, j, vl), ir.Constant(si.t, list(range(vl))))
                 k.b.store(si.select(take, pos, _get(k, where)), where)
-            bv, bi = _get(k, best), _get(k, where)
-            val = _slot(k, s0.t, b.extract_element(bv, ir.Constant(T.I32, 0)))
-            idx = _slot(k, i0.t, b.extract_element(bi, ir.Constant(T.I32, 0)))
-            for lane in range(1, vl):
-                xv = b.extract_element(bv, ir.Constant(T.I32, lane))
-                xi = b.extract_element(bi, ir.Constant(T.I32, lane))
-                take = _beats(s0, xv, xi, _get(k, val), _get(k, idx), largest, last)
-                k.b.store(s0.select(take, xv, _get(k, val)), val)
-                k.b.store(i0.select(take, xi, _get(k, idx)), idx)
+            bv, bi = _merge_lanes(k, cdt, _get(k, best), _get(k, where), largest, last)
+            val, idx = _slot(k, s0.t, bv), _slot(k, i0.t, bi)
             start = whole
         else:
             val = _slot(k, s0.t, io.load(k, x, row, 0, cdt))
@@ -162,6 +155,23 @@ def _along_row(k, outer, n, cdt, vl, largest, last) -> None:
                 k.b.store(s0.select(take, v, _get(k, val)), val)
                 k.b.store(i0.select(take, j, _get(k, idx)), idx)
         io.store(k, out, o, _get(k, idx), DType.i64)
+
+
+def _merge_lanes(k: KernelBuilder, cdt: DType, v: ir.Value, i: ir.Value, largest: bool, last: bool):
+    """The winning (value, index) among the lanes, halving: the upper half against the lower."""
+    b = k.b
+    n = v.type.count
+    while n > 1:
+        half = n // 2
+        lo_mask = ir.Constant(ir.VectorType(T.I32, half), list(range(half)))
+        hi_mask = ir.Constant(ir.VectorType(T.I32, half), list(range(half, n)))
+        lv, hv = (b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined), m) for m in (lo_mask, hi_mask))
+        li, hi = (b.shuffle_vector(i, ir.Constant(i.type, ir.Undefined), m) for m in (lo_mask, hi_mask))
+        take = _beats(Scalar(k, cdt, half), hv, hi, lv, li, largest, last)
+        v, i = b.select(take, hv, lv), b.select(take, hi, li)
+        n = half
+    zero = ir.Constant(T.I32, 0)
+    return b.extract_element(v, zero), b.extract_element(i, zero)
 
 
 def _splat(k: KernelBuilder, v: ir.Value, lanes: int) -> ir.Value:
