@@ -111,22 +111,25 @@ def host_rewrite(s: str) -> str:
 
 
 def emulate(which: int, thread, data: int) -> None:
-    """One lane's part of an mma on the host: lanes deposit their fragments, the last to arrive
-    forms D = A B + C for the warp, and every lane takes its four results."""
+    """One lane's part of an mma on the host: lanes deposit their fragments, one lane forms
+    D = A B + C for the warp, and every lane takes its four results. Consecutive mmas of a warp
+    alternate between two deposit slots, so a fast lane's next deposit never overwrites
+    fragments or results a slow lane still needs (two barrier waits per mma)."""
     regs = (ctypes.c_uint32 * 10).from_address(data)
     blk = thread.block
     wb = blk.warp_barriers[thread.warp]
-    store = blk.asm_slots.setdefault(thread.warp, [None] * 32)
+    turn = blk.asm_slots.get(("turn", thread.warp, thread.lane), 0)
+    blk.asm_slots[("turn", thread.warp, thread.lane)] = turn ^ 1
+    store = blk.asm_slots.setdefault((thread.warp, turn), [None] * 32)
     store[thread.lane] = [regs[j] for j in range(10)]
     if wb.wait() == 0:
-        blk.asm_slots[("d", thread.warp)] = _warp_mma(which, store)
+        blk.asm_slots[("d", thread.warp, turn)] = _warp_mma(which, store)
     wb.wait()
-    d = blk.asm_slots[("d", thread.warp)]
+    d = blk.asm_slots[("d", thread.warp, turn)]
     g, t4 = thread.lane >> 2, thread.lane & 3
     out = (ctypes.c_float * 10).from_address(data)
     for j, (r, c_) in enumerate(((g, 2 * t4), (g, 2 * t4 + 1), (g + 8, 2 * t4), (g + 8, 2 * t4 + 1))):
         out[6 + j] = float(d[r, c_])
-    wb.wait()
 
 
 def _halves(word: int, which: int) -> tuple[float, float]:

@@ -59,7 +59,9 @@ def memory_plan_for_cuda(g: Graph) -> MemoryPlan:
                        inplace_inputs=lambda n: kdef(n).inplace(n) if kdef(n).inplace else [])
 
 
-def generate(g: Graph, arch: Arch, *, ftz: bool = True, plan: MemoryPlan | None = None) -> CudaCode:
+def generate(g: Graph, arch: Arch, *, ftz: bool = True, plan: MemoryPlan | None = None, emit: bool = True) -> CudaCode:
+    """Kernels and launch plan of ``g`` for ``arch``; ``emit=False`` stops before LLVM writes PTX
+    (the plan and the kernels' IR only: what planning and its tests need)."""
     check_legal(g, arch)
     plan = plan or memory_plan_for_cuda(g)
     t0 = time.perf_counter()
@@ -82,7 +84,7 @@ def generate(g: Graph, arch: Arch, *, ftz: bool = True, plan: MemoryPlan | None 
                           launch.cover))
     ir_text = mod.ir()
     t1 = time.perf_counter()
-    ptx = ptxmod.emit_ptx(ir_text, arch, ftz=ftz)
+    ptx = ptxmod.emit_ptx(ir_text, arch, ftz=ftz) if emit else ""
     t2 = time.perf_counter()
     inputs, outputs = io_table(g)
     buffers, aliases = buffer_table(g, plan, step_of_node)

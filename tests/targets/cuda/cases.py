@@ -117,7 +117,7 @@ CASES: list[Case] = (
             {"trans_a": 1, "trans_b": 1, "alpha": 0.5, "beta": 2.0, "epilogue": "relu"}, atol=1e-4),
        Case("matmul", "matmul", [T(3, 1, 17, 20), T(4, 20, 9)], atol=1e-4),
        Case("matmul_vec", "matmul", [T(20), T(4, 20, 9)], atol=1e-4),
-       Case("gemm_fused_bf16", "gemm_fused", [T(40, 70, dt=BF16), W(70, 50, dt=BF16), W(50, dt=BF16)],
+       Case("gemm_fused_bf16", "gemm_fused", [T(24, 40, dt=BF16), W(40, 50, dt=BF16), W(50, dt=BF16)],
             {"act": "relu"}, rtol=2e-2, atol=0.15),
        Case("gemm_fused_f16", "gemm_fused", [T(24, 40, dt=F16), W(40, 72, dt=F16)], {}, rtol=1e-2, atol=0.05)]
     # convolutions: implicit GEMM (groups, stride, dilation, 1-D), depthwise direct, tensor cores
@@ -129,7 +129,7 @@ CASES: list[Case] = (
        Case("conv_1d", "conv", [T(2, 3, 17), W(5, 3, 4), W(5)], _conv_attrs(n=1, s=2, p=1), atol=1e-4),
        Case("conv_depthwise", "conv_fused", [T(2, 6, 7, 8), W(12, 1, 3, 3), W(12)],
             _conv_attrs(s=2, g=6, act="clip", act_alpha=0.0, act_beta=6.0), atol=1e-4),
-       Case("conv_fused_bf16", "conv_fused", [T(1, 8, 6, 6, dt=BF16), W(16, 8, 3, 3, dt=BF16), W(16, dt=BF16)],
+       Case("conv_fused_bf16", "conv_fused", [T(1, 4, 5, 5, dt=BF16), W(16, 4, 3, 3, dt=BF16), W(16, dt=BF16)],
             _conv_attrs(act="relu"), rtol=2e-2, atol=0.2)]
     # pooling
     + [Case("max_pool", "max_pool", [T(2, 3, 9, 9)], {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)}),

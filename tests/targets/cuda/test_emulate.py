@@ -80,7 +80,7 @@ def test_simt_gemm_every_tile(tile):
 
 @pytest.mark.parametrize("tile", [t for t in mma.MMA_TILES if t.bm != 64 or t.bn != 128], ids=str)
 def test_mma_gemm_every_tile(tile):
-    m, n, kd = tile.bm + 16, tile.bn - 8, mma.BK + 8
+    m, n, kd = tile.bm - 16 if tile.bm > 32 else tile.bm + 16, tile.bn - 8, mma.BK + 8
 
     def emit(k, a, b, store):
         return mma.emit_mma_gemm(k, m, n, kd, 1, gemm.matrix(a, m, kd), gemm.matrix(b, kd, n, transposed=True),

@@ -147,12 +147,12 @@ def _relu_graph():
 def _train(target: str, **options):
     from irc import nn
 
-    m = nn.Sequential([nn.Dense(32, activation="relu"), nn.Dense(10, activation="softmax")], input_shape=(64,), seed=0)
+    m = nn.Sequential([nn.Dense(16, activation="relu"), nn.Dense(4, activation="softmax")], input_shape=(24,), seed=0)
     m.compile(nn.SGD(0.1, momentum=0.9), "cross_entropy", metrics=["accuracy"], target=target, **options)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((32, 64)).astype(np.float32)
-    y = rng.integers(0, 10, 32)
-    return m.fit(x, y, batch_size=16, epochs=2).history, m
+    x = rng.standard_normal((16, 24)).astype(np.float32)
+    y = rng.integers(0, 4, 16)
+    return m.fit(x, y, batch_size=8, epochs=2).history, m
 
 
 def test_training_steps_equal_the_cpu_target_emulated():
