@@ -130,6 +130,6 @@ def test_resnet18_macs():
 
 
 def test_unknown_model():
-    with pytest.raises(InputError, match="unknown zoo model 'resnet50'.*resnet18"):
-        irc.zoo.build("resnet50")
+    with pytest.raises(InputError, match="unknown zoo model 'resnet51'.*resnet18"):
+        irc.zoo.build("resnet51")
     assert set(irc.zoo.MODELS) >= {"mlp", "lenet5", "resnet", "resnet18", "small_resnet", "mobilenet_v2", "vgg_cifar"}

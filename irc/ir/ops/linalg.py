@@ -79,7 +79,7 @@ class Gemm:
         if c is not None and beta != 0.0:
             cc = c.astype(acc, copy=False)
             y = y + (cc if beta == 1.0 else cc * acc.type(beta))
-        y = np.ascontiguousarray(y.astype(dt, copy=False))
+        y = np.require(y.astype(dt, copy=False), requirements="C")
         op = _epilogue_op(epilogue)
         if op is not None:
             y = op.evaluate([y], op.check_attrs({}))[0]

@@ -70,7 +70,7 @@ def _epilogue(acc, multiplier, shift, axis: int, ndim: int, y_zero_point, y_min,
     shape = [1] * ndim
     shape[axis] = -1
     y = qa.requantize(wrap32(acc), multiplier.reshape(shape), shift.reshape(shape), y_zero_point, y_min, y_max)
-    return np.ascontiguousarray(y.astype(y_dtype.numpy))
+    return np.require(y.astype(y_dtype.numpy), requirements="C")
 
 
 _REQUANT_ATTRS = {
@@ -270,7 +270,7 @@ class QAdd:
                   y_zero_point, y_dtype, y_min, y_max, y_scale):
         acc = a_mult * (a.astype(np.int64) - a_zero_point) + b_mult * (b.astype(np.int64) - b_zero_point)
         y = qa.requantize(acc, multiplier, shift, y_zero_point, y_min, y_max)
-        return np.ascontiguousarray(y.astype(y_dtype.numpy))
+        return np.require(y.astype(y_dtype.numpy), requirements="C")
 
 
 @defop("qglobal_average_pool", ("x",),
@@ -294,7 +294,7 @@ class QGlobalAveragePool:
     def reference(x, *, x_zero_point, multiplier, shift, x_scale, y_zero_point, y_dtype, y_min, y_max, y_scale):
         acc = (x.astype(np.int64) - x_zero_point).sum(axis=tuple(range(2, x.ndim)), keepdims=True)
         y = qa.requantize(acc, multiplier, shift, y_zero_point, y_min, y_max)
-        return np.ascontiguousarray(y.astype(y_dtype.numpy))
+        return np.require(y.astype(y_dtype.numpy), requirements="C")
 
 
 # ----------------------------------------------------------------------------------------
