@@ -122,7 +122,6 @@ def _concat(k: GpuKernel, node: Node) -> Launch:
     """One grid-stride loop per input, each writing its slab of the output."""
     out = k.outs[0]
     axis = node.attrs["axis"]
-    outer = math.prod(out.shape[:axis])
     inner = math.prod(out.shape[axis + 1:])
     start = 0
     for x in k.ins:

@@ -28,7 +28,7 @@ def _pool(k: GpuKernel, node: Node) -> Launch:
     nsp = len(x.shape) - 2
     kernel, strides, dil = at["kernel_shape"], at["strides"], at["dilations"]
     pads = at["pads"]
-    in_sp, out_sp = x.shape[2:], out.shape[2:]
+    in_sp = x.shape[2:]
     is_max = node.op == "max_pool"
     include_pad = bool(at.get("count_include_pad", 0))
     t = acc_type(dt)
