@@ -107,8 +107,8 @@ def main() -> int:
     rows = []
     for arch in ("sm_80", "sm_90"):
         A = get_arch(arch)
-        t_gemm = median_time(lambda: generate(gemm, A))
-        t_resnet = median_time(lambda: generate(resnet, A), runs=3)
+        t_gemm = median_time(lambda A=A: generate(gemm, A))
+        t_resnet = median_time(lambda A=A: generate(resnet, A), runs=3)
         code = generate(gemm, A)
         rows.append((arch, "llvmlite NVPTX (irc)", t_gemm, t_resnet, code.ptx))
     nvcc = shutil.which("nvcc")
@@ -120,7 +120,7 @@ def main() -> int:
                 continue
             out = Path(d) / f"sgemm_{arch}.ptx"
             cmd = [nvcc, "-ptx", f"-arch={arch.replace('sm', 'compute')}", "-O3", str(src), "-o", str(out)]
-            t = median_time(lambda: subprocess.run(cmd, check=True, capture_output=True), runs=3)
+            t = median_time(lambda cmd=cmd: subprocess.run(cmd, check=True, capture_output=True), runs=3)
             rows.append((arch, "CUDA C + nvcc -ptx", t, None, out.read_text()))
 
     print(f"{'arch':<7}{'generator':<24}{'GEMM kernel s':>15}{'ResNet-18 s':>13}{'regs':>6}{'spills':>8}")
