@@ -77,7 +77,8 @@ class GpuSession:
         self.ctx = dev.retain_primary_context()
         self.ctx.push()
         try:
-            self.module = cuda.module_from_buffer(self.code.ptx.encode())
+            # the driver reads PTX as a NUL-terminated string
+            self.module = cuda.module_from_buffer(self.code.ptx.encode() + b"\0")
             self.funcs = {}
             for name in plan.kernels:
                 f = self.module.get_function(name)
@@ -115,6 +116,15 @@ class GpuSession:
         for s, args in zip(self.plan.steps, self.args):
             self.funcs[s.kernel].prepared_async_call(s.grid, s.block, self.stream, *args)
 
+    def _launch(self) -> None:
+        if self.graph_exec is None:
+            self._launch_all()
+            return
+        try:
+            self.graph_exec.launch(self.stream)
+        except TypeError:  # a pycuda whose GraphExec.launch takes no stream: the legacy default
+            self.graph_exec.launch()  # stream, which orders itself with ours
+
     def _capture(self):
         stream = self.stream
         if not hasattr(stream, "begin_capture"):
@@ -135,10 +145,7 @@ class GpuSession:
             try:
                 for buf, a in zip(self.inputs, inputs):
                     cuda.memcpy_htod_async(buf, np.ascontiguousarray(a), self.stream)
-                if self.graph_exec is not None:
-                    self.graph_exec.launch(self.stream)
-                else:
-                    self._launch_all()
+                self._launch()
                 for buf, o in zip(self.outputs, outs):
                     cuda.memcpy_dtoh_async(o, buf, self.stream)
                 self.stream.synchronize()
@@ -155,10 +162,7 @@ class GpuSession:
             for _ in range(runs):
                 start, end = cuda.Event(), cuda.Event()
                 start.record(self.stream)
-                if self.graph_exec is not None:
-                    self.graph_exec.launch(self.stream)
-                else:
-                    self._launch_all()
+                self._launch()
                 end.record(self.stream)
                 end.synchronize()
                 out.append(end.time_since(start))
