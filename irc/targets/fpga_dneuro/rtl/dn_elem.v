@@ -80,6 +80,8 @@ endmodule
 
 // Nearest-neighbour upsampling by whole factors (FH, FW): input rows go to two row buffers in
 // turn; while one row is written FH times (every pixel repeated FW times), the next one fills.
+// The buffers are read synchronously (M20K): each edge reads the word the emitter will show
+// next, with a bypass for a word written on the same edge.
 module dn_upsample #(
     parameter C = 1, parameter W = 1, parameter FH = 1, parameter FW = 1, parameter P = 1
 ) (
@@ -98,43 +100,58 @@ module dn_upsample #(
     reg [1:0] full;
     reg wsel, rsel;
     integer wcnt, r, c, f, cb;
+    integer r_n, c_n, f_n, cb_n;
+    reg rsel_n;
+    reg [P*8-1:0] rdata, bdata;
+    reg bypass;
+    wire push = in_valid && in_ready;
+    wire pop = out_valid && out_ready;
     assign in_ready = !full[wsel];
     assign out_valid = full[rsel];
-    assign out_data = rows[(rsel ? ROWW : 0) + c * CB + cb];
-    wire wdone = in_valid && in_ready && (wcnt == ROWW - 1);
-    wire rdone = out_valid && out_ready && (cb == CB - 1) && (f == FW - 1) && (c == W - 1) && (r == FH - 1);
+    assign out_data = bypass ? bdata : rdata;
+    wire wdone = push && (wcnt == ROWW - 1);
+    wire rdone = pop && (cb == CB - 1) && (f == FW - 1) && (c == W - 1) && (r == FH - 1);
+    wire [31:0] waddr = (wsel ? ROWW : 0) + wcnt;
+    always @* begin
+        r_n = r; c_n = c; f_n = f; cb_n = cb; rsel_n = rsel;
+        if (pop) begin
+            if (cb != CB - 1) cb_n = cb + 1;
+            else begin
+                cb_n = 0;
+                if (f != FW - 1) f_n = f + 1;
+                else begin
+                    f_n = 0;
+                    if (c != W - 1) c_n = c + 1;
+                    else begin
+                        c_n = 0;
+                        if (r != FH - 1) r_n = r + 1;
+                        else begin
+                            r_n = 0;
+                            rsel_n = !rsel;
+                        end
+                    end
+                end
+            end
+        end
+    end
+    wire [31:0] raddr_n = (rsel_n ? ROWW : 0) + c_n * CB + cb_n;
     always @(posedge clk) begin
+        rdata <= rows[raddr_n];
+        bypass <= push && (waddr == raddr_n);
+        bdata <= in_data;
+        if (push) rows[waddr] <= in_data;
         if (rst) begin
             full <= 2'b00;
             wsel <= 0; rsel <= 0;
             wcnt <= 0; r <= 0; c <= 0; f <= 0; cb <= 0;
         end else begin
-            if (in_valid && in_ready) begin
-                rows[(wsel ? ROWW : 0) + wcnt] <= in_data;
+            if (push) begin
                 if (wcnt == ROWW - 1) begin
                     wcnt <= 0;
                     wsel <= !wsel;
                 end else wcnt <= wcnt + 1;
             end
-            if (out_valid && out_ready) begin
-                if (cb != CB - 1) cb <= cb + 1;
-                else begin
-                    cb <= 0;
-                    if (f != FW - 1) f <= f + 1;
-                    else begin
-                        f <= 0;
-                        if (c != W - 1) c <= c + 1;
-                        else begin
-                            c <= 0;
-                            if (r != FH - 1) r <= r + 1;
-                            else begin
-                                r <= 0;
-                                rsel <= !rsel;
-                            end
-                        end
-                    end
-                end
-            end
+            r <= r_n; c <= c_n; f <= f_n; cb <= cb_n; rsel <= rsel_n;
             full <= (full | (wdone ? (wsel ? 2'b10 : 2'b01) : 2'b00)) & ~(rdone ? (rsel ? 2'b10 : 2'b01) : 2'b00);
         end
     end

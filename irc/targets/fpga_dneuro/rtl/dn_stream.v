@@ -7,7 +7,9 @@
 
 `timescale 1ns/1ps
 
-// First-word-fall-through FIFO (join balancing on reconvergent paths).
+// First-word-fall-through FIFO (join balancing on reconvergent paths). The RAM is read
+// synchronously (M20K): each edge reads the entry at the read pointer it leaves, and a word
+// written into that very entry on the same edge is forwarded from a bypass register.
 module dn_fifo #(
     parameter WIDTH = 8,
     parameter DEPTH = 4
@@ -25,22 +27,26 @@ module dn_fifo #(
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     reg [AW-1:0] rp, wp;
     reg [AW:0] count;
+    reg [WIDTH-1:0] rdata, bdata;
+    reg bypass;
     wire push = in_valid && in_ready;
     wire pop = out_valid && out_ready;
+    wire [AW-1:0] rp_next = pop ? ((rp == DEPTH - 1) ? 0 : rp + 1'b1) : rp;
     assign in_ready = count < DEPTH;
     assign out_valid = count != 0;
-    assign out_data = mem[rp];
+    assign out_data = bypass ? bdata : rdata;
     always @(posedge clk) begin
+        rdata <= mem[rp_next];
+        bypass <= push && (wp == rp_next);
+        bdata <= in_data;
+        if (push) mem[wp] <= in_data;
         if (rst) begin
             rp <= 0;
             wp <= 0;
             count <= 0;
         end else begin
-            if (push) begin
-                mem[wp] <= in_data;
-                wp <= (wp == DEPTH - 1) ? 0 : wp + 1'b1;
-            end
-            if (pop) rp <= (rp == DEPTH - 1) ? 0 : rp + 1'b1;
+            if (push) wp <= (wp == DEPTH - 1) ? 0 : wp + 1'b1;
+            rp <= rp_next;
             count <= count + push - pop;
         end
     end
