@@ -50,7 +50,9 @@ class Case:
                 out.append(rng.integers(lo, hi, v.shape).astype(dt.numpy))
             else:
                 x = rng.standard_normal(v.shape)
-                if self.dist == "positive":
+                if self.dist == "ties":
+                    x = np.round(x)
+                elif self.dist == "positive":
                     x = np.abs(x) + 0.05
                 elif self.dist == "small":
                     x = x * 0.5
@@ -195,3 +197,14 @@ CASES: list[Case] = (
 
 def case_ops() -> set[str]:
     return {c.op for c in CASES}
+
+CASES += [
+    Case("conv_transpose", "conv_transpose", [T(2, 4, 5, 5), W(4, 3, 3, 3), W(6)],
+         dict(strides=(2, 2), pads=(1, 0, 1, 1), dilations=(1, 1), group=2, output_padding=(1, 0)), atol=1e-4),
+    Case("conv_transpose_1d", "conv_transpose", [T(1, 3, 7), W(3, 2, 4)],
+         dict(strides=(3,), pads=(0, 2), dilations=(2,), group=1, output_padding=()), atol=1e-4),
+    Case("max_pool_grad", "max_pool_grad", [T(2, 3, 9, 9), T(2, 3, 5, 5)],
+         {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)}),
+    Case("max_pool_grad_ties", "max_pool_grad", [T(1, 2, 6, 6, dt=F32), T(1, 2, 3, 3)], {"kernel_shape": (2, 2),
+         "strides": (2, 2)}, dist="ties"),
+]

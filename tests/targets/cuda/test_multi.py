@@ -9,7 +9,7 @@ import pytest
 import irc
 from irc import zoo
 from irc.errors import InputError
-from irc.targets.cuda.multi import MEM_LEVELS, CUDA, average_weights
+from irc.targets.cuda.multi import CUDA, MEM_LEVELS, average_weights
 from tests.targets.cuda.conftest import gpu_count
 
 

@@ -145,14 +145,17 @@ def _relu_graph():
 
 
 def _train(target: str, **options):
+    """Two epochs of a small conv net (conv, relu, max pool, dense, softmax cross-entropy, SGD with
+    momentum): its train step holds the backward kernels (conv_transpose, max_pool_grad...)."""
     from irc import nn
 
-    m = nn.Sequential([nn.Dense(16, activation="relu"), nn.Dense(4, activation="softmax")], input_shape=(24,), seed=0)
+    m = nn.Sequential([nn.Conv2D(4, 3, activation="relu"), nn.MaxPool2D(2), nn.Flatten(),
+                       nn.Dense(5, activation="softmax")], input_shape=(1, 8, 8), seed=0)
     m.compile(nn.SGD(0.1, momentum=0.9), "cross_entropy", metrics=["accuracy"], target=target, **options)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((16, 24)).astype(np.float32)
-    y = rng.integers(0, 4, 16)
-    return m.fit(x, y, batch_size=8, epochs=2).history, m
+    x = rng.standard_normal((8, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 5, 8)
+    return m.fit(x, y, batch_size=4, epochs=2, verbose=0).history, m
 
 
 def test_training_steps_equal_the_cpu_target_emulated():
