@@ -43,7 +43,12 @@ def check_legal(g: Graph, arch: Arch) -> None:
     bad: dict[str, list[str]] = {}
     for n in g.nodes:
         kdef = KERNELS.get(n.op)
-        reason = "no kernel" if kdef is None else (kdef.check(n, arch) if kdef.check else None)
+        if kdef is None:
+            from irc.targets.cuda.kernels.registry import UNSUPPORTED
+
+            reason = UNSUPPORTED.get(n.op, "no kernel")
+        else:
+            reason = kdef.check(n, arch) if kdef.check else None
         if reason:
             bad.setdefault(f"{n.op} ({reason})", []).append(n.label)
     if bad:

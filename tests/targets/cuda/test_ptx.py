@@ -91,3 +91,12 @@ def test_device_math_is_defined_in_the_module():
     """exp, log, sin... are irc's own device functions: the PTX calls nothing external."""
     ptx = all_kernels("sm_90").ptx
     assert ".extern" not in ptx
+
+
+def test_every_op_has_a_kernel_or_a_stated_refusal():
+    from irc.ir.ops.registry import REGISTRY
+    from irc.targets.cuda.kernels.registry import UNSUPPORTED
+
+    assert set(REGISTRY) <= set(KERNELS) | set(UNSUPPORTED), sorted(set(REGISTRY) - set(KERNELS) - set(UNSUPPORTED))
+    assert not set(KERNELS) & set(UNSUPPORTED)
+    assert {c.op for c in CASES} == set(KERNELS)  # and every kernel has a test case

@@ -33,6 +33,17 @@ class GpuKernelDef:
 
 KERNELS: dict[str, GpuKernelDef] = {}
 
+#: Ops the cuda target refuses, and why (every op of the IR is in KERNELS or here).
+UNSUPPORTED: dict[str, str] = {
+    "gemm_packed": "a CPU lowering (im2col_gemm pass), never in the cuda pipeline",
+    "conv_gemm": "a CPU lowering (im2col_gemm pass), never in the cuda pipeline",
+    "qgemm_packed": "a CPU lowering of qgemm, never in the cuda pipeline",
+    "qconv_gemm": "a CPU lowering of qconv, never in the cuda pipeline",
+    "conv_integer": "ONNX ConvInteger is not implemented on the GPU yet (the quantize pass makes qconv instead)",
+    "matmul_integer": "ONNX MatMulInteger is not implemented on the GPU yet (the quantize pass makes qgemm instead)",
+    "resize": "resize is not implemented on the GPU yet",
+}
+
 
 def cuda_kernel(*ops: str, kind: str, view: bool = False, inplace=None, check=None):
     def wrap(fn: Emit) -> Emit:
