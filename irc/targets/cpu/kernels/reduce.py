@@ -11,8 +11,8 @@ The input is collapsed to alternating runs of kept and reduced dimensions, and o
 shapes runs the plan, in parallel over the outputs:
 - innermost run reduced: each output sums a contiguous run with wide vectors (several
   registers, so several independent accumulators) and folds the lanes at the end;
-- innermost run kept: a chunk of neighbouring outputs is a vector of accumulators, and every
-  reduced position adds one contiguous vector load to it.
+- innermost run kept: a block of neighbouring outputs keeps a row of accumulators on the stack
+  (in L1), and every reduced position streams one contiguous block of the input into it.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class Pass:
 
 @dataclass(frozen=True)
 class Plan:
+    """How one reduction of one element type is computed."""
+
     acc: DType
     passes: tuple[Pass, ...]
     #: (ops, results of the passes, element count) -> the output value, in ``result``
@@ -100,8 +102,6 @@ def _square(s: Scalar, x, prev):
 
 def _lowest(dt: DType, low: bool):
     """Identity of max (low) or min in ``dt``: what a reduction over no elements gives."""
-    if dt is DType.bool:
-        return not low
     if dt.is_float:
         return -math.inf if low else math.inf
     info = np.iinfo(dt.numpy)
@@ -129,6 +129,7 @@ def _int_mean(s: Scalar, r, n):
 
 
 def plan_for(op: str, dt: DType) -> Plan:
+    """The plan of reduction ``op`` over ``dt`` data."""
     wide = DType.f64 if dt.is_float else dt
     if dt is DType.bool:  # bytes 0/1: max is any, min is all
         low = op == "reduce_max"
@@ -289,7 +290,7 @@ def _inner_kept(k, plan, runs, xs, kept, red, os_, count) -> None:
                 with k.nest(red_sizes, name="cr") as ridx:
                     src = add(k, base, k.offset(ridx, red_strides))
 
-                    def step(j, n, p=p):
+                    def step(j, n, p=p, src=src):
                         s = Scalar(k, plan.acc, n)
                         prev = [_row_load(k, r, j, acc_t, n) for r in rows[:-1]]
                         v = p.pre(s, io.load(k, x, add(k, src, j), n, plan.acc, plan.load_as), prev)
