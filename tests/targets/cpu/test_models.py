@@ -1,0 +1,36 @@
+"""The example models compiled for the CPU target against onnxruntime (fp32, rtol 1e-4,
+atol 1e-5), at one and two threads, and the ONNX node conformance cases with the CPU target as
+backend: the same cases pass as on the interpreter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import irc
+import irc.zoo
+from tests.onnx_cases import excluded, run_case, runnable_cases
+from tests.test_zoo import CONFIGS, _input
+
+
+#: every example at one thread; the parallel kernels at two threads on all but the largest model
+CASES = [pytest.param(*c.values, 1, id=f"{c.id}-1t") for c in CONFIGS] + [
+    pytest.param(*c.values, 2, id=f"{c.id}-2t") for c in CONFIGS if c.id != "resnet18_224"]
+
+
+@pytest.mark.parametrize("name, kw, threads", CASES)
+def test_example_model_matches_onnxruntime(name, kw, threads, ort_run):
+    model = irc.zoo.build(name, batch=2, **kw)
+    x = _input(model, 2)
+    got = irc.compile(model, target="cpu", threads=threads)(x)
+    (want,) = ort_run(model, {"input": x})
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", runnable_cases(), ids=lambda c: c.name)
+def test_onnx_node_case_on_cpu(case):
+    why = excluded().get(case.name)
+    if why:
+        pytest.skip(why)
+    run_case(case, "cpu")
