@@ -6,6 +6,8 @@
 Layout: ``arch`` (architectures), ``kernel`` (the kernel builder), ``kernels/`` (one module per op
 family), ``codegen`` (graph -> module + launch plan), ``plan`` (the launch plan and its checks),
 ``ptx`` (LLVM -> PTX, ptxas), ``devmath`` (exp, log, sin... in IR), ``asm`` (dp4a, mma),
+``kernels/`` = elementwise, gemm (SIMT tiles), mma (tensor cores), linalg, conv, pool, rows +
+reduce (warp-per-row reductions, softmax, norms), movement, quant (dp4a int8), backward;
 ``runtime`` (pycuda), ``emulate`` (host emulation for tests), ``artifact`` (the build directory),
 ``multi`` (multi-GPU data parallelism: plans and memory levels).
 
