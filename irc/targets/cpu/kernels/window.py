@@ -9,7 +9,11 @@ pads, strides, dilations, ceil_mode windows and short rows alike with no scalar 
 
 Loop order, outermost first: tap along the row (kx; the lane masks depend only on it, so
 they are computed once per kx), taps along the other axes (row validity and addresses),
-input channels, then the tile's rows, vectors and channels.
+input channels, then the tile's rows, vectors and channels. For a kx where a vector lies
+wholly inside the input, its loads are plain (strided) loads and need no mask.
+
+Transposed convolution reads an input upsampled by its stride: lanes that fall between
+input elements are masked like padding (see ``Geometry.upsample``).
 """
 
 from __future__ import annotations
