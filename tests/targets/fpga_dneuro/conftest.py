@@ -47,6 +47,28 @@ def mixed_graph(seed: int = 0, softmax: bool = True) -> Graph:
     return b.build(b.op("softmax", z, axis=-1) if softmax else z)
 
 
+def inception_graph(seed: int = 0) -> Graph:
+    """A GoogLeNet-style block on 8x8 frames: four branches of different depths (1x1; 1x1-3x3;
+    1x1-5x5; 3x3 max pool-1x1) joined by one four-input concat, a 1x1 conv and a classifier."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder("inception")
+    x = b.input("x", (1, 3, 8, 8))
+
+    def conv(v, m, k):
+        cin = v.shape[1]
+        w = b.param("w", (rng.standard_normal((m, cin, k, k)) * np.sqrt(2 / (cin * k * k))).astype(np.float32))
+        return b.op("relu", b.op("conv", v, w, b.param("b", (rng.standard_normal(m) * 0.1).astype(np.float32)),
+                                 pads=(k // 2,) * 4))
+
+    x = conv(x, 8, 3)
+    pool = b.op("max_pool", x, kernel_shape=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1))
+    y = b.op("concat", conv(x, 4, 1), conv(conv(x, 4, 1), 6, 3), conv(conv(x, 2, 1), 4, 5), conv(pool, 2, 1), axis=1)
+    # (A concat read by a float layer, e.g. straight into a global average pool, stays float
+    # after quantization; a conv after it, as between inception modules, quantizes.)
+    y = b.op("reshape", b.op("global_average_pool", conv(y, 12, 1)), shape=(1, 12))
+    return b.build(b.op("gemm", y, b.param("fw", rng.standard_normal((12, 10)).astype(np.float32))))
+
+
 #: name -> (zoo builder keywords, input shape at batch 1)
 ZOO = {
     "lenet5": ({}, (1, 1, 28, 28)),
@@ -61,6 +83,8 @@ ZOO = {
 def float_graph(name: str) -> Graph:
     if name == "mixed":
         return mixed_graph()
+    if name == "inception":
+        return inception_graph()
     kw, shape = ZOO[name]
     return import_onnx(irc.zoo.build(name, batch=1, **kw), {"input": shape})
 

@@ -33,7 +33,7 @@ def _emulated(lg, x):
     return Emulator(body).run_codes(em.quantize_input(x))[body.output.name]
 
 
-@pytest.mark.parametrize("name", [*ZOO, "mixed"])
+@pytest.mark.parametrize("name", [*ZOO, "mixed", "inception"])
 @pytest.mark.parametrize("scheme", ["asym", "sym"])
 def test_emulator_equals_int8_interpreter_on_quantized_nets(name, scheme):
     q = quantized_graph(name, scheme)

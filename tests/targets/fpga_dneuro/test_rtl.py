@@ -26,6 +26,7 @@ GRAPHS = {
     "lenet": lambda: lenet(1, image=16),  # LeNet-5 on 16x16 frames: the same layers, a shorter simulation
     "small_convnet": lambda: small_convnet(1),
     "mixed": lambda: quantized_graph("mixed"),
+    "inception": lambda: quantized_graph("inception"),
     "lenet5_zoo_sym": lambda: quantized_graph("lenet5", "sym"),
 }
 
@@ -47,8 +48,8 @@ def run(tmp_path_factory):
     def go(name: str, tuned: bool, stall: bool = False, frames: int = 2, simulator: str | None = SIMULATOR):
         g, lg, d = _design(name, tuned)
         x = np.random.default_rng(7).standard_normal((frames, *g.inputs[0].shape[1:])).astype(np.float32) * 2
-        if name == "mixed":
-            x = calib_data(float_graph("mixed"), frames, 9)["x"]
+        if name in ("mixed", "inception"):
+            x = calib_data(float_graph(name), frames, 9)["x"]
         codes = Emulator(lg).quantize_input(x)
         out = tmp_path_factory.mktemp(f"{name}_{'tuned' if tuned else 'min'}")
         write_design(out, d, codes)
@@ -62,20 +63,21 @@ def _expected(d, codes):
 
 
 @pytest.mark.parametrize("name, tuned", [("lenet", True), ("lenet", False), ("small_convnet", True),
-                                         ("small_convnet", False), ("mixed", True), ("lenet5_zoo_sym", True)])
+                                         ("small_convnet", False), ("mixed", True), ("inception", True),
+                                         ("inception", False), ("lenet5_zoo_sym", True)])
 def test_rtl_equals_emulator(run, name, tuned):
     d, codes, res = run(name, tuned)
     assert res.words == _expected(d, codes)
 
 
-@pytest.mark.parametrize("name", ["lenet", "small_convnet", "mixed"])
+@pytest.mark.parametrize("name", ["lenet", "small_convnet", "mixed", "inception"])
 def test_rtl_equals_emulator_with_random_handshake_gaps(run, name):
     d, codes, res = run(name, True, True)
     assert res.words == _expected(d, codes)
 
 
 @pytest.mark.parametrize("name, tuned", [("lenet", True), ("lenet", False), ("small_convnet", True),
-                                         ("mixed", True)])
+                                         ("mixed", True), ("inception", True)])
 def test_measured_period_and_latency_match_the_model(run, name, tuned):
     d, _, res = run(name, tuned)
     period = res.frame_cycles[-1]
