@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from irc.errors import ShapeError
+from irc.ir import GraphBuilder
 from irc.ir.types import DType, TensorType
 from tests.targets.cpu.arrays import ALL_DTYPES, sample
 from tests.targets.harness import assert_matches_interp, one_op_graph
@@ -61,7 +62,7 @@ def test_tile(shape, dt, data):
 
 @settings(max_examples=80, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6), dt=dtypes,
-       mode=st.sampled_from(["constant", "reflect", "edge", "wrap"]), value=st.sampled_from([0.0, 1.0, -2.5, 300.0]),
+       mode=st.sampled_from(["constant", "reflect", "edge", "wrap"]), value=st.sampled_from([0.0, 1.0, -2.5, 300.0, float("nan"), -float("inf")]),
        data=st.data())
 def test_pad(shape, dt, mode, value, data):
     pads = []
@@ -86,6 +87,12 @@ def test_pad_wider_than_the_input_and_cropped(mode):
     x = sample((3, 4, 5), DType.f32)
     pads = (1, -1, 9, 0, 2, -3) if mode != "reflect" else (1, -1, 4, 0, 2, -3)
     check("pad", [x], {"pads": pads, "mode": mode, "value": 0.5})
+
+
+def test_concat_of_one_value_twice():
+    b = GraphBuilder("twice")
+    x = b.input("x", (3, 5))
+    assert_matches_interp(b.build(b.op("concat", x, x, axis=1)), [sample((3, 5), DType.f32)])
 
 
 def test_large_movement_runs_in_parallel():

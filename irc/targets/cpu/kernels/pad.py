@@ -16,6 +16,7 @@ import numpy as np
 from llvmlite import ir
 
 from irc.ir.graph import Node
+from irc.ir.types import DType
 from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.registry import cpu_kernel
@@ -29,7 +30,7 @@ def pad_value_bits(value: float, dt) -> tuple[ir.Constant, int | None]:
     data = raw.tobytes()
     bits = int.from_bytes(data, "little", signed=True)
     st = T.storage_type(dt)
-    if dt.is_float and dt.name != "bf16":
+    if dt.is_float and dt is not DType.bf16:
         const = ir.Constant(st, float(raw))
     else:
         const = ir.Constant(st, bits)
@@ -87,9 +88,8 @@ def _pad(k: KernelBuilder, node: Node) -> None:
     unit = math.prod(x.shape[row + 1:])
     outer = axes[:row]
     ax = axes[row]
-    xs = [s for s in x.strides[:row]]
+    xs = x.strides[:row]
     item = out.dtype.itemsize
-    b = k.b
     with parallel_nest(k, [a.out for a in outer], ax.out * unit) as idx:
         b = k.b
         src = k.i64(ax.crop * unit)
