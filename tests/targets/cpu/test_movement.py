@@ -62,8 +62,8 @@ def test_tile(shape, dt, data):
 
 @settings(max_examples=80, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6), dt=dtypes,
-       mode=st.sampled_from(["constant", "reflect", "edge", "wrap"]), value=st.sampled_from([0.0, 1.0, -2.5, 300.0, float("nan"), -float("inf")]),
-       data=st.data())
+       mode=st.sampled_from(["constant", "reflect", "edge", "wrap"]),
+       value=st.sampled_from([0.0, 1.0, -2.5, 300.0, float("nan"), -float("inf")]), data=st.data())
 def test_pad(shape, dt, mode, value, data):
     pads = []
     for _side in ("begin", "end"):
