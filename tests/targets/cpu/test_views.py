@@ -1,7 +1,6 @@
 """The reshape view on the CPU target: aliased (no code runs) where the memory plan can, and a
 copy where it cannot (a graph input returned as a graph output)."""
 
-import numpy as np
 import pytest
 
 import irc
