@@ -148,8 +148,8 @@ def fma_peak_gflops() -> float:
 
     from llvmlite import ir
 
-    from irc.targets.cpu import llvm_env
     from irc.targets.cpu import lltypes as T
+    from irc.targets.cpu import llvm_env
 
     spec = llvm_env.cpu_spec()
     vl = spec.vector_bits // 32

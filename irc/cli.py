@@ -20,7 +20,6 @@ import irc
 from irc.cli_args import (
     SHAPE_HELP,
     bind_dynamic,
-    x_dims,
     format_bytes,
     format_count,
     load_inputs,
@@ -28,11 +27,12 @@ from irc.cli_args import (
     parse_shapes,
     random_inputs,
     summarize,
+    x_dims,
 )
+from irc.cli_quant import quant_flags, quant_options
 from irc.errors import InputError, IRCError, TargetError
 from irc.targets.fpga_dneuro.cli import dneuro, dneuro_flag_options, dneuro_flags
 from irc.targets.fpga_hls.cli_flags import flag_options, fpga_flags
-from irc.cli_quant import quant_flags, quant_options
 
 _debug_option = click.option("--debug", is_flag=True, help="Show the traceback of an error; compile with debug=True.")
 _shape_option = click.option("--shape", "shapes", multiple=True, metavar="NAME=DIMS", help=SHAPE_HELP)

@@ -14,8 +14,8 @@ Kernels may also ask for scratch space (im2col columns, packed panels), live for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from irc.ir.graph import Graph, Node, Value
 

@@ -10,7 +10,8 @@ in the order, so the graph stays topologically sorted; replaced graph outputs ke
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

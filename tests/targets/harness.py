@@ -7,7 +7,7 @@ exactly. ``one_op_graph`` wraps one op into a graph for op-by-op tests.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

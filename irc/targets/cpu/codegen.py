@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from irc.errors import TargetError, UnsupportedOpError
-from irc.ir.graph import Graph, Node, Value
+from irc.ir.graph import Graph, Node
 from irc.passes.memory_plan import Location, MemoryPlan, plan_memory
 from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder, ModuleState, enter_ftz, leave_ftz

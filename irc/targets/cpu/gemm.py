@@ -19,8 +19,8 @@ The tile shape is chosen per GEMM by a written-down cost rule (``choose_tile``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from llvmlite import ir
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import llvmlite.binding as llvm
 import numpy as np

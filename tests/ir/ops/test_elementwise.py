@@ -12,9 +12,9 @@ from onnx import helper
 from irc.errors import ShapeError
 from irc.frontend.onnx import import_onnx
 from irc.ir import interpret
+from irc.ir.ops import get_op
 from irc.ir.ops.registry import broadcast_shapes
 from irc.ir.types import DType, TensorType
-from irc.ir.ops import get_op
 
 
 @given(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=5, max_side=4))

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from irc.ir.types import DType, TensorType
 from irc.ir.ops import REGISTRY
+from irc.ir.types import DType, TensorType
 from tests.targets.harness import assert_matches_interp, one_op_graph
 
 FLOAT_UNARY = ["neg", "abs", "sqrt", "exp", "log", "erf", "reciprocal", "floor", "ceil", "round", "sign", "sin",

@@ -12,7 +12,6 @@ import irc.zoo
 from tests.onnx_cases import excluded, run_case, runnable_cases
 from tests.test_zoo import CONFIGS, _input
 
-
 #: every example at one thread; the parallel kernels at two threads on all but the largest model
 CASES = [pytest.param(*c.values, 1, id=f"{c.id}-1t") for c in CONFIGS] + [
     pytest.param(*c.values, 2, id=f"{c.id}-2t") for c in CONFIGS if c.id != "resnet18_224"]

@@ -9,7 +9,7 @@ vectorise.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from irc.ir.graph import Node
 from irc.ir.types import DType

@@ -9,8 +9,8 @@ attribute combination it does not implement), or returns None."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from irc.ir.graph import Node
 
