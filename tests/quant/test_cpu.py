@@ -44,7 +44,7 @@ def _run_cpu(g, inputs, isa: str, threads: int):
     return CpuTarget().build(low, {"threads": threads, "cpu": "host"}).run(inputs)
 
 
-def _qconv(xdt, n, c, hw, cout, k, stride, pad, group, relu):
+def _qconv(xdt, n, c, hw, cout, k, stride, pad, group, relu, dilation=1):
     b = GraphBuilder("qconv")
     x = b.input("x", (n, c, *hw), xdt)
     m0, sh = qa.quantize_multipliers(RNG.uniform(1e-4, 2e-3, cout))
@@ -52,6 +52,7 @@ def _qconv(xdt, n, c, hw, cout, k, stride, pad, group, relu):
     y = b.op("qconv", x, b.param("w", _data((cout, c // group, k, k), DType.i8)),
              b.param("b", RNG.integers(-20000, 20000, cout).astype(np.int32)), b.param("m", m0), b.param("s", sh),
              strides=(stride, stride), pads=(pad, pad, pad + 1 if pad else 0, pad), group=group, x_zero_point=zx,
+             dilations=(dilation, dilation),
              y_zero_point=9 if relu else -2, y_dtype=DType.u8 if relu else DType.i8,
              y_min=9 if relu else -128, y_max=255 if relu else 120)
     return b.build(y)
@@ -63,6 +64,7 @@ CONVS = [
     (DType.u8, 1, 32, (8, 9), 20, 1, 1, 0, 1, True),   # 1x1: im2col is the image itself (ragged tail)
     (DType.i8, 1, 8, (6, 6), 8, 3, 1, 1, 8, True),     # depthwise
     (DType.u8, 1, 12, (17, 17), 70, 3, 1, 1, 2, False),  # groups, several column tiles
+    (DType.i8, 1, 5, (11, 10), 7, 3, 1, 2, 1, True, 2),  # dilated "same" conv: rows copied whole
 ]
 
 

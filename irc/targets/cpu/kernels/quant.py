@@ -4,10 +4,10 @@ Every kernel computes exactly what its op's reference computes (irc.ir.ops.quant
 requantization as irc.ir.quant_arith defines it, so results equal the interpreter's bit for bit.
 
 - ``qconv_gemm``: per image and group, im2col straight into the GEMM's layout: four rows of the
-  im2col matrix (k = 4*k4 .. 4*k4+3) are formed in a per-thread buffer, bytes of i8 data made
-  unsigned (+128) and padding set to the zero point, then interleaved into col[k4][p][4] with
-  one byte shuffle per 16 positions (a 1x1, stride-1, unpadded conv interleaves the image
-  itself); then the micro-kernel (irc.targets.cpu.gemm_int8) runs every MR x NR tile, tiles
+  im2col matrix (k = 4*k4 .. 4*k4+3) are formed in a per-thread buffer (padding is the zero
+  point; a stride-1 "same" conv copies each row in one piece), then interleaved into
+  col[k4][p][4] with one byte shuffle per 16 positions, i8 bytes made unsigned (+128) on the way
+  (a 1x1, stride-1, unpadded conv interleaves the image itself); then the micro-kernel (irc.targets.cpu.gemm_int8) runs every MR x NR tile, tiles
   split over the thread pool, the requantize fused as its epilogue.
 - ``qgemm_packed``: the activation rows are copied with K padded to a multiple of 4 (and +128
   for i8), then the micro-kernel runs over (row panel, column panel) tiles.
@@ -311,7 +311,8 @@ def _qconv_gemm(k: KernelBuilder, node: Node) -> None:
 
 def _emit_columns(k: KernelBuilder, s: _Conv, x, captures) -> None:
     """col[k4][p][t] = u[k = 4*k4 + t][p] (the im2col matrix of u = x + offset, padding = pad
-    value, rows k >= K zero), in parallel over k4."""
+    value, rows k >= K zero), in parallel over k4. Rows are formed in x's own bytes (padding is
+    the zero point) and made unsigned while interleaving."""
     chunks = -(-s.p // 16)
     tail = s.p - (chunks - 1) * 16
     v16 = ir.VectorType(T.I8, 16)
@@ -338,11 +339,8 @@ def _emit_columns(k: KernelBuilder, s: _Conv, x, captures) -> None:
                     srcs.append(plane)
                     continue
                 dst = b.gep(rows, [k.i64(t * s.p_pad)], inbounds=True, source_etype=T.I8)
-                with b.if_else(ok) as (then, other):
-                    with then:
-                        _emit_row(k, s, xbase, kk, dst)
-                    with other:
-                        k.memset(dst, 0, s.p)
+                with b.if_then(ok):
+                    _emit_row(k, s, xbase, kk, dst)
                 srcs.append(dst)
             col = b.gep(k.scratch_ptr(), [b.mul(k4, k.i64(s.p_pad * 4))], inbounds=True, source_etype=T.I8)
 
@@ -354,11 +352,9 @@ def _emit_columns(k: KernelBuilder, s: _Conv, x, captures) -> None:
                         v = b.call(maskload, [ptr, ir.Constant(T.I32, 1), mask_tail, zero16])
                     else:
                         v = b.load(ptr, typ=v16, align=1)
-                    if s.direct:
-                        if s.offset:
-                            v = b.xor(v, flip)
-                        v = b.select(valid[t], v, zero16)
-                    vals.append(v)
+                    if s.offset:
+                        v = b.xor(v, flip)
+                    vals.append(b.select(valid[t], v, zero16))
                 lo2 = b.shuffle_vector(vals[0], vals[1], ir.Constant(ir.VectorType(T.I32, 32), list(range(32))))
                 hi2 = b.shuffle_vector(vals[2], vals[3], ir.Constant(ir.VectorType(T.I32, 32), list(range(32))))
                 order = [t * 16 + p for p in range(16) for t in range(4)]
@@ -373,7 +369,12 @@ def _emit_columns(k: KernelBuilder, s: _Conv, x, captures) -> None:
 
 
 def _emit_row(k: KernelBuilder, s: _Conv, xbase: ir.Value, kk: ir.Value, dst: ir.Value) -> None:
-    """dst[oy*OW + ox] = u[ci, oy*sh - pt + dy*dh, ox*sw - pl + dx*dw] for im2col row kk."""
+    """dst[oy*OW + ox] = x[ci, oy*sh - pt + dy*dh, ox*sw - pl + dx*dw] for im2col row kk, the
+    zero point where that is padding (bytes of x; the offset is applied later).
+
+    Stride 1 with OW == W (a "same" convolution): the row is the channel plane shifted by one
+    constant, so it is one contiguous copy, then the few border bytes are overwritten. Otherwise
+    each output row is copied in three runs (padding, input, padding)."""
     from irc.targets.cpu.kernels.packed import _ceil_div, _clamp, _floor_div
 
     b = k.b
@@ -385,25 +386,62 @@ def _emit_row(k: KernelBuilder, s: _Conv, xbase: ir.Value, kk: ir.Value, dst: ir
     ox_lo = _clamp(b, k, _ceil_div(b, k, b.sub(k.i64(0), shift), s.sw), 0, s.ow)
     ox_hi = _clamp(b, k, b.add(_floor_div(b, k, b.sub(k.i64(s.w - 1), shift), s.sw), k.i64(1)), 0, s.ow)
     ox_hi = b.select(b.icmp_signed("<", ox_hi, ox_lo), ox_lo, ox_hi)
-    pad = ir.Constant(T.I8, s.pad_value)
+    pad_byte = (s.pad_value - s.offset) & 0xFF
+    pad = ir.Constant(T.I8, pad_byte)
+
+    def iy_of(oy):
+        return b.add(b.sub(b.mul(oy, k.i64(s.sh)), k.i64(s.pt)), b.mul(dy, k.i64(s.dh)))
+
+    def inside(iy):
+        return b.and_(b.icmp_signed(">=", iy, k.i64(0)), b.icmp_signed("<", iy, k.i64(s.h)))
+
+    if s.sh == 1 and s.sw == 1 and s.ow == s.w:
+        # row[p] = plane[p + start] wherever the plane has that element: one copy. Positions
+        # before or after the plane, whole rows above or below it, and (for a border tap) the
+        # border columns of the rows inside are padding.
+        start = b.add(b.mul(iy_of(k.i64(0)), k.i64(s.w)), shift)
+        lo = _clamp(b, k, b.sub(k.i64(0), start), 0, s.p)
+        hi = _clamp(b, k, b.sub(k.i64(s.h * s.w), start), 0, s.p)
+        hi = b.select(b.icmp_signed("<", hi, lo), lo, hi)
+        memcpy = k.state.declare("llvm.memcpy.p0.p0.i64", T.VOID, [T.PTR, T.PTR, T.I64, T.I1])
+        memset = k.state.declare("llvm.memset.p0.i64", T.VOID, [T.PTR, T.I8, T.I64, T.I1])
+        no = ir.Constant(T.I1, 0)
+        b.call(memcpy, [b.gep(dst, [lo], source_etype=T.I8), b.gep(plane, [b.add(lo, start)], source_etype=T.I8),
+                        b.sub(hi, lo), no])
+        b.call(memset, [dst, pad, lo, no])
+        b.call(memset, [b.gep(dst, [hi], source_etype=T.I8), pad, b.sub(k.i64(s.p), hi), no])
+        # Rows inside the plane: iy = oy - pt + dy*dh in [0, H).
+        first = b.sub(k.i64(s.pt), b.mul(dy, k.i64(s.dh)))
+        oy_lo = _clamp(b, k, first, 0, s.oh)
+        oy_hi = _clamp(b, k, b.add(first, k.i64(s.h)), 0, s.oh)
+        oy_hi = b.select(b.icmp_signed("<", oy_hi, oy_lo), oy_lo, oy_hi)
+        b.call(memset, [dst, pad, b.mul(oy_lo, k.i64(s.ow)), no])
+        tail_at = b.mul(oy_hi, k.i64(s.ow))
+        b.call(memset, [b.gep(dst, [tail_at], source_etype=T.I8), pad, b.sub(k.i64(s.p), tail_at), no])
+        border = b.or_(b.icmp_signed(">", ox_lo, k.i64(0)), b.icmp_signed("<", ox_hi, k.i64(s.ow)))
+        with b.if_then(border):
+            with k.loop(oy_hi, start=oy_lo, name="oy") as oy:
+                out_row = b.gep(dst, [b.mul(oy, k.i64(s.ow))], inbounds=True, source_etype=T.I8)
+                with k.loop(ox_lo, name="z0") as ox:
+                    b.store(pad, b.gep(out_row, [ox], source_etype=T.I8))
+                with k.loop(s.ow, start=ox_hi, name="z1") as ox:
+                    b.store(pad, b.gep(out_row, [ox], source_etype=T.I8))
+        return
     with k.loop(s.oh, name="oy") as oy:
-        iy = b.add(b.sub(b.mul(oy, k.i64(s.sh)), k.i64(s.pt)), b.mul(dy, k.i64(s.dh)))
-        inside = b.and_(b.icmp_signed(">=", iy, k.i64(0)), b.icmp_signed("<", iy, k.i64(s.h)))
+        iy = iy_of(oy)
         out_row = b.gep(dst, [b.mul(oy, k.i64(s.ow))], inbounds=True, source_etype=T.I8)
-        with b.if_else(inside) as (then, other):
+        with b.if_else(inside(iy)) as (then, other):
             with then:
                 src = b.gep(plane, [b.add(b.mul(iy, k.i64(s.w)), shift)], source_etype=T.I8)
                 with k.loop(ox_lo, name="z0") as ox:
                     b.store(pad, b.gep(out_row, [ox], source_etype=T.I8))
                 with k.loop(ox_hi, start=ox_lo, name="cp") as ox:
                     v = b.load(b.gep(src, [b.mul(ox, k.i64(s.sw))], source_etype=T.I8), typ=T.I8)
-                    if s.offset:
-                        v = b.xor(v, ir.Constant(T.I8, 0x80))
                     b.store(v, b.gep(out_row, [ox], source_etype=T.I8))
                 with k.loop(s.ow, start=ox_hi, name="z1") as ox:
                     b.store(pad, b.gep(out_row, [ox], source_etype=T.I8))
             with other:
-                k.memset(out_row, s.pad_value, s.ow)
+                k.memset(out_row, pad_byte, s.ow)
 
 
 # ---------------------------------------------------------------------------- ONNX integer ops
