@@ -14,8 +14,11 @@ For every zoo model and batch:
   same file (import, fold_qdq, int8 kernels). Its accuracy column is onnxruntime's.
 
 Latency is the median of repeated runs after warm-up (irc.bench.measure), all engines in one
-process with the same thread count. Ratio columns: int8 speedup = fp32 / int8 (above 1: int8
-is faster); irc/ort = irc int8 / onnxruntime int8 (below 1: irc is faster). Nothing is asserted.
+process with the same thread count. On a shared machine wall time swings with the load; with
+``--clock cpu`` (one thread only) the figure is the calling thread's CPU time instead (median of
+runs), which other processes disturb far less; irc and onnxruntime both compute on that thread.
+Ratio columns: int8 speedup = fp32 / int8 (above 1: int8 is faster); irc/ort = irc int8 /
+onnxruntime int8 (below 1: irc is faster). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -42,11 +45,15 @@ def _accuracy(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
     return agree, rel
 
 
-def row(name: str, batch: int, threads: int, budget: float, method: str, samples: int) -> dict:
+def row(name: str, batch: int, threads: int, budget: float, method: str, samples: int, clock: str) -> dict:
     import irc
     import irc.zoo
-    from irc.bench import measure, onnxruntime_session
+    from irc.bench import measure as measure_clock
+    from irc.bench import onnxruntime_session
     from irc.frontend.onnx.exporter import export_onnx
+
+    def measure(fn, budget_s):
+        return measure_clock(fn, budget_s=budget_s, clock="thread" if clock == "cpu" else "wall")
 
     model = irc.zoo.build(name, batch=batch)
     inp = model.graph.input[0].name
@@ -84,18 +91,23 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=2.0, help="seconds of timed runs per measurement")
     ap.add_argument("--calib-method", default="minmax", choices=["minmax", "percentile", "entropy"])
     ap.add_argument("--calib-samples", type=int, default=64)
+    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                    help="wall: elapsed time; cpu: the calling thread's CPU time (with --threads 1)")
     args = ap.parse_args()
+    if args.clock == "cpu" and args.threads != "1":
+        ap.error("--clock cpu measures one thread: use it with --threads 1")
     wanted = args.models.split(",")
     from irc.targets.cpu.llvm_env import cpu_spec
 
-    print(f"CPU: {cpu_spec().describe()}; calibration: {args.calib_method} on {args.calib_samples} samples")
+    print(f"CPU: {cpu_spec().describe()}; calibration: {args.calib_method} on {args.calib_samples} samples; "
+          f"times: {'CPU time of the calling thread' if args.clock == 'cpu' else 'wall clock'}, median")
     print("| model | batch | threads | top-1 agree int8 | rel RMS err int8 | irc fp32 ms | irc int8 ms | int8 speedup "
           "| ort fp32 ms | ort int8 ms (QDQ) | ort top-1 agree | irc int8/ort int8 | irc on the QDQ file ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, batch in [m for m in MODELS if m[0] in wanted]:
         for threads in (int(t) for t in args.threads.split(",")):
             try:
-                r = row(name, batch, threads, args.budget, args.calib_method, args.calib_samples)
+                r = row(name, batch, threads, args.budget, args.calib_method, args.calib_samples, args.clock)
             except Exception as e:  # one broken row must not hide the others
                 print(f"| {name} | {batch} | {threads} | error: {type(e).__name__}: {str(e)[:100]} |", flush=True)
                 continue

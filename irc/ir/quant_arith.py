@@ -191,3 +191,22 @@ def add_multipliers(a_scale: float, b_scale: float, y_scale: float) -> tuple[int
     kb = int(round(b_scale / unit))
     m0, shift = quantize_multiplier(unit / y_scale)
     return ka, kb, m0, shift
+
+
+def symmetric_weights(w: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray | None:
+    """Integer weights with their zero point (a scalar, or one per channel along ``axis``)
+    subtracted, as int8: the symmetric form integer layers take. None if a difference falls
+    outside [-128, 127] (u8 weights with a zero point far from 128, say)."""
+    d = np.asarray(w).astype(np.int64)
+    if zero_point is not None:
+        zp = np.asarray(zero_point).astype(np.int64)
+        if zp.size > 1:
+            shape = [1] * d.ndim
+            shape[axis] = -1
+            zp = zp.reshape(shape)
+        else:
+            zp = zp.reshape(())
+        d = d - zp
+    if d.size and (d.min() < -128 or d.max() > 127):
+        return None
+    return d.astype(np.int8)

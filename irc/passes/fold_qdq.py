@@ -69,9 +69,7 @@ def _weights(ctx: RewriteContext, v: Value, axis: int, channels: int):
         return None
     if s.size > 1 and p.attrs["axis"] != axis:
         return None
-    from irc.frontend.onnx.rules_quant import symmetric_weights
-
-    wq = symmetric_weights(w, zp, axis)
+    wq = qa.symmetric_weights(w, zp, axis)
     if wq is None:
         return None
     return wq, np.broadcast_to(s.astype(np.float64).reshape(-1), (channels,)).copy()

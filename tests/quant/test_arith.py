@@ -29,7 +29,8 @@ def requantize_py(acc: int, m0: int, shift: int, zp: int, lo: int, hi: int) -> i
 
 
 @settings(max_examples=400, deadline=None)
-@given(acc=INT32, m0=M0S, shift=SHIFTS, zp=st.integers(-128, 255), bounds=st.tuples(st.integers(-200, 300), st.integers(-200, 300)))
+@given(acc=INT32, m0=M0S, shift=SHIFTS, zp=st.integers(-128, 255),
+       bounds=st.tuples(st.integers(-200, 300), st.integers(-200, 300)))
 def test_requantize_matches_python_ints(acc, m0, shift, zp, bounds):
     lo, hi = min(bounds), max(bounds)
     got = qa.requantize(np.array([acc]), np.array([m0]), np.array([shift]), zp, lo, hi)

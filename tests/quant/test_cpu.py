@@ -85,8 +85,9 @@ def test_qgemm_packed_is_bit_exact(isa):
         b = GraphBuilder("qgemm")
         a = b.input("a", (m, k), xdt)
         m0, sh = qa.quantize_multipliers(RNG.uniform(1e-4, 1e-3, n))
-        y = b.op("qgemm", a, b.param("w", _data((k, n), DType.i8)), b.param("b", RNG.integers(-500, 500, n).astype(np.int32)),
-                 b.param("m", m0), b.param("s", sh), a_zero_point=3 if xdt is DType.i8 else 200, y_zero_point=0,
+        bias = RNG.integers(-500, 500, n).astype(np.int32)
+        y = b.op("qgemm", a, b.param("w", _data((k, n), DType.i8)), b.param("b", bias), b.param("m", m0),
+                 b.param("s", sh), a_zero_point=3 if xdt is DType.i8 else 200, y_zero_point=0,
                  y_dtype=DType.u8, y_min=0, y_max=255)
         g = b.build(y)
         x = _data((m, k), xdt)

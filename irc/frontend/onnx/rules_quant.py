@@ -68,20 +68,6 @@ def _scalar(ctx: NodeContext, i: int) -> float | int | None:
     return c.reshape(-1)[0].item()
 
 
-def symmetric_weights(w: np.ndarray, zp: np.ndarray | None, axis: int) -> np.ndarray | None:
-    """``w - zp`` (zp per channel along ``axis`` or a scalar) as int8, or None if it does not fit."""
-    if zp is None:
-        d = w.astype(np.int64)
-    else:
-        shape = [1] * w.ndim
-        if zp.size > 1:
-            shape[axis] = -1
-        d = w.astype(np.int64) - zp.astype(np.int64).reshape(shape if zp.size > 1 else ())
-    if d.size and (d.min() < -128 or d.max() > 127):
-        return None
-    return d.astype(np.int8)
-
-
 def _per_channel(a: np.ndarray, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(a, np.float64).reshape(-1), (n,)).copy()
 
@@ -106,7 +92,7 @@ def _qlinear_conv(ctx: NodeContext):
     xs, xz, ys, yz = (_scalar(ctx, i) for i in (1, 2, 6, 7))
     wc, ws, wz = ctx.const(3), ctx.const(4), ctx.const(5)
     bias = ctx.const(8) if ctx.has_input(8) else np.zeros(w.shape[0], np.int32)
-    wq = symmetric_weights(wc, wz, 0) if wc is not None else None
+    wq = qa.symmetric_weights(wc, wz, 0) if wc is not None else None
     if any(v is None for v in (xs, xz, ys, yz, ws, bias, wq)):
         def conv(xf, wf):
             ins = [xf, wf]
@@ -129,10 +115,10 @@ def _qlinear_conv(ctx: NodeContext):
 
 @import_rule("QLinearMatMul")
 def _qlinear_matmul(ctx: NodeContext):
-    a, bv = ctx.input(0), ctx.input(3)
+    a = ctx.input(0)
     as_, az, ys, yz = (_scalar(ctx, i) for i in (1, 2, 6, 7))
     bc, bs, bz = ctx.const(3), ctx.const(4), ctx.const(5)
-    bq = symmetric_weights(bc, bz, 1) if bc is not None and bc.ndim == 2 else None
+    bq = qa.symmetric_weights(bc, bz, 1) if bc is not None and bc.ndim == 2 else None
     if a.type.rank != 2 or any(v is None for v in (as_, az, ys, yz, bs, bq)) or (bs.size > 1 and bs.ndim != 1):
         return _float_fallback(ctx, 1, lambda af, bf: ctx.op("matmul", af, bf))
     n = bc.shape[1]

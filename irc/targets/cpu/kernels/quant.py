@@ -7,8 +7,9 @@ requantization as irc.ir.quant_arith defines it, so results equal the interprete
   im2col matrix (k = 4*k4 .. 4*k4+3) are formed in a per-thread buffer (padding is the zero
   point; a stride-1 "same" conv copies each row in one piece), then interleaved into
   col[k4][p][4] with one byte shuffle per 16 positions, i8 bytes made unsigned (+128) on the way
-  (a 1x1, stride-1, unpadded conv interleaves the image itself); then the micro-kernel (irc.targets.cpu.gemm_int8) runs every MR x NR tile, tiles
-  split over the thread pool, the requantize fused as its epilogue.
+  (a 1x1, stride-1, unpadded conv interleaves the image itself); then the micro-kernel
+  (irc.targets.cpu.gemm_int8) runs every MR x NR tile, tiles split over the thread pool, the
+  requantize fused as its epilogue.
 - ``qgemm_packed``: the activation rows are copied with K padded to a multiple of 4 (and +128
   for i8), then the micro-kernel runs over (row panel, column panel) tiles.
 - ``quantize_linear``, ``dequantize_linear``, ``qadd``, ``qglobal_average_pool``: loops over
