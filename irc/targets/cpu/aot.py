@@ -3,7 +3,7 @@
 ``write_shared_library`` turns a compiled graph into ``<name>.so`` and ``<name>.h``:
 object code emitted by llvmlite's target machine (position independent), the weights embedded
 by an assembler ``.incbin`` (fast even for hundreds of megabytes), linked by the system C
-compiler against libgomp and libm. Both files appear atomically: they are built in a temporary
+compiler against libm; the library carries its own copy of the thread pool (thread_pool.py). Both files appear atomically: they are built in a temporary
 folder and renamed into place.
 
 The C ABI (every symbol is prefixed with the model's name, so several models link together):
@@ -38,7 +38,7 @@ from irc.fileio import atomic_path
 from irc.ir.graph import Graph
 from irc.ir.interp import check_input
 from irc.ir.types import DType, TensorType
-from irc.targets.cpu import codegen, llvm_env
+from irc.targets.cpu import codegen, llvm_env, thread_pool
 from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.runtime import aligned_bytes, weights_blob
 
@@ -172,6 +172,8 @@ def write_shared_library(g: Graph, path: str | os.PathLike, *, cpu: str = "host"
                               vector_bits=spec.vector_bits)
     meta = metadata(g, prefix, cg.plan.arena_bytes)
     _add_abi(cg, prefix, meta)
+    if thread_pool.RUN in cg.module.globals:
+        thread_pool.define_pool(cg.module, linkage="internal")
     mod = llvm_env.parse(str(cg.module))
     llvm_env.optimize(mod, tm)
     cc = c_compiler()
@@ -185,7 +187,7 @@ def write_shared_library(g: Graph, path: str | os.PathLike, *, cpu: str = "host"
             '\t.section .note.GNU-stack,"",@progbits\n')
         _run([cc, "-c", "weights.S", "-o", "weights.o"], tmp)
         with atomic_path(path) as so_tmp:
-            _run([cc, "-shared", "-o", str(so_tmp.resolve()), "model.o", "weights.o", "-lgomp", "-lm"], tmp)
+            _run([cc, "-shared", "-o", str(so_tmp.resolve()), "model.o", "weights.o", "-lpthread", "-lm"], tmp)
             h = path.with_suffix(".h")
             with atomic_path(h) as h_tmp:
                 h_tmp.write_text(header(g, prefix, cg.plan.arena_bytes))

@@ -3,8 +3,8 @@
 A kernel is one LLVM function over pointers to its tensors (outputs first, then inputs, then
 an optional scratch pointer) with every shape a compile-time constant, so LLVM can unroll and
 vectorise freely. ``loop`` emits a counted loop; ``parallel_loop`` outlines its body into a
-function run by libgomp's thread pool (GOMP_parallel), the one pool a process keeps for its
-lifetime. Only buffer pointers cross into a parallel body: kernel code computes everything
+function whose chunks the process's one thread pool runs (thread_pool.py: persistent workers
+that claim chunks, the caller among them). Only buffer pointers cross into a parallel body: kernel code computes everything
 else inside it, which keeps outlining trivial and correct. Parallel loops never nest.
 """
 
@@ -19,6 +19,7 @@ from llvmlite import ir
 
 from irc.ir.types import DType, TensorType
 from irc.targets.cpu import lltypes as T
+from irc.targets.cpu.thread_pool import BODY_TYPE, declare_run
 
 #: Below this many element-operations a loop runs on the calling thread: a parallel region
 #: costs a few microseconds to wake the pool.
@@ -225,9 +226,10 @@ class KernelBuilder:
     @contextlib.contextmanager
     def parallel_chunks(self, n: int, work_per_iter: int = 1, *, captures: Sequence[ir.Value] = (),
                         max_workers: int | None = None) -> Iterator[tuple[ir.Value, ir.Value, ir.Value, list[ir.Value]]]:
-        """Runs the body once per worker with its chunk ``[lo, hi)`` of ``range(n)`` and its
-        thread id; ``captures`` (i64 values of the calling function) are passed in and come back
-        as the last item. At most ``max_workers`` threads get work (kernels whose per-thread
+        """Runs the body once per chunk, ``[lo, hi)`` of ``range(n)``, with the chunk's index (one
+        chunk per thread, so the index can pick per-thread scratch: no two running chunks share
+        it); ``captures`` (i64 values of the calling function) are passed in and come back as
+        the last item. At most ``max_workers`` threads get work (kernels whose per-thread
         scratch was sized for that many). Small work runs inline as one chunk."""
         serial = (self._parallel_depth or self.state.threads_global is None or n < 2
                   or n * work_per_iter < PARALLEL_MIN_WORK or max_workers == 1)
@@ -241,7 +243,7 @@ class KernelBuilder:
         outer_b, outer_args = self.b, self._args
         nargs = len(self.fn.args)
         slots = nargs + len(captures)
-        body_fn = ir.Function(self.module, ir.FunctionType(T.VOID, [T.PTR]), self.state.unique(self.fn.name + ".par"))
+        body_fn = ir.Function(self.module, BODY_TYPE, self.state.unique(self.fn.name + ".par"))
         body_fn.linkage = "internal"
         body_fn.attributes.add("nounwind")
         # Caller side: pack pointers and captured integers, run the body on the pool.
@@ -252,33 +254,43 @@ class KernelBuilder:
         for k, c in enumerate(captures):
             outer_b.store(outer_b.inttoptr(c, T.PTR), outer_b.gep(slot, [self.i64(nargs + k)], inbounds=True,
                                                                   source_etype=T.PTR))
-        nthreads = outer_b.load(self.state.threads_global, typ=T.I32)
-        gomp = self.state.declare("GOMP_parallel", T.VOID, [T.PTR, T.PTR, T.I32, T.I32])
-        outer_b.call(gomp, [body_fn, slot, nthreads, ir.Constant(T.I32, 0)])
-        # Body side: unpack, pick this thread's chunk.
-        self.b = ir.IRBuilder(body_fn.append_basic_block("entry"))
-        data = body_fn.args[0]
-        loaded = [self.b.load(self.b.gep(data, [self.i64(k)], inbounds=True, source_etype=T.PTR), typ=T.PTR)
-                  for k in range(slots)]
-        self._args = loaded[:nargs]
-        inner_caps = [self.b.ptrtoint(v, T.I64) for v in loaded[nargs:]]
-        saved_csr = self._enter_ftz() if self.state.ftz else None
-        tid = self.b.sext(self.b.call(self.state.declare("omp_get_thread_num", T.I32, []), []), T.I64)
-        nt = self.b.sext(self.b.call(self.state.declare("omp_get_num_threads", T.I32, []), []), T.I64)
+        nchunks = outer_b.sext(outer_b.load(self.state.threads_global, typ=T.I32), T.I64)
         if max_workers is not None:
-            nt = self.b.select(self.b.icmp_signed("<", nt, self.i64(max_workers)), nt, self.i64(max_workers))
-        chunk = self.b.sdiv(self.b.add(self.i64(n), self.b.sub(nt, self.i64(1))), nt)
-        lo = self.b.mul(tid, chunk)
-        lo = self.b.select(self.b.icmp_signed("<", lo, self.i64(n)), lo, self.i64(n))
-        hi = self.b.add(lo, chunk)
-        hi = self.b.select(self.b.icmp_signed("<", hi, self.i64(n)), hi, self.i64(n))
+            cap = self.i64(max_workers)
+            nchunks = outer_b.select(outer_b.icmp_signed("<", nchunks, cap), nchunks, cap)
+        outer_b.call(declare_run(self.module), [body_fn, slot, nchunks])
+        # Body side: unpack, take chunk ``tid`` of ``nt``, and call the chunk function, whose
+        # pointer arguments carry the kernel's noalias facts (pointers loaded from the argument
+        # block carry none, and without them LLVM keeps loops it could vectorise scalar).
+        b = ir.IRBuilder(body_fn.append_basic_block("entry"))
+        data, tid, nt = body_fn.args
+        loaded = [b.load(b.gep(data, [self.i64(k)], inbounds=True, source_etype=T.PTR), typ=T.PTR)
+                  for k in range(slots)]
+        saved_csr = enter_ftz(self.state, b) if self.state.ftz else None
+        chunk = b.sdiv(b.add(self.i64(n), b.sub(nt, self.i64(1))), nt)
+        lo = b.mul(tid, chunk)
+        lo = b.select(b.icmp_signed("<", lo, self.i64(n)), lo, self.i64(n))
+        hi = b.add(lo, chunk)
+        hi = b.select(b.icmp_signed("<", hi, self.i64(n)), hi, self.i64(n))
+        chunk_fn = ir.Function(self.module, ir.FunctionType(T.VOID, [T.PTR] * nargs + [T.I64] * (3 + len(captures))),
+                               self.state.unique(self.fn.name + ".chunk"))
+        chunk_fn.linkage = "internal"
+        chunk_fn.attributes.add("nounwind")
+        for mine, theirs in zip(chunk_fn.args, self.fn.args):
+            if "noalias" in theirs.attributes:
+                mine.add_attribute("noalias")
+        b.call(chunk_fn, [*loaded[:nargs], lo, hi, tid, *[b.ptrtoint(v, T.I64) for v in loaded[nargs:]]])
+        if saved_csr is not None:
+            leave_ftz(self.state, b, saved_csr)
+        b.ret_void()
+        self.b = ir.IRBuilder(chunk_fn.append_basic_block("entry"))
+        self._args = list(chunk_fn.args[:nargs])
+        lo, hi, tid, *inner_caps = chunk_fn.args[nargs:]
         self._parallel_depth += 1
         try:
-            yield lo, hi, tid, inner_caps
+            yield lo, hi, tid, list(inner_caps)
         finally:
             self._parallel_depth -= 1
-        if saved_csr is not None:
-            self._leave_ftz(saved_csr)
         self.b.ret_void()
         self.b, self._args = outer_b, outer_args
 

@@ -1,6 +1,6 @@
 """LLVM set-up for the CPU target: one-time initialisation, target machines for the host
 (or a portable x86-64), the optimisation pipeline, and the native libraries the generated
-code calls (libm for transcendental functions, libgomp for the thread pool)."""
+code calls (libm for transcendental functions, the thread pool of thread_pool.py)."""
 
 from __future__ import annotations
 
@@ -23,16 +23,13 @@ def init() -> None:
 
 @functools.cache
 def load_runtime_libraries() -> None:
-    """Make libgomp's symbols visible to the JIT (libm is already in the process)."""
+    """Make libm's and libgcc_s's symbols visible to the JIT."""
     init()
     # libgcc_s holds the f16 conversion helpers LLVM calls on CPUs without native ones.
-    for name in ("gomp", "m", "gcc_s"):
+    for name in ("m", "gcc_s"):
         path = ctypes.util.find_library(name)
-        if path is None:
-            if name == "gomp":
-                raise TargetError("the CPU target needs libgomp (GCC's OpenMP runtime); install libgomp1")
-            continue
-        llvm.load_library_permanently(path)
+        if path is not None:
+            llvm.load_library_permanently(path)
 
 
 @functools.cache
@@ -44,10 +41,20 @@ _libraries = itertools.count()
 
 
 def jit_link(obj: bytes, exports: list[str]):
-    """Link an object file into the process; returns a tracker mapping exported names to
-    addresses (the code lives as long as the tracker). Unresolved symbols raise TargetError."""
+    """Link an object file of generated code into the process; returns a tracker mapping
+    exported names to addresses (the code lives as long as the tracker)."""
+    from irc.targets.cpu import thread_pool
+
+    return link_object(obj, exports, {thread_pool.RUN: thread_pool.jit_pool_address()})
+
+
+def link_object(obj: bytes, exports: list[str], imports: dict[str, int] | None = None):
+    """Link ``obj`` against the process's symbols and ``imports`` (name: address); unresolved
+    symbols raise TargetError."""
     load_runtime_libraries()
     builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
+    for name, address in (imports or {}).items():
+        builder.import_symbol(name, address)
     for name in exports:
         builder.export_symbol(name)
     try:
