@@ -15,6 +15,10 @@ matrix. Threads share the work in one of two ways, by this rule:
   microseconds of work on small images (LeNet's second conv: 128 regions of 0.2 M MACs).
 - otherwise (batch 1, say) inside each image: im2col in parallel over its rows, the GEMM in
   parallel over column panels (or row panels when those are few).
+
+im2col writes the GEMM's packed column panels directly (each row is built in a small buffer,
+then cut into panels), so the matrix is written once and read once; a separate im2col and
+packing step would stream it through memory three times.
 """
 
 from __future__ import annotations
@@ -117,8 +121,25 @@ class _ConvShape:
         return gemm.GemmPlan(self.cout_g, self.p, self.k, tile_for_rows(self.cout_g, self.p, self.mr, ctx.vector_bits),
                              ctx.threads)
 
-    def col_bytes(self) -> int:
-        return 0 if self.direct else (self.k * self.p * 4 + 63) // 64 * 64
+    def col_bytes(self, plan: gemm.GemmPlan) -> int:
+        """The im2col matrix, already in the GEMM's packed layout [panels, K, nr] (the columns
+        past P of the last panel zero)."""
+        return 0 if self.direct else _round64(plan.n_panels * plan.tile.nr * self.k * 4)
+
+    def row_bytes(self, plan: gemm.GemmPlan) -> int:
+        """One im2col row, built contiguously before it is cut into panels."""
+        return 0 if self.direct else _round64(plan.n_panels * plan.tile.nr * 4)
+
+    def layout(self, plan: gemm.GemmPlan, row_buffers: int) -> tuple[int, int, int]:
+        """Offsets of the row buffers and the GEMM's scratch in a region that starts with the
+        im2col matrix, and the region's size."""
+        rows_at = self.col_bytes(plan)
+        gemm_at = rows_at + self.row_bytes(plan) * row_buffers
+        return rows_at, gemm_at, gemm_at + gemm.scratch_bytes(plan, pack_a=False, pack_b=self.direct)
+
+
+def _round64(n: int) -> int:
+    return (n + 63) // 64 * 64
 
 
 def batch_parallel(s: _ConvShape, threads: int) -> bool:
@@ -126,16 +147,11 @@ def batch_parallel(s: _ConvShape, threads: int) -> bool:
     return threads > 1 and s.n >= threads and (s.n % threads == 0 or s.n >= 4 * threads)
 
 
-def _thread_bytes(s: _ConvShape, ctx: CpuContext) -> int:
-    """Scratch of one thread in the batch-parallel form: its im2col matrix and GEMM panels."""
-    return s.col_bytes() + gemm.scratch_bytes(dataclasses.replace(s.plan(ctx), threads=1), pack_a=False, pack_b=True)
-
-
 def _conv_scratch(node: Node, ctx: CpuContext) -> int:
     s = _ConvShape(node)
     if batch_parallel(s, ctx.threads):
-        return _thread_bytes(s, ctx) * ctx.threads
-    return s.col_bytes() + gemm.scratch_bytes(s.plan(ctx), pack_a=False, pack_b=True)
+        return s.layout(dataclasses.replace(s.plan(ctx), threads=1), 1)[2] * ctx.threads
+    return s.layout(s.plan(ctx), ctx.threads)[2]
 
 
 @cpu_kernel("conv_gemm", scratch=_conv_scratch)
@@ -143,7 +159,6 @@ def _conv_gemm(k: KernelBuilder, node: Node) -> None:
     s = _ConvShape(node)
     plan = s.plan(k.state.ctx)
     y, x, wp = k.outs[0], k.ins[0], k.ins[1]
-    col_bytes = s.col_bytes()
     in_image = s.c * s.h * s.w
     out_image = s.cout * s.p
 
@@ -166,50 +181,66 @@ def _conv_gemm(k: KernelBuilder, node: Node) -> None:
         _, g = kb.captured
         return kb.b.gep(kb.ptr(k.ins[2]), [kb.b.mul(g, kb.i64(s.cout_g))], inbounds=True, source_etype=T.F32)
 
-    def image(plan: gemm.GemmPlan, img: ir.Value, col: Callable[[KernelBuilder], ir.Value]) -> None:
-        """One image, group by group: im2col into ``col`` (unless direct), then the GEMM."""
+    def image(plan: gemm.GemmPlan, img: ir.Value, region: Callable[[KernelBuilder], ir.Value],
+              row_buffers: int) -> None:
+        """One image, group by group: im2col into the region (unless direct), then the GEMM."""
+        rows_at, gemm_at, _ = s.layout(plan, row_buffers)
+
+        def at(offset: int) -> Callable[[KernelBuilder], ir.Value]:
+            return lambda kb: kb.b.gep(region(kb), [kb.i64(offset)], inbounds=True, source_etype=T.I8)
+
         with k.loop(s.group, name="grp") as g:
-            if not s.direct:
-                _emit_im2col(k, s, x, (img, g), col)
+            if s.direct:
+                source = gemm.pack_cols_of(x_group, s.p, s.p, plan.tile.nr)
+            else:
+                _emit_im2col(k, s, plan, x, (img, g), region, at(rows_at), row_buffers)
+                source = gemm.packed_constant(0, plan.tile.nr, s.k, base=region)
             gemm.emit_gemm(
                 k, plan,
                 a=gemm.packed_constant(wp.index, s.mr, s.k, base=weights),
-                b=gemm.pack_cols_of(x_group if s.direct else col, s.p, s.p, plan.tile.nr),
+                b=source,
                 c_ptr=lambda kb: y_group(kb, y), ldc=s.p, epi=_epilogue(node, "row"),
                 bias_ptr=bias if len(k.ins) > 2 else None,
                 residual_ptr=(lambda kb: y_group(kb, k.ins[3])) if len(k.ins) > 3 else None,
-                scratch=lambda kb: kb.b.gep(col(kb), [kb.i64(col_bytes)], inbounds=True, source_etype=T.I8),
-                captures=(img, g),
+                scratch=at(gemm_at), captures=(img, g),
             )
 
     threads = k.state.ctx.threads
     if batch_parallel(s, threads):
-        per_thread = _thread_bytes(s, k.state.ctx)
-        work = s.cout * s.p * s.k
-        with k.parallel_chunks(s.n, work, max_workers=threads) as (lo, hi, tid, _):
-            region = k.b.gep(k.scratch_ptr(), [k.b.mul(tid, k.i64(per_thread))], inbounds=True, source_etype=T.I8)
+        plan1 = dataclasses.replace(plan, threads=1)
+        per_thread = s.layout(plan1, 1)[2]
+        with k.parallel_chunks(s.n, s.cout * s.p * s.k, max_workers=threads) as (lo, hi, tid, _):
+            mine = k.b.gep(k.scratch_ptr(), [k.b.mul(tid, k.i64(per_thread))], inbounds=True, source_etype=T.I8)
             with k.loop(hi, start=lo, name="img") as img:
-                image(dataclasses.replace(plan, threads=1), img, lambda kb: region)
+                image(plan1, img, lambda kb: mine, 1)
     else:
         with k.loop(s.n, name="img") as img:
-            image(plan, img, lambda kb: kb.scratch_ptr())
+            image(plan, img, lambda kb: kb.scratch_ptr(), threads)
 
 
-def _emit_im2col(k: KernelBuilder, s: _ConvShape, x, captures, col: Callable[[KernelBuilder], ir.Value]) -> None:
-    """col[kk, oy*OW + ox] = x[img, g*Cin_g + ci, oy*sh - pt + dy*dh, ox*sw - pl + dx*dw] (0 outside),
-    kk = (ci*kh + dy)*kw + dx; rows in parallel, each row split into zero / copy / zero runs."""
+def _emit_im2col(k: KernelBuilder, s: _ConvShape, plan: gemm.GemmPlan, x, captures,
+                 col: Callable[[KernelBuilder], ir.Value], rows: Callable[[KernelBuilder], ir.Value],
+                 workers: int) -> None:
+    """col[panel, kk, c] = x[img, g*Cin_g + ci, oy*sh - pt + dy*dh, ox*sw - pl + dx*dw] (0 outside),
+    oy*OW + ox = panel*nr + c, kk = (ci*kh + dy)*kw + dx. Rows kk in parallel: each is built
+    contiguously in the thread's row buffer, split into zero / copy / zero runs (so the copies
+    vectorise), then cut into its panels; one pass over the matrix, which the GEMM reads as is."""
     khw = s.kh * s.kw
-    with k.parallel_chunks(s.k, s.p, captures=captures) as (lo, hi, _tid, caps):
+    nr, panels = plan.tile.nr, plan.n_panels
+    with k.parallel_chunks(s.k, s.p, captures=captures, max_workers=workers) as (lo, hi, tid, caps):
         img, g = caps
         b = k.b
         xbase = b.gep(k.ptr(x), [b.add(b.mul(img, k.i64(s.c * s.h * s.w)), b.mul(g, k.i64(s.cin_g * s.h * s.w)))],
                       inbounds=True, source_etype=T.F32)
+        row = b.gep(rows(k), [b.mul(tid, k.i64(s.row_bytes(plan)))], inbounds=True, source_etype=T.I8)
+        if panels * nr > s.p:
+            k.memset(b.gep(row, [k.i64(s.p)], inbounds=True, source_etype=T.F32), 0, (panels * nr - s.p) * 4)
+        dst_base = col(k)
         with k.loop(hi, start=lo, name="kk") as kk:
             ci = b.sdiv(kk, k.i64(khw))
             rem = b.srem(kk, k.i64(khw))
             dy = b.sdiv(rem, k.i64(s.kw))
             dx = b.srem(rem, k.i64(s.kw))
-            row = b.gep(col(k), [b.mul(kk, k.i64(s.p))], inbounds=True, source_etype=T.F32)
             plane = b.gep(xbase, [b.mul(ci, k.i64(s.h * s.w))], inbounds=True, source_etype=T.F32)
             # Valid ox range for this dx: 0 <= ox*sw - pl + dx*dw < W.
             shift = b.sub(b.mul(dx, k.i64(s.dw)), k.i64(s.pl))  # ix = ox*sw + shift
@@ -232,6 +263,10 @@ def _emit_im2col(k: KernelBuilder, s: _ConvShape, x, captures, col: Callable[[Ke
                             b.store(ir.Constant(T.F32, 0.0), b.gep(out_row, [ox], source_etype=T.F32))
                     with other:
                         k.memset(out_row, 0, s.ow * 4)
+            with k.loop(panels, name="cut") as j:
+                dst = b.gep(dst_base, [b.mul(b.add(b.mul(j, k.i64(s.k)), kk), k.i64(nr))], inbounds=True,
+                            source_etype=T.F32)
+                k.memcpy(dst, b.gep(row, [b.mul(j, k.i64(nr))], inbounds=True, source_etype=T.F32), nr * 4)
 
 
 def _floor_div(b: ir.IRBuilder, k: KernelBuilder, a: ir.Value, d: int) -> ir.Value:
