@@ -106,6 +106,12 @@ class _Pool:
         return fn if fn is not None else ir.Function(self.m, ir.FunctionType(ret, args, var_arg=var_arg), name)
 
     @staticmethod
+    def aload(b: ir.IRBuilder, g: ir.GlobalVariable, ordering: str) -> ir.Value:
+        """An atomic load of one of the pool's words."""
+        t = g.value_type
+        return b.load_atomic(g, ordering, 8 if isinstance(t, ir.PointerType) else t.width // 8, typ=t)
+
+    @staticmethod
     def c64(v: int) -> ir.Constant:
         return ir.Constant(T.I64, v)
 
@@ -137,13 +143,13 @@ class _Pool:
         """i1 try_claim(): claim and run one chunk of the current job; false if none is left."""
         fn, b = self._fn("irc_pool.try_claim", ir.FunctionType(T.I1, []))
         with self._loop(b, "cas") as (head, _):
-            word = b.load_atomic(self.job, "seq_cst", 8, typ=self.job.value_type)
+            word = self.aload(b, self.job, "seq_cst")
             n = b.and_(b.lshr(word, self.c64(16)), self.c64(0xFFFF))
             k = b.and_(word, self.c64(0xFFFF))
             with b.if_then(b.icmp_unsigned(">=", k, n)):
                 b.ret(ir.Constant(T.I1, 0))
-            body = b.load_atomic(self.body, "monotonic", 8, typ=self.body.value_type)
-            args = b.load_atomic(self.args, "monotonic", 8, typ=self.args.value_type)
+            body = self.aload(b, self.body, "monotonic")
+            args = self.aload(b, self.args, "monotonic")
             pair = b.cmpxchg(self.job, word, b.add(word, self.c64(1)), "seq_cst", "seq_cst")
             with b.if_then(b.extract_value(pair, 1)):
                 self.call_body(b, body, [args, k, n])
@@ -159,7 +165,7 @@ class _Pool:
         b.call(_Indirect(body, BODY_TYPE), args)
 
     def claimable(self, b: ir.IRBuilder) -> ir.Value:
-        word = b.load_atomic(self.job, "seq_cst", 8, typ=self.job.value_type)
+        word = self.aload(b, self.job, "seq_cst")
         n = b.and_(b.lshr(word, self.c64(16)), self.c64(0xFFFF))
         return b.icmp_unsigned("<", b.and_(word, self.c64(0xFFFF)), n)
 
@@ -183,7 +189,7 @@ class _Pool:
                 b.branch(head)
             # Sleep: register as a sleeper, then re-check; the caller bumps the wake word after
             # publishing a job and then reads the sleeper count, so one of the two sees the other.
-            seen = b.load_atomic(self.wake_word, "seq_cst", 4, typ=self.wake_word.value_type)
+            seen = self.aload(b, self.wake_word, "seq_cst")
             b.atomic_rmw("add", self.sleepers, self.c32(1), "seq_cst")
             with b.if_else(self.claimable(b)) as (then, otherwise):
                 with then:
@@ -216,7 +222,6 @@ class _Pool:
     def run(self, try_claim: ir.Function, ensure_workers: ir.Function) -> ir.Function:
         fn, b = self._fn(RUN, RUN_TYPE, self.linkage)
         body, args, n = fn.args
-        zero = ir.Constant(T.PTR, None)
         n = b.select(b.icmp_signed(">", n, self.c64(MAX_CHUNKS)), self.c64(MAX_CHUNKS), n)
         # The pool taken (another Python thread is running a model) or one chunk: run inline.
         pair = b.cmpxchg(self.busy, self.c32(0), self.c32(1), "acquire", "monotonic")
@@ -236,7 +241,7 @@ class _Pool:
         word = b.or_(b.shl(b.and_(gen, self.c64(0xFFFFFFFF)), self.c64(32)), b.shl(n, self.c64(16)))
         _store_atomic(b, word, self.job, "seq_cst", 8)
         b.atomic_rmw("add", self.wake_word, self.c32(1), "seq_cst")
-        with b.if_then(b.icmp_signed(">", b.load_atomic(self.sleepers, "seq_cst", 4, typ=self.sleepers.value_type), self.c32(0))):
+        with b.if_then(b.icmp_signed(">", self.aload(b, self.sleepers, "seq_cst"), self.c32(0))):
             self.futex(b, FUTEX_WAKE_PRIVATE, self.c32(0x7FFFFFFF))
         with self._loop(b, "mine") as (_, done):
             with b.if_then(b.not_(b.call(try_claim, []))):
@@ -244,7 +249,7 @@ class _Pool:
         spins = b.alloca(T.I64)
         b.store(self.c64(0), spins)
         with self._loop(b, "wait") as (_, done):
-            with b.if_then(b.icmp_signed(">=", b.load_atomic(self.done, "seq_cst", 8, typ=self.done.value_type), n)):
+            with b.if_then(b.icmp_signed(">=", self.aload(b, self.done, "seq_cst"), n)):
                 b.branch(done)
             s = b.add(b.load(spins, typ=T.I64), self.c64(1))
             b.store(s, spins)

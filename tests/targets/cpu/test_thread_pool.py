@@ -13,8 +13,8 @@ from llvmlite import ir
 
 import irc
 import irc.zoo
-from irc.targets.cpu import llvm_env, thread_pool
 from irc.targets.cpu import lltypes as T
+from irc.targets.cpu import llvm_env, thread_pool
 
 
 def _counting_module():

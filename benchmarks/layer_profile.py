@@ -1,0 +1,102 @@
+"""Where a model's CPU time goes: every node of the compiled graph timed on its own.
+
+    python benchmarks/layer_profile.py resnet18 [--batch 1] [--threads 1] [--top 15]
+
+The model is compiled for the cpu target; then each node of the compiled graph (after fusion
+and lowering: conv_gemm, gemm_packed, ...) is rebuilt as a one-node graph with the same
+parameters, compiled with no further passes, and timed (median CPU time of the calling thread
+at one thread, wall time otherwise). The table lists the slowest nodes with their GFLOP/s where
+the op does multiply-adds, then the time per op. The sum of the nodes is printed next to the
+whole model's time: the difference is what running nodes back to back saves (warm caches) or
+costs. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+
+import numpy as np
+
+
+def node_flops(node) -> int:
+    """Multiply-adds x 2 of the GEMM-like ops; 0 for the others."""
+    y = node.outputs[0].shape
+    if node.op == "conv_gemm":
+        a = node.attrs
+        cin_g = node.inputs[0].shape[1] // a["group"]
+        return 2 * math.prod(y) * cin_g * math.prod(a["kernel_shape"])
+    if node.op in ("conv", "conv_fused"):
+        w = node.inputs[1].shape
+        return 2 * math.prod(y) * math.prod(w[1:])
+    if node.op == "gemm_packed":
+        return 2 * math.prod(y) * node.inputs[0].shape[1]
+    return 0
+
+
+def one_node_graph(g, node):
+    from irc.ir.builder import GraphBuilder
+
+    b = GraphBuilder(f"{node.op}_alone")
+    ins = [b.param(v.name, np.asarray(g.params[v])) if v in g.params else b.input(v.name, v.type)
+           for v in node.inputs]
+    outs = b.add_node(node.op, ins, dict(node.attrs))
+    return b.build(*outs), [v for v in node.inputs if v not in g.params]
+
+
+def main() -> None:
+    import irc
+    import irc.zoo
+    from irc.bench import measure
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--budget", type=float, default=0.3)
+    args = ap.parse_args()
+    clock = "thread" if args.threads == 1 else "wall"
+    rng = np.random.default_rng(0)
+
+    model = irc.zoo.build(args.model, batch=args.batch)
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = rng.standard_normal(shape).astype(np.float32)
+    whole = irc.compile(model, target="cpu", threads=args.threads)
+    total = measure(lambda: whole(x), budget_s=args.budget * 5, clock=clock).median
+    g = whole.graph
+    rows = []
+    for node in g.nodes:
+        if node.op == "reshape":  # a view: no code runs
+            continue
+        sub, feeds = one_node_graph(g, node)
+        c = irc.compile(sub, target="cpu", threads=args.threads, passes=[])
+        inputs = [rng.standard_normal(v.shape).astype(v.dtype.numpy) for v in feeds]
+        ms = measure(lambda c=c, inputs=inputs: c(*inputs), budget_s=args.budget, clock=clock).median
+        rows.append((ms, node))
+    by_op: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
+    for ms, node in rows:
+        by_op[node.op][0] += ms
+        by_op[node.op][1] += 1
+    summed = sum(ms for ms, _ in rows)
+    print(f"{args.model} batch {args.batch}, {args.threads} thread(s): whole model {total:.2f} ms; "
+          f"nodes alone sum to {summed:.2f} ms ({len(rows)} nodes)")
+    print("| node | op | output | ms | share | GFLOP/s |")
+    print("|---|---|---|---|---|---|")
+    for ms, node in sorted(rows, key=lambda r: -r[0])[:args.top]:
+        fl = node_flops(node)
+        rate = f"{fl / ms / 1e6:.0f}" if fl else ""
+        print(f"| {node.label} | {node.op} | {'x'.join(map(str, node.outputs[0].shape))} | {ms:.3f} | "
+              f"{ms / summed:.0%} | {rate} |")
+    print()
+    print("| op | nodes | ms | share | GFLOP/s |")
+    print("|---|---|---|---|---|")
+    for op, (ms, count) in sorted(by_op.items(), key=lambda kv: -kv[1][0]):
+        fl = sum(node_flops(n) for _, n in rows if n.op == op)
+        rate = f"{fl / ms / 1e6:.0f}" if fl else ""
+        print(f"| {op} | {count} | {ms:.3f} | {ms / summed:.0%} | {rate} |")
+
+
+if __name__ == "__main__":
+    main()
