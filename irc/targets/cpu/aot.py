@@ -77,9 +77,12 @@ def _add_abi(cg: codegen.Codegen, prefix: str, meta: dict) -> None:
 
     f, b = fn("workspace_size", T.I64, [])
     b.ret(ir.Constant(T.I64, cg.plan.arena_bytes))
-    aligned_alloc = ir.Function(m, ir.FunctionType(T.PTR, [T.I64, T.I64]), "aligned_alloc")
-    memset = ir.Function(m, ir.FunctionType(T.VOID, [T.PTR, T.I8, T.I64, T.I1]), "llvm.memset.p0.i64")
-    free = ir.Function(m, ir.FunctionType(T.VOID, [T.PTR]), "free")
+    def declared(name, ret, args):  # the kernels may already have declared it
+        return m.globals.get(name) or ir.Function(m, ir.FunctionType(ret, args), name)
+
+    aligned_alloc = declared("aligned_alloc", T.PTR, [T.I64, T.I64])
+    memset = declared("llvm.memset.p0.i64", T.VOID, [T.PTR, T.I8, T.I64, T.I1])
+    free = declared("free", T.VOID, [T.PTR])
     size = max(64, (cg.plan.arena_bytes + 63) // 64 * 64)
     f, b = fn("alloc_workspace", T.PTR, [])
     p = b.call(aligned_alloc, [ir.Constant(T.I64, 64), ir.Constant(T.I64, size)])
