@@ -47,54 +47,14 @@ def need_gpu():
 
 
 def torch_model(model, torch, device):
-    """The ONNX zoo model as torch.nn.functional calls on ``device`` (the ops the zoo uses)."""
-    import torch.nn.functional as F
-    from onnx import helper, numpy_helper
+    """The ONNX zoo model as torch.nn.functional calls on ``device`` (benchmarks/torch_peer.py)."""
+    import os
 
-    g = model.graph
-    w = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()).to(device) for t in g.initializer}
+    sys.path.insert(0, os.path.dirname(__file__))
+    from torch_peer import torch_graph
 
-    def attr(n, name, default=None):
-        for a in n.attribute:
-            if a.name == name:
-                return helper.get_attribute_value(a)
-        return default
-
-    def run(x):
-        env = dict(w)
-        env[g.input[0].name] = x
-        for n in g.node:
-            i = [env[s] if s else None for s in n.input]
-            op = n.op_type
-            if op == "Conv":
-                p = attr(n, "pads", [0, 0, 0, 0])
-                y = F.conv2d(i[0], i[1], i[2] if len(i) > 2 else None, attr(n, "strides", [1, 1]), p[:2],
-                             attr(n, "dilations", [1, 1]), attr(n, "group", 1))
-            elif op == "BatchNormalization":
-                y = F.batch_norm(i[0], i[3], i[4], i[1], i[2], False, 0.0, attr(n, "epsilon", 1e-5))
-            elif op == "Relu":
-                y = F.relu(i[0])
-            elif op == "Clip":
-                y = torch.clamp(i[0], float(i[1]), float(i[2]))
-            elif op == "MaxPool":
-                p = attr(n, "pads", [0, 0, 0, 0])
-                y = F.max_pool2d(i[0], attr(n, "kernel_shape"), attr(n, "strides"), p[:2])
-            elif op == "GlobalAveragePool":
-                y = F.adaptive_avg_pool2d(i[0], 1)
-            elif op == "Flatten":
-                y = torch.flatten(i[0], 1)
-            elif op == "Gemm":
-                y = F.linear(i[0], i[1], i[2]) if attr(n, "transB", 0) else i[0] @ i[1] + i[2]
-            elif op == "Add":
-                y = i[0] + i[1]
-            elif op == "Softmax":
-                y = torch.softmax(i[0], attr(n, "axis", -1))
-            else:
-                raise NotImplementedError(op)
-            env[n.output[0]] = y
-        return env[g.output[0].name]
-
-    return run
+    graph, name = torch_graph(model, torch, device), model.graph.input[0].name
+    return lambda x: graph({name: x})[0]
 
 
 def time_torch(fn, torch, runs: int) -> float:

@@ -10,19 +10,38 @@ from onnx import helper, numpy_helper
 
 
 def torch_runner(model: onnx.ModelProto, threads: int):
-    """A callable ``run(feeds: dict) -> list of tensors`` or None when torch is missing."""
+    """A callable ``run(feeds: dict of numpy arrays) -> list of tensors`` on the CPU, or None
+    when torch is missing."""
     try:
         import torch
-        import torch.nn.functional as F
     except ImportError:
         return None
     torch.set_num_threads(threads)
+    graph = torch_graph(model, torch)
+
+    @torch.inference_mode()
+    def run(feeds: dict[str, np.ndarray]):
+        return graph({k: torch.from_numpy(v) for k, v in feeds.items()})
+
+    return run
+
+
+def torch_graph(model: onnx.ModelProto, torch, device="cpu"):
+    """``graph(feeds: dict of tensors) -> list of tensors``: the model's nodes as torch calls,
+    floating-point weights on ``device`` (shapes and other integer constants stay on the host)."""
+    import torch.nn.functional as F
+
     g = model.graph
-    consts = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in g.initializer}
+
+    def tensor(a):
+        t = torch.from_numpy(numpy_helper.to_array(a).copy())
+        return t.to(device) if t.is_floating_point() else t
+
+    consts = {t.name: tensor(t) for t in g.initializer}
     nodes = list(g.node)
     for n in nodes:
         if n.op_type == "Constant":
-            consts[n.output[0]] = torch.from_numpy(numpy_helper.to_array(n.attribute[0].t).copy())
+            consts[n.output[0]] = tensor(n.attribute[0].t)
 
     def attr(n, name, default=None):
         for a in n.attribute:
@@ -75,12 +94,11 @@ def torch_runner(model: onnx.ModelProto, threads: int):
     if missing:
         raise NotImplementedError(f"the PyTorch peer has no mapping for {', '.join(missing)}")
 
-    @torch.inference_mode()
-    def run(feeds: dict[str, np.ndarray]):
+    def graph(feeds):
         env = dict(consts)
-        env.update({k: torch.from_numpy(v) for k, v in feeds.items()})
+        env.update(feeds)
         for n in nodes:
             env[n.output[0]] = ops[n.op_type](n, env)
         return [env[o.name] for o in g.output]
 
-    return run
+    return graph
