@@ -30,7 +30,7 @@ from irc.targets.cpu import lltypes as T
 from irc.targets.cuda import asm
 from irc.targets.cuda.kernel import GpuKernel, Launch, grid1d
 from irc.targets.cuda.kernels.conv import _geometry, _input_offset
-from irc.targets.cuda.kernels.gemm import slice_elements
+from irc.targets.cuda.kernels.gemm import Tile, slice_elements
 from irc.targets.cuda.kernels.registry import cuda_kernel
 from irc.targets.cuda.kernels.rows import fold, rows, rows_launch
 
@@ -38,16 +38,9 @@ ONES = 0x01010101
 
 
 @dataclass(frozen=True, slots=True)
-class IntTile:
-    bm: int
-    bn: int
-    bk: int
-    tm: int
-    tn: int
-
-    @property
-    def threads(self) -> int:
-        return (self.bm // self.tm) * (self.bn // self.tn)
+class IntTile(Tile):
+    """A GEMM tile over bytes: shared memory holds bk + 4 bytes per row (padding against bank
+    conflicts) instead of bk floats."""
 
     @property
     def shared_bytes(self) -> int:
