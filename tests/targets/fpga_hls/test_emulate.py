@@ -38,13 +38,10 @@ def test_float32_matches_interpreter(make):
 
 @needs_gxx
 def test_zoo_models_from_onnx():
-    """The example models as ONNX (LeNet-5 when its reshape imports) through emulation."""
+    """The example models as ONNX through emulation."""
     for name, kw in (("mlp", {"sizes": (20, 32, 16, 10)}), ("lenet5", {})):
         model = irc.zoo.build(name, batch=2, **kw)
-        try:
-            ref = irc.compile(model, target="interp")
-        except UnsupportedOpError as e:  # pragma: no cover - until the shape ops import
-            pytest.skip(f"{name} does not import yet: {e}")
+        ref = irc.compile(model, target="interp")
         m = irc.compile(model, target="fpga", emulate=True)
         xs = _inputs(ref.graph)
         np.testing.assert_allclose(m(*xs), ref(*xs), rtol=1e-4, atol=1e-6)

@@ -72,16 +72,13 @@ def test_monotone_in_parallelism(precision):
                 last = e
 
 
-@pytest.mark.parametrize("fraction", [0.8, 0.05, 0.02])
+@pytest.mark.parametrize("fraction", [0.8, 0.05, 0.04])  # 0.04: the tightest both boards fit at parallelism 1
 @pytest.mark.parametrize("board", ["u200", "vck5000"])
 def test_auto_parallelism_respects_the_budget(board, fraction):
     g = irc.compile(cnn_graph(), target="interp", passes=["fuse"]).graph
     kernels = plan_kernels(g).kernels
     brd = get_board(board)
-    try:
-        est = assign_parallelism(kernels, parse_precision("float32"), brd, fraction, "auto")
-    except TargetError:
-        pytest.skip("this budget does not fit the design at parallelism 1 (checked in test_does_not_fit)")
+    est = assign_parallelism(kernels, parse_precision("float32"), brd, fraction, "auto")
     tot, limit = totals(est), budget(brd, fraction)
     assert all(tot[r] <= limit[r] for r in RESOURCES)
     # every kernel is at its largest factor, or the next one would not fit, or it is negligible
