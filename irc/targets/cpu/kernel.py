@@ -294,13 +294,6 @@ class KernelBuilder:
         self.b.ret_void()
         self.b, self._args = outer_b, outer_args
 
-    # ---------------------------------------------------------------- denormals
-    def _enter_ftz(self) -> ir.Value:
-        return enter_ftz(self.state, self.b)
-
-    def _leave_ftz(self, saved: ir.Value) -> None:
-        leave_ftz(self.state, self.b, saved)
-
     def finish(self) -> ir.Function:
         self.b.ret_void()
         return self.fn
