@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}", file=sys.stderr)
         paths.append(str(path))
     if args.fit:
-        from irc.cli import main as irc_main
+        from irc.cli.commands import main as irc_main
 
         return irc_main(["dneuro", "fit", *paths] + (["--csv", str(args.csv)] if args.csv else []))
     return 0

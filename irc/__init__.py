@@ -1,20 +1,33 @@
-"""irc: a neural-network compiler from ONNX or Python to CPU, CUDA and FPGA."""
+"""irc: a neural-network compiler from ONNX or Python to CPU, CUDA and FPGA.
+
+Importing irc loads the IR and nothing heavy: onnx is loaded by the entry points that read or
+write ONNX, and each target by its first use.
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from irc.api import CompiledModel, compile  # noqa: F401,E402
+from irc.api import CompiledModel, compile  # noqa: F401
 from irc.errors import IRCError  # noqa: F401
-from irc.ir import DType, Graph, GraphBuilder, TensorType  # noqa: F401,E402
+from irc.ir import DType, Graph, GraphBuilder, TensorType  # noqa: F401
 
 
-def load_onnx(src, shapes=None) -> "Graph":
+def trace(fn, *examples, **kwargs) -> Graph:
+    """Trace ``fn`` on example inputs into a Graph; see :func:`irc.frontend.trace.trace`."""
+    from irc.frontend.trace import trace as _trace
+
+    return _trace(fn, *examples, **kwargs)
+
+
+def load_onnx(src, shapes=None) -> Graph:
     """Import an ONNX model (path, bytes or ModelProto) as an irc Graph."""
     from irc.frontend.onnx import import_onnx
 
     return import_onnx(src, shapes)
 
 
-def save_onnx(graph: "Graph", path) -> None:
+def save_onnx(graph: Graph, path) -> None:
     """Write an irc Graph as an ONNX model (atomically)."""
     from irc.frontend.onnx import save_onnx as _save
 
@@ -26,9 +39,6 @@ def load(path):
     from irc.targets.cpu.aot import load_shared_library
 
     return load_shared_library(path)
-
-
-from irc import trace  # noqa: F401,E402  (irc.trace(fn, *examples) -> Graph; a callable module)
 
 
 def __getattr__(name: str):

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import onnx
 
 from irc.errors import InputError
 from irc.ir.graph import Graph
@@ -55,7 +54,7 @@ def compile(
 class _Source:
     """Where graphs come from: a fixed graph, or an ONNX model imported per input shapes."""
 
-    def __init__(self, graph: Graph | None, model: onnx.ModelProto | None, shapes: dict):
+    def __init__(self, graph: Graph | None, model: Any, shapes: dict):
         self.graph = graph
         self.model = model
         self.shapes = shapes
@@ -77,7 +76,7 @@ class _Source:
                     if given.get(k) != s:
                         raise InputError(f"shape {list(s)} for input '{k}' does not match the graph's {given.get(k)}")
             return _Source(verify(model), None, {})
-        if isinstance(model, (str, os.PathLike, bytes, bytearray, onnx.ModelProto)):
+        if isinstance(model, (str, os.PathLike, bytes, bytearray)) or type(model).__name__ == "ModelProto":
             from irc.frontend.onnx import load_model
 
             return _Source(None, load_model(model), shapes)

@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from irc.cli import main
-from irc.cli_args import parse_shape, parse_value
+from irc.cli.commands import main
+from irc.cli.args import parse_shape, parse_value
 from irc.errors import InputError
 from irc.ir import parse_graph
 from irc.zoo import lenet5, mlp
@@ -332,7 +332,7 @@ def test_shape_that_contradicts_the_model(irc, lenet_path, model_file):
 
 
 def test_unexpected_exception_is_an_internal_error(irc, model_file, monkeypatch):
-    import irc.cli as cli
+    import irc.cli.commands as cli
 
     def boom(*_):
         raise RuntimeError("kaboom\nsecond line")

@@ -24,7 +24,7 @@ import numpy as np
 
 from irc.errors import InputError, ModelError
 from irc.nn import initializers
-from irc.trace import Tensor, concatenate, reshape
+from irc.frontend.trace import Tensor, concatenate, reshape
 
 
 class Symbol:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from irc.errors import InputError
-from irc.trace import Tensor
+from irc.frontend.trace import Tensor
 
 
 def _per_sample_mean(t: Tensor) -> Tensor:

@@ -33,7 +33,7 @@ from irc.nn.data import BatchLoader, dropout_masks
 from irc.nn.layers import LAYERS, Input, InputLayer, Layer, Symbol
 from irc.nn.step import _Ctx, inference_graph, train_step_graph
 from irc.targets.state import StatefulExecutable
-from irc.trace import Tracer
+from irc.frontend.trace import Tracer
 
 
 class TrainingError(IRCError):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from irc.errors import InputError
-from irc.trace import Tensor
+from irc.frontend.trace import Tensor
 
 
 class StepDecay:

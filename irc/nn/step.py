@@ -25,7 +25,7 @@ from irc.errors import ModelError
 from irc.ir.graph import Graph
 from irc.passes.autodiff import gradients
 from irc.targets.state import STATE_KEY
-from irc.trace import Tensor, Tracer
+from irc.frontend.trace import Tensor, Tracer
 
 
 class _Ctx:

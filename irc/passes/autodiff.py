@@ -27,7 +27,7 @@ from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops import get_op
 from irc.passes.grads import NONDIFFERENTIABLE, unsupported_reason, zeros_like
 from irc.passes.registry import register_pass
-from irc.trace import Tensor, Tracer, broadcast_to
+from irc.frontend.trace import Tensor, Tracer, broadcast_to
 
 
 def _depends_on(nodes: Sequence[Node], roots: Sequence[Value]) -> set[Value]:

@@ -11,7 +11,7 @@ _TARGETS: dict[str, tuple[str, str, str | None]] = {
     "interp": ("irc.targets.interp", "InterpTarget", None),
     "cpu": ("irc.targets.cpu", "CpuTarget", None),
     "cuda": ("irc.targets.cuda", "CudaTarget", "cuda"),
-    "fpga": ("irc.targets.fpga_flows", "FpgaTarget", None),
+    "fpga": ("irc.targets.fpga", "FpgaTarget", None),
 }
 
 

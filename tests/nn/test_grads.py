@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import irc.trace as T
+import irc.frontend.trace as T
 from irc.errors import UnsupportedOpError
 from irc.ir.interp import interpret
 from irc.ir.ops import REGISTRY
@@ -35,7 +35,7 @@ def check_grads(fn, inputs, wrt=None, rtol=1e-5, atol=1e-6, eps=EPS):
         return total
 
     names = [f"x{i}" for i in range(len(inputs))]
-    g = T(loss, *inputs, input_names=names)
+    g = T.trace(loss, *inputs, input_names=names)
     gg = autodiff(g, wrt=[names[i] for i in wrt])
     got = interpret(gg, inputs)[1:]
     for k, i in enumerate(wrt):
@@ -359,7 +359,7 @@ def test_every_rule_is_checked_numerically():
 
 def test_unsupported_op_is_named():
     x = np.ones((1, 3, 4, 4))
-    g = T(lambda x: T.apply("lrn", x, size=3).sum(), x)
+    g = T.trace(lambda x: T.apply("lrn", x, size=3).sum(), x)
     with pytest.raises(UnsupportedOpError, match=r"node '.*' \(lrn\): cannot differentiate: local response"):
         autodiff(g, wrt=["x"])
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import irc
-import irc.trace as T
+import irc.frontend.trace as T
 from irc.errors import ModelError
 from irc.ir.interp import interpret
 
@@ -48,7 +48,7 @@ def test_constants_take_the_tensor_type_and_are_shared():
 
 def test_trace_named_inputs_and_nn_functions():
     x = np.random.default_rng(1).standard_normal((2, 6)).astype(np.float32)
-    g = T(lambda a, b: T.softmax(a + b, axis=-1), x, x, input_names=["a", "b"], name="pair")
+    g = T.trace(lambda a, b: T.softmax(a + b, axis=-1), x, x, input_names=["a", "b"], name="pair")
     assert g.name == "pair" and [v.name for v in g.inputs] == ["a", "b"]
     e = np.exp(2 * x - (2 * x).max(axis=-1, keepdims=True))
     np.testing.assert_allclose(interpret(g, [x, x])[0], e / e.sum(-1, keepdims=True), rtol=1e-6)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from irc.ir.ops import REGISTRY
-from irc.trace import Tensor, broadcast_to, reshape
+from irc.frontend.trace import Tensor, broadcast_to, reshape
 
 Rule = Callable[..., list]
 

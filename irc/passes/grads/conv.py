@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from irc.ir.ops.conv import dilated
 from irc.passes.grads import grad_rule
-from irc.trace import reshape, transpose
+from irc.frontend.trace import reshape, transpose
 
 
 def _weight_grad(x, dy, kernel, strides, pads, dilations, group):

@@ -10,7 +10,7 @@ import numpy as np
 
 from irc.ir.types import DType
 from irc.passes.grads import grad_rule, scalar, unbroadcast
-from irc.trace import where
+from irc.frontend.trace import where
 
 
 def _unary(*ops):

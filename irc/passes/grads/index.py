@@ -16,7 +16,7 @@ import numpy as np
 
 from irc.ir.ops.index import slice_count
 from irc.passes.grads import grad_rule
-from irc.trace import pad, reshape, transpose
+from irc.frontend.trace import pad, reshape, transpose
 
 
 def _unslice_axis(dy, axis: int, dim: int, start: int, end: int, step: int):

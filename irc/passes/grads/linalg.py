@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from irc.ir.ops import get_op
 from irc.passes.grads import grad_rule, unbroadcast
-from irc.trace import reshape, transpose
+from irc.frontend.trace import reshape, transpose
 
 
 @grad_rule("gemm")

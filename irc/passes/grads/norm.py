@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from irc.passes.grads import grad_rule, unbroadcast
-from irc.trace import reshape
+from irc.frontend.trace import reshape
 
 
 def _per_channel(t, rank):

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from irc.passes.grads import grad_rule, keep_axes
-from irc.trace import broadcast_to
+from irc.frontend.trace import broadcast_to
 
 
 def _reduction(op):

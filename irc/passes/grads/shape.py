@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from irc.passes.grads import grad_rule, unbroadcast, zeros_like
-from irc.trace import concatenate, reshape, transpose
+from irc.frontend.trace import concatenate, reshape, transpose
 
 
 @grad_rule("reshape")

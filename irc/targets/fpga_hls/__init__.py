@@ -123,7 +123,7 @@ class FpgaExecutable:
         return [write_project(self, Path(path))]
 
 
-class FpgaTarget:
+class HlsTarget:
     """FPGA through Vitis HLS (flow "hls")."""
 
     name = "fpga"

@@ -11,7 +11,7 @@ import pytest
 
 import irc
 from irc import zoo
-from irc.cli import main
+from irc.cli.commands import main
 from irc.errors import InputError, TargetError, UnsupportedOpError
 from irc.ir import GraphBuilder
 from irc.ir.types import DType, TensorType

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import irc.zoo
-from irc.cli import main
+from irc.cli.commands import main
 
 from .conftest import needs_gxx
 

@@ -31,12 +31,12 @@ from irc.ir.types import DType, TensorType
 from irc.ir.verify import verify
 from irc.passes.calibrate import sample_batches
 from irc.passes.registry import register_pass
-from irc.targets.fpga_dneuro.devices import DEFAULT_DEVICE, get_device
-from irc.targets.fpga_dneuro.emulator import Emulator
-from irc.targets.fpga_dneuro.layers import LayerGraph
-from irc.targets.fpga_dneuro.mapping import map_graph
-from irc.targets.fpga_dneuro.report import design_report
-from irc.targets.fpga_dneuro.tune import Tuning, tune
+from irc.targets.dneuro.devices import DEFAULT_DEVICE, get_device
+from irc.targets.dneuro.emulator import Emulator
+from irc.targets.dneuro.layers import LayerGraph
+from irc.targets.dneuro.mapping import map_graph
+from irc.targets.dneuro.report import design_report
+from irc.targets.dneuro.tune import Tuning, tune
 
 OPTIONS: dict[str, Any] = {
     "flow": "dneuro",
@@ -135,7 +135,7 @@ class DneuroExecutable:
 
     def save(self, out: str | Path) -> list[Path]:
         """Export the accelerator to directory ``out`` (written whole or not at all)."""
-        from irc.targets.fpga_dneuro.export import write_design
+        from irc.targets.dneuro.export import write_design
 
         if not self.tuning.fits:
             raise TargetError(f"the design does not fit {self.design.device.title}: {self.tuning.stop} "

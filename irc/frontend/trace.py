@@ -2,7 +2,7 @@
 
     def mlp(x):
         h = np.maximum(x @ w0 + b0, 0)      # w0, b0: numpy arrays captured by the function
-        return irc.trace.softmax(h @ w1)
+        return softmax(h @ w1)              # softmax: from irc.frontend.trace
 
     g = irc.trace(mlp, np.zeros((8, 784), np.float32))
 
@@ -527,13 +527,3 @@ def trace(fn: Callable, *examples, name: str | None = None, input_names: Sequenc
     if not outs:
         raise ModelError(f"traced function {tr.builder.name} returned no outputs")
     return tr.build(*outs)
-
-
-class _CallableModule(__import__("types").ModuleType):
-    """``irc.trace`` is both this module and its main function: ``irc.trace(fn, x)``."""
-
-    def __call__(self, fn: Callable, *examples, **kwargs) -> Graph:
-        return trace(fn, *examples, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule

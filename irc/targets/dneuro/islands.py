@@ -20,7 +20,7 @@ import numpy as np
 
 from irc.ir.graph import Node
 from irc.ir.ops import get_op
-from irc.targets.fpga_dneuro.layers import Layer, Shape
+from irc.targets.dneuro.layers import Layer, Shape
 
 
 @dataclass(slots=True)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from irc.errors import InputError
-from irc.targets.fpga_dneuro.devices import DEVICES, M20K_BITS, device_names, get_device
-from irc.targets.fpga_dneuro.mapping import map_graph
-from irc.targets.fpga_dneuro.resources import Memory, layer_cost, options
-from irc.targets.fpga_dneuro.tune import budgets, evaluate, minimum, raises, tune
+from irc.targets.dneuro.devices import DEVICES, M20K_BITS, device_names, get_device
+from irc.targets.dneuro.mapping import map_graph
+from irc.targets.dneuro.resources import Memory, layer_cost, options
+from irc.targets.dneuro.tune import budgets, evaluate, minimum, raises, tune
 
 from .conftest import float_graph
 

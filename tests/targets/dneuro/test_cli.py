@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import irc.zoo
-from irc.cli import cli, main
+from irc.cli.commands import cli, main
 
 from .conftest import SIMULATOR
 

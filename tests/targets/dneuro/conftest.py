@@ -13,7 +13,7 @@ from irc.frontend.onnx.importer import import_onnx
 from irc.ir.builder import GraphBuilder
 from irc.ir.graph import Graph
 from irc.passes.pipeline import run_pipeline
-from irc.targets.fpga_dneuro.sim import available
+from irc.targets.dneuro.sim import available
 
 #: Icarus Verilog first in tests: it compiles in a second, where Verilator takes half a minute.
 SIMULATOR = available("iverilog") or available()

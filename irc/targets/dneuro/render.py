@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from irc.targets.fpga_dneuro.layers import Layer, LayerGraph
-from irc.targets.fpga_dneuro.resources import conv_geometry, in_lanes, out_lanes
-from irc.targets.fpga_dneuro.tune import Design
+from irc.targets.dneuro.layers import Layer, LayerGraph
+from irc.targets.dneuro.resources import conv_geometry, in_lanes, out_lanes
+from irc.targets.dneuro.tune import Design
 
 RTL_DIR = Path(__file__).parent / "rtl"
 LIBRARY = ("dn_stream.v", "dn_conv.v", "dn_pool.v", "dn_elem.v")

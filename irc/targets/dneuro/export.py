@@ -18,10 +18,10 @@ import numpy as np
 
 from irc.errors import TargetError
 from irc.fileio import atomic_dir
-from irc.targets.fpga_dneuro.emulator import Emulator
-from irc.targets.fpga_dneuro.render import library_files, memory_files, render_top, top_name
-from irc.targets.fpga_dneuro.tune import Design
-from irc.targets.fpga_dneuro.vectors import testbench, vector_files
+from irc.targets.dneuro.emulator import Emulator
+from irc.targets.dneuro.render import library_files, memory_files, render_top, top_name
+from irc.targets.dneuro.tune import Design
+from irc.targets.dneuro.vectors import testbench, vector_files
 
 
 def design_files(design: Design, codes: np.ndarray, report: str = "") -> dict[str, str]:
@@ -62,7 +62,7 @@ def check_simulation(build: Path, design: Design, simulator: str | None = None) 
     """Simulate an export directory; TargetError unless its outputs equal the expected vectors.
     Returns a short log: simulator, beats compared, cycles per frame and latency against the
     model."""
-    from irc.targets.fpga_dneuro.sim import available, simulate
+    from irc.targets.dneuro.sim import available, simulate
 
     sim = available(simulator)
     res = simulate(build, sim)

@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 import irc
-from irc.cli_args import (
+from irc.cli.args import (
     SHAPE_HELP,
     bind_dynamic,
     format_bytes,
@@ -29,9 +29,9 @@ from irc.cli_args import (
     summarize,
     x_dims,
 )
-from irc.cli_quant import quant_flags, quant_options
+from irc.cli.quant_flags import quant_flags, quant_options
 from irc.errors import InputError, IRCError, TargetError
-from irc.targets.fpga_dneuro.cli import dneuro, dneuro_flag_options, dneuro_flags
+from irc.targets.dneuro.cli import dneuro, dneuro_flag_options, dneuro_flags
 from irc.targets.fpga_hls.cli_flags import flag_options, fpga_flags
 
 _debug_option = click.option("--debug", is_flag=True, help="Show the traceback of an error; compile with debug=True.")
@@ -111,7 +111,7 @@ def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
     mem = activation_memory(g)
     where = f" (at {mem.peak_node})" if mem.peak_node else ""
     echo(f"activations {format_bytes(mem.total_bytes)} in all, peak {format_bytes(mem.peak_bytes)} live{where}")
-    from irc.cli_quant import print_report, quantized_for_info
+    from irc.cli.quant_flags import print_report, quantized_for_info
 
     quantized = quantized_for_info(g)
     if quantized is not None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from irc.targets.fpga_dneuro.layers import LayerGraph
-from irc.targets.fpga_dneuro.render import lanes_hex, top_name
-from irc.targets.fpga_dneuro.resources import out_lanes
-from irc.targets.fpga_dneuro.tune import Design
+from irc.targets.dneuro.layers import LayerGraph
+from irc.targets.dneuro.render import lanes_hex, top_name
+from irc.targets.dneuro.resources import out_lanes
+from irc.targets.dneuro.tune import Design
 
 VECTORS = "vectors"
 

@@ -3,7 +3,7 @@
 Flags of ``irc compile`` / ``irc run`` (target options of the same name, ``--opt`` sets them too):
 ``--device``, ``--max-dsp``, ``--max-m20k``, ``--clock-mhz``, ``--target-fps``, ``--frames``,
 ``--simulate``; with ``--target fpga --flow dneuro``. Calibration data comes with the shared
-``--calib`` (and ``--calib-method``, ``--activation-scheme``) flags of irc.cli_quant.
+``--calib`` (and ``--calib-method``, ``--activation-scheme``) flags of irc.cli.quant_flags.
 
 The ``irc dneuro`` group: ``devices`` (the device table), ``fit`` (which models fit which
 devices) and ``curve`` (the trade-off of DSP budget against frame rate, as CSV and PNG).
@@ -78,7 +78,7 @@ def dneuro() -> None:
 @dneuro.command("devices")
 def devices_cmd() -> None:
     """The Arria 10 devices: M20K memory, DSP blocks, multipliers."""
-    from irc.targets.fpga_dneuro.devices import DEVICES
+    from irc.targets.dneuro.devices import DEVICES
 
     click.echo(f"{'device':<18}{'part':<28}{'M20K MB':>9}{'M20K':>7}{'DSP':>7}{'MAC/cycle':>11}")
     for name, d in DEVICES.items():
@@ -86,16 +86,16 @@ def devices_cmd() -> None:
 
 
 def _devices(names: tuple[str, ...]):
-    from irc.targets.fpga_dneuro.devices import device_names, get_device
+    from irc.targets.dneuro.devices import device_names, get_device
 
     return [get_device(n) for n in (names or device_names(distinct=True))]
 
 
 def _layer_graph(path: str, shapes: tuple[str, ...]):
     """The float layer graph of an ONNX model (the refusal error if a layer has no block)."""
-    from irc.cli_args import bind_dynamic, parse_shapes
+    from irc.cli.args import bind_dynamic, parse_shapes
     from irc.frontend.onnx import input_specs, load_model
-    from irc.targets.fpga_dneuro.mapping import map_onnx
+    from irc.targets.dneuro.mapping import map_onnx
 
     proto = load_model(path)
     bound, _ = bind_dynamic(input_specs(proto), parse_shapes(shapes))
@@ -119,7 +119,7 @@ def fit_cmd(models: tuple[str, ...], device_list: tuple[str, ...], shapes: tuple
     """Which MODELS (ONNX files) fit which Arria 10 devices, and why (standard input: as the
     model declares it, a dynamic batch bound to 1)."""
     from irc.fileio import atomic_write
-    from irc.targets.fpga_dneuro.fit import fit_csv, fit_table, format_fit
+    from irc.targets.dneuro.fit import fit_csv, fit_table, format_fit
 
     devs = _devices(device_list)
     graphs = {_name(m): _layer_graph(m, shapes) for m in models}
@@ -143,8 +143,8 @@ def curve_cmd(model: str, device: str, shapes: tuple[str, ...], points: int, max
               out: str) -> None:
     """Latency/resource trade-off of MODEL: DSP budget -> frames/s, DSP, M20K, latency."""
     from irc.fileio import atomic_write
-    from irc.targets.fpga_dneuro.devices import get_device
-    from irc.targets.fpga_dneuro.fit import curve_csv, curve_png, tradeoff
+    from irc.targets.dneuro.devices import get_device
+    from irc.targets.dneuro.fit import curve_csv, curve_png, tradeoff
 
     if points < 2:
         raise InputError(f"--points must be at least 2, got {points}")

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from irc.targets.fpga_dneuro.devices import M20K_BITS
-from irc.targets.fpga_dneuro.layers import Layer, LayerGraph
+from irc.targets.dneuro.devices import M20K_BITS
+from irc.targets.dneuro.layers import Layer, LayerGraph
 
 #: M20K aspect ratios (depth, width) on Arria 10.
 M20K_MODES = ((512, 40), (1024, 20), (2048, 10), (4096, 5), (8192, 2), (16384, 1))

@@ -41,9 +41,9 @@ from irc.ir import quant_arith as qa
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops import get_op
 from irc.ir.types import DType
-from irc.targets.fpga_dneuro.islands import QuantizedEdges, _Ref, _whole_factors
-from irc.targets.fpga_dneuro.layers import Layer, LayerGraph, Shape
-from irc.targets.fpga_dneuro.refusals import (
+from irc.targets.dneuro.islands import QuantizedEdges, _Ref, _whole_factors
+from irc.targets.dneuro.layers import Layer, LayerGraph, Shape
+from irc.targets.dneuro.refusals import (
     DEFAULT_REPLACEMENT,
     IR_TO_ONNX,
     ONNX_REPLACEMENTS,
@@ -565,7 +565,7 @@ def map_onnx(model, shapes: dict | None = None) -> LayerGraph:
     from irc.errors import IRCError
     from irc.frontend.onnx import import_onnx, load_model
     from irc.passes.pipeline import run_pipeline
-    from irc.targets.fpga_dneuro.refusals import scan_onnx
+    from irc.targets.dneuro.refusals import scan_onnx
 
     proto = load_model(model)
     early = scan_onnx(proto)

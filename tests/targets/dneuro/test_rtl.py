@@ -9,13 +9,13 @@ import functools
 import numpy as np
 import pytest
 
-from irc.targets.fpga_dneuro.devices import get_device
-from irc.targets.fpga_dneuro.emulator import Emulator
-from irc.targets.fpga_dneuro.export import write_design
-from irc.targets.fpga_dneuro.mapping import map_graph
-from irc.targets.fpga_dneuro.sim import available, simulate
-from irc.targets.fpga_dneuro.tune import evaluate, minimum, tune
-from irc.targets.fpga_dneuro.vectors import beats_to_frames, output_words
+from irc.targets.dneuro.devices import get_device
+from irc.targets.dneuro.emulator import Emulator
+from irc.targets.dneuro.export import write_design
+from irc.targets.dneuro.mapping import map_graph
+from irc.targets.dneuro.sim import available, simulate
+from irc.targets.dneuro.tune import evaluate, minimum, tune
+from irc.targets.dneuro.vectors import beats_to_frames, output_words
 
 from .conftest import SIMULATOR, calib_data, float_graph, needs_sim, quantized_graph
 from .qgraphs import lenet, small_convnet

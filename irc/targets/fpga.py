@@ -1,7 +1,7 @@
 """The ``fpga`` target: one name, several flows, chosen by the ``flow`` option.
 
 - ``flow="hls"`` (default): a Vitis HLS project (irc.targets.fpga_hls);
-- ``flow="dneuro"``: an int8 dataflow accelerator of RTL blocks (irc.targets.fpga_dneuro).
+- ``flow="dneuro"``: an int8 dataflow accelerator of RTL blocks (irc.targets.dneuro).
 
 The target's options are the union of the flows' options. An option both flows take, with
 different defaults, defaults to None here and gets the chosen flow's own default; an option
@@ -17,8 +17,8 @@ from irc.errors import InputError
 
 #: flow -> (module, class)
 FLOWS: dict[str, tuple[str, str]] = {
-    "hls": ("irc.targets.fpga_hls", "FpgaTarget"),
-    "dneuro": ("irc.targets.fpga_dneuro.flow", "DneuroTarget"),
+    "hls": ("irc.targets.fpga_hls", "HlsTarget"),
+    "dneuro": ("irc.targets.dneuro.flow", "DneuroTarget"),
 }
 DEFAULT_FLOW = "hls"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from irc.targets.fpga_dneuro.devices import M20K_BITS
-from irc.targets.fpga_dneuro.tune import Design, Tuning
+from irc.targets.dneuro.devices import M20K_BITS
+from irc.targets.dneuro.tune import Design, Tuning
 
 
 def _count(n: float) -> str:

@@ -11,9 +11,9 @@ import irc
 from irc.errors import InputError, TargetError
 from irc.ir.interp import interpret
 from irc.ir.ops.quant import wrap32
-from irc.targets.fpga_dneuro.emulator import Emulator
-from irc.targets.fpga_dneuro.flow import codes_value
-from irc.targets.fpga_dneuro.mapping import map_graph
+from irc.targets.dneuro.emulator import Emulator
+from irc.targets.dneuro.flow import codes_value
+from irc.targets.dneuro.mapping import map_graph
 
 from .conftest import ZOO, calib_data, float_graph, quantized_graph
 from .qgraphs import lenet, small_convnet

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from irc.targets.fpga_dneuro.devices import M20K_BITS, Device
-from irc.targets.fpga_dneuro.layers import LayerGraph
-from irc.targets.fpga_dneuro.tune import budgets, evaluate, minimum, tune
+from irc.targets.dneuro.devices import M20K_BITS, Device
+from irc.targets.dneuro.layers import LayerGraph
+from irc.targets.dneuro.tune import budgets, evaluate, minimum, tune
 
 FITS, MEMORY, NO = "fits", "memory?", "no"
 LABELS = {FITS: "fits at minimum parallelism", MEMORY: "memory may be insufficient", NO: "does not fit"}

@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass, field
 
 from irc.errors import InputError
-from irc.targets.fpga_dneuro.devices import M20K_BITS, Device
-from irc.targets.fpga_dneuro.layers import LayerGraph
-from irc.targets.fpga_dneuro.resources import (
+from irc.targets.dneuro.devices import M20K_BITS, Device
+from irc.targets.dneuro.layers import LayerGraph
+from irc.targets.dneuro.resources import (
     PIPELINE_CYCLES,
     LayerCost,
     Memory,

@@ -21,7 +21,7 @@ from irc.errors import InputError, TargetError
 from irc.ir import quant_arith as qa
 from irc.ir.ops.quant import wrap32
 from irc.ir.types import DType
-from irc.targets.fpga_dneuro.layers import Layer, LayerGraph
+from irc.targets.dneuro.layers import Layer, LayerGraph
 
 Frames = np.ndarray  # int64 [N, C, H, W]
 

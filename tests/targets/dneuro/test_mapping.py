@@ -11,8 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from irc.errors import UnsupportedOpError
 from irc.ir.builder import GraphBuilder
 from irc.passes.pipeline import run_pipeline
-from irc.targets.fpga_dneuro.layers import Shape
-from irc.targets.fpga_dneuro.mapping import map_graph, map_onnx, unsupported
+from irc.targets.dneuro.layers import Shape
+from irc.targets.dneuro.mapping import map_graph, map_onnx, unsupported
 
 from .conftest import PREPARE, float_graph, quantized_graph
 
