@@ -29,10 +29,9 @@ from irc.cli.args import (
     summarize,
     x_dims,
 )
-from irc.cli.quant_flags import quant_flags, quant_options
+from irc.cli.dneuro import dneuro
+from irc.cli.flag_groups import QUANT, flag_options, target_flags
 from irc.errors import InputError, IRCError, TargetError
-from irc.targets.dneuro.cli import dneuro, dneuro_flag_options, dneuro_flags
-from irc.targets.fpga_hls.cli_flags import flag_options, fpga_flags
 
 _debug_option = click.option("--debug", is_flag=True, help="Show the traceback of an error; compile with debug=True.")
 _shape_option = click.option("--shape", "shapes", multiple=True, metavar="NAME=DIMS", help=SHAPE_HELP)
@@ -75,7 +74,7 @@ def cli(debug: bool) -> None:
 @click.argument("model")
 @_shape_option
 @_debug_option
-@quant_flags
+@QUANT
 def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
     """Inputs, outputs, ops, parameters, MACs/FLOPs and activation memory of MODEL."""
     from irc.frontend.onnx import import_onnx, input_specs, load_model
@@ -111,7 +110,7 @@ def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
     mem = activation_memory(g)
     where = f" (at {mem.peak_node})" if mem.peak_node else ""
     echo(f"activations {format_bytes(mem.total_bytes)} in all, peak {format_bytes(mem.peak_bytes)} live{where}")
-    from irc.cli.quant_flags import print_report, quantized_for_info
+    from irc.cli.quant_report import print_report, quantized_for_info
 
     quantized = quantized_for_info(g)
     if quantized is not None:
@@ -131,9 +130,7 @@ def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
 @_opt_option
 @click.option("-o", "--output", "out", metavar="PATH", help="Save the compiled model (targets that make an artifact).")
 @_debug_option
-@fpga_flags
-@dneuro_flags
-@quant_flags
+@target_flags
 def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: str | None,
                 print_after: tuple[str, ...], passes: str | None, opts: tuple[str, ...], out: str | None,
                 debug: bool) -> None:
@@ -145,8 +142,6 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
     target = target or _default_target()
     options = parse_options(target, opts)
     options.update(flag_options(target))
-    options.update(dneuro_flag_options(target))
-    options.update(quant_options(target))
     pass_list = None if passes is None else [p.strip() for p in passes.split(",") if p.strip()]
     for name in (pass_list or []) + [p for p in print_after if p != "all"]:
         get_pass(name)  # an unknown name is an error before any work
@@ -206,9 +201,7 @@ def compile_cmd(model: str, target: str | None, shapes: tuple[str, ...], emit: s
 @click.option("--output", "-o", "out", metavar="FILE.npz", help="Write the outputs to FILE.npz.")
 @_opt_option
 @_debug_option
-@fpga_flags
-@dneuro_flags
-@quant_flags
+@target_flags
 def run(model: str, target: str | None, shapes: tuple[str, ...], inputs: tuple[str, ...], fill_random: bool,
         seed: int, out: str | None, opts: tuple[str, ...], debug: bool) -> None:
     """Compile MODEL and run it once on given or random inputs; summarize the outputs."""
@@ -218,8 +211,6 @@ def run(model: str, target: str | None, shapes: tuple[str, ...], inputs: tuple[s
     target = target or _default_target()
     options = parse_options(target, opts)
     options.update(flag_options(target))
-    options.update(dneuro_flag_options(target))
-    options.update(quant_options(target))
     proto = load_model(model)
     specs = input_specs(proto)
     given = parse_shapes(shapes)

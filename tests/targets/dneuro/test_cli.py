@@ -78,7 +78,7 @@ def test_unsupported_layers_are_one_line_naming_each(model_file, calib_file, cap
 
 def test_flag_errors(lenet_file, calib_file, capsys):
     assert main(["compile", str(lenet_file), "--target", "cpu", "--max-dsp", "0.5"]) == 2
-    assert "--max-dsp are options of the fpga target" in capsys.readouterr().err
+    assert "--max-dsp: an option of the fpga target (--flow dneuro)" in capsys.readouterr().err
     assert main(["compile", str(lenet_file), "--target", "fpga", "--flow", "dneuro", "--calib", str(calib_file),
                  "--device", "cyclone5"]) == 2
     assert "unknown device 'cyclone5'" in capsys.readouterr().err

@@ -40,7 +40,7 @@ def test_run_emulates(mlp_file, tmp_path, capsys):
 
 def test_flag_errors(mlp_file, capsys):
     assert main(["compile", str(mlp_file), "--target", "cpu", "--board", "u200"]) == 2
-    assert "--board belong to the fpga target" in capsys.readouterr().err
+    assert "--board: an option of the fpga target" in capsys.readouterr().err
     assert main(["compile", str(mlp_file), "--target", "fpga", "--parallelism", "lots"]) == 2
     assert "parallelism must be 'auto' or a positive integer" in capsys.readouterr().err
     assert main(["compile", str(mlp_file), "--target", "fpga", "--board", "vck5000", "--parallelism", "64",

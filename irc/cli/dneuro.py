@@ -1,73 +1,11 @@
-"""The DNeuro flow on the command line.
-
-Flags of ``irc compile`` / ``irc run`` (target options of the same name, ``--opt`` sets them too):
-``--device``, ``--max-dsp``, ``--max-m20k``, ``--clock-mhz``, ``--target-fps``, ``--frames``,
-``--simulate``; with ``--target fpga --flow dneuro``. Calibration data comes with the shared
-``--calib`` (and ``--calib-method``, ``--activation-scheme``) flags of irc.cli.quant_flags.
-
-The ``irc dneuro`` group: ``devices`` (the device table), ``fit`` (which models fit which
-devices) and ``curve`` (the trade-off of DSP budget against frame rate, as CSV and PNG).
-"""
+"""``irc dneuro``: the DNeuro flow's tools: ``devices`` (the device table), ``fit`` (which models fit
+which devices) and ``curve`` (the trade-off of DSP budget against frame rate, as CSV and PNG)."""
 
 from __future__ import annotations
 
 import click
 
 from irc.errors import InputError
-
-_KEY = "irc_dneuro_flags"
-
-
-def _keep(ctx: click.Context, param: click.Parameter, value):
-    if value is not None and value is not False:
-        ctx.meta.setdefault(_KEY, {})[param.name] = value
-    return value
-
-
-def _flag(*decls: str, **kw):
-    return click.option(*decls, expose_value=False, callback=_keep, **kw)
-
-
-_FLAGS = [
-    _flag("--device", metavar="NAME", help="fpga dneuro: the Arria 10 device (arria10-gx1150 [default], ...)."),
-    _flag("--max-dsp", "max_dsp", type=float, metavar="F", help="fpga dneuro: share of the DSP blocks to use (1.0)."),
-    _flag("--max-m20k", "max_m20k", type=float, metavar="F", help="fpga dneuro: share of the M20K blocks to use (1.0)."),
-    _flag("--clock-mhz", "clock_mhz", type=float, metavar="MHZ", help="fpga: the clock (dneuro: 200 MHz)."),
-    _flag("--target-fps", "target_fps", type=float, metavar="FPS",
-          help="fpga dneuro: stop raising parallelism at this frame rate."),
-    _flag("--frames", type=int, metavar="N", help="fpga dneuro: frames in the exported test vectors (1)."),
-    _flag("--simulate", metavar="SIM", type=click.Choice(["verilator", "iverilog", "any"]),
-          help="fpga dneuro: simulate the exported RTL on its test vectors before writing it."),
-]
-
-
-def dneuro_flags(f):
-    """Adds the flags to a click command."""
-    for opt in reversed(_FLAGS):
-        f = opt(f)
-    return f
-
-
-def dneuro_flag_options(target: str) -> dict:
-    """The flags given on the current command line, as options of ``target`` (InputError for a
-    flag the target does not take)."""
-    from irc.targets import get_target
-
-    given = dict(click.get_current_context().meta.get(_KEY, {}))
-    if not given:
-        return {}
-    known = get_target(target).options
-    stray = [k for k in given if k not in known]
-    if stray:
-        names = ", ".join(f"--{k.replace('_', '-')}" for k in stray)
-        raise InputError(f"{names} are options of the fpga target (--flow dneuro); the command compiles for '{target}'")
-    if given.get("simulate") == "any":
-        given["simulate"] = True
-    return given
-
-
-# ----------------------------------------------------------------------------------------
-# irc dneuro ...
 
 
 @click.group("dneuro", short_help="DNeuro flow: device table, model x device fit, trade-off curve.")
