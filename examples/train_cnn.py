@@ -11,11 +11,10 @@ softmax, trained with Adam. Without a local MNIST it uses scikit-learn's handwri
 
 from __future__ import annotations
 
-import argparse
 import time
 
-import numpy as np
 from digit_data import load
+from train_common import parse_args, report, target_options
 
 from irc import nn
 
@@ -30,31 +29,19 @@ def lenet() -> nn.Model:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mnist", help="mnist.npz or a folder with the IDX files")
-    ap.add_argument("--target", default="cpu", choices=["cpu", "interp"])
-    ap.add_argument("--threads", type=int, default=None, help="cpu threads (default: all cores)")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=0.002)
-    ap.add_argument("--out", default="lenet_trained.onnx")
-    args = ap.parse_args()
+    args = parse_args(__doc__.splitlines()[0], batch_size=64, lr=0.002, out="lenet_trained.onnx")
 
     (x, y), (xt, yt), desc = load(args.mnist)
     print(desc)
     model = lenet()
-    options = {"threads": args.threads} if args.target == "cpu" and args.threads else {}
+    options = target_options(args)
     model.compile(nn.Adam(args.lr), "cross_entropy", metrics=["accuracy"], target=args.target, **options)
     t = time.perf_counter()
     model.prepare(args.batch_size, len(x), len(xt))
     print(f"compiled the train step for {args.target} in {time.perf_counter() - t:.1f} s")
     hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, validation_data=(xt, yt), seed=0)
-    for e in range(len(hist["epoch"])):
-        print(f"epoch {hist['epoch'][e]}: train accuracy {hist['accuracy'][e]:.4f}, "
-              f"test accuracy {hist['val_accuracy'][e]:.4f}, {hist['time'][e]:.2f} s/epoch")
     model.save(args.out)
-    print(f"test accuracy {hist['val_accuracy'][-1]:.4f}; wrote {args.out}; "
-          f"median epoch time {np.median(hist['time']):.2f} s")
+    report(hist, args.out)
 
 
 if __name__ == "__main__":

@@ -10,25 +10,16 @@ says so. The trained model is written as ONNX (--out).
 
 from __future__ import annotations
 
-import argparse
 import time
 
-import numpy as np
 from digit_data import load
+from train_common import parse_args, report, target_options
 
 from irc import nn
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mnist", help="mnist.npz or a folder with the IDX files")
-    ap.add_argument("--target", default="cpu", choices=["cpu", "interp"])
-    ap.add_argument("--threads", type=int, default=None, help="cpu threads (default: all cores)")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--out", default="mlp_trained.onnx")
-    args = ap.parse_args()
+    args = parse_args(__doc__.splitlines()[0], batch_size=100, lr=0.05, out="mlp_trained.onnx")
 
     (x, y), (xt, yt), desc = load(args.mnist)
     print(desc)
@@ -37,19 +28,15 @@ def main() -> None:
     model = nn.Sequential([nn.Dense(1024, activation="relu"), nn.Dense(1024, activation="relu"),
                            nn.Dense(1024, activation="relu"), nn.Dense(10, activation="softmax")],
                           input_shape=(784,), name="mlp")
-    options = {"threads": args.threads} if args.target == "cpu" and args.threads else {}
+    options = target_options(args)
     model.compile(nn.SGD(args.lr, momentum=0.9), "cross_entropy", metrics=["accuracy"], target=args.target, **options)
     t = time.perf_counter()
     model.prepare(args.batch_size, len(x), len(xt))
     print(f"compiled the train step for {args.target} in {time.perf_counter() - t:.1f} s "
           f"(one graph: forward, loss, backward, SGD update)")
     hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, validation_data=(xt, yt), seed=0)
-    for e in range(len(hist["epoch"])):
-        print(f"epoch {hist['epoch'][e]}: train accuracy {hist['accuracy'][e]:.4f}, "
-              f"test accuracy {hist['val_accuracy'][e]:.4f}, {hist['time'][e]:.2f} s/epoch")
     model.save(args.out)
-    print(f"test accuracy {hist['val_accuracy'][-1]:.4f}; wrote {args.out}; "
-          f"median epoch time {np.median(hist['time']):.2f} s")
+    report(hist, args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The training data loader: batches prepared in a background thread while the step runs.
 
-The study behind irc found cores idle while images were loaded one after another; here a thread
+Cores sit idle while images are loaded one after another, so a thread
 shuffles, slices (gathers the batch's rows into fresh contiguous arrays), augments and draws the
 dropout masks for the next ``prefetch`` batches while the compiled step works on the current one
 (numpy and the compiled step both release the GIL while they compute).
