@@ -27,19 +27,30 @@ EXAMPLES = {
 }
 
 
+def model_args(parser: argparse.ArgumentParser, table: dict, argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """Parse ``argv`` with ``parser`` plus the NAME arguments, which must be keys of ``table``;
+    returns the arguments and the names chosen (none: every one in the table)."""
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"models (default: all of {', '.join(table)})")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in table]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(table)}")
+    return args, args.names or list(table)
+
+
+def write_model(table: dict, name: str, path: Path, batch: int | None) -> Path:
+    """Build the zoo model ``table[name]`` and write it to ``path`` atomically."""
+    model, kw = table[name]
+    return atomic_write(path, irc.zoo.build(model, batch=batch, **kw).SerializeToString())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"models to write (default: all of {', '.join(EXAMPLES)})")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "models", help="folder to write into")
     parser.add_argument("--batch", type=int, default=None, help="fixed batch size (default: symbolic 'N')")
-    args = parser.parse_args(argv)
-    unknown = [n for n in args.names if n not in EXAMPLES]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(EXAMPLES)}")
-    for name in args.names or EXAMPLES:
-        model, kw = EXAMPLES[name]
-        proto = irc.zoo.build(model, batch=args.batch, **kw)
-        path = atomic_write(args.out / f"{name}.onnx", proto.SerializeToString())
+    args, names = model_args(parser, EXAMPLES, argv)
+    for name in names:
+        path = write_model(EXAMPLES, name, args.out / f"{name}.onnx", args.batch)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -16,8 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import irc.zoo
-from irc.fileio import atomic_write
+from build_models import model_args, write_model
 
 #: File name -> (zoo model, arguments): batch 1, 3x224x224 input, 1000 classes.
 MODELS = {
@@ -36,20 +35,15 @@ MODELS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"models (default: all of {', '.join(MODELS)})")
     parser.add_argument("--out", type=Path, required=True, help="folder to write the .onnx files into")
     parser.add_argument("--fit", action="store_true", help="then print the model x device fit table")
     parser.add_argument("--csv", type=Path, help="with --fit: also write the table as CSV")
-    args = parser.parse_args(argv)
-    unknown = [n for n in args.names if n not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    args, names = model_args(parser, MODELS, argv)
     paths = []
-    for name in args.names or MODELS:
+    for name in names:
         path = args.out / f"{name}.onnx"
         if not path.exists():
-            model, kw = MODELS[name]
-            atomic_write(path, irc.zoo.build(model, batch=1, **kw).SerializeToString())
+            write_model(MODELS, name, path, 1)
             print(f"wrote {path}", file=sys.stderr)
         paths.append(str(path))
     if args.fit:

@@ -25,6 +25,7 @@ all that resource and cycle estimates need.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,14 @@ class LayerGraph:
         for ly in self.layers:
             for i in ly.inputs:
                 out[i].append(ly.name)
+        return out
+
+    def deepest(self, weight: Callable[[Layer], float]) -> dict[str, float]:
+        """Layer name -> the largest sum of ``weight`` along a path from the input to that layer
+        (both ends included)."""
+        out: dict[str, float] = {}
+        for ly in self.layers:
+            out[ly.name] = max((out[i] for i in ly.inputs), default=0.0) + weight(ly)
         return out
 
     def in_shape(self, layer: Layer, i: int = 0) -> Shape:

@@ -19,7 +19,7 @@ from irc.targets.dneuro.resources import conv_geometry, in_lanes, out_lanes
 from irc.targets.dneuro.tune import Design
 
 RTL_DIR = Path(__file__).parent / "rtl"
-LIBRARY = ("dn_stream.v", "dn_conv.v", "dn_pool.v", "dn_elem.v")
+LIBRARY = ("dn_stream.v", "dn_window.v", "dn_conv.v", "dn_pool.v", "dn_elem.v")
 MEM_DIR = "mem"
 
 

@@ -187,16 +187,14 @@ def lags(lg: LayerGraph) -> dict[str, float]:
     """How far (in frames) each block's output can trail the data it has absorbed: the sum,
     along its deepest path from the input, of the buffering of each block (a windowed block
     holds line_rows of its H input rows; an upsample two input rows)."""
-    out: dict[str, float] = {}
-    for layer in lg:
-        before = max((out[i] for i in layer.inputs), default=0.0)
-        own = 0.0
+    def own(layer: Layer) -> float:
         if layer.kind in ("conv", "maxpool"):
-            own = line_rows(layer) / lg.in_shape(layer).h
-        elif layer.kind == "upsample":
-            own = 2.0 / lg.in_shape(layer).h
-        out[layer.name] = before + own
-    return out
+            return line_rows(layer) / lg.in_shape(layer).h
+        if layer.kind == "upsample":
+            return 2.0 / lg.in_shape(layer).h
+        return 0.0
+
+    return lg.deepest(own)
 
 
 def join_fifos(lg: LayerGraph, lanes: dict[str, int]) -> dict[tuple[str, int], Memory]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from irc.errors import InputError
 from irc.targets.dneuro.devices import M20K_BITS, Device
-from irc.targets.dneuro.layers import LayerGraph
+from irc.targets.dneuro.layers import Layer, LayerGraph
 from irc.targets.dneuro.resources import (
     PIPELINE_CYCLES,
     LayerCost,
@@ -86,12 +86,10 @@ class Design:
         """One frame from its first input beat to its last output: the pipeline fills at the
         slowest block's pace (one frame period), then each block on the deepest path finishes its
         last output row (its frame time over its output rows) through its pipeline."""
-        done: dict[str, float] = {}
-        for layer in self.lg:
-            c = self.costs[layer.name]
-            tail = c.cycles / max(1, layer.shape.h) + PIPELINE_CYCLES if layer.kind != "input" else 0
-            done[layer.name] = max((done[i] for i in layer.inputs), default=0.0) + tail
-        return int(math.ceil(self.cycles + done[self.lg.output.name]))
+        def tail(layer: Layer) -> float:
+            return self.costs[layer.name].cycles / max(1, layer.shape.h) + PIPELINE_CYCLES if layer.kind != "input" else 0
+
+        return int(math.ceil(self.cycles + self.lg.deepest(tail)[self.lg.output.name]))
 
     @property
     def latency_ms(self) -> float:

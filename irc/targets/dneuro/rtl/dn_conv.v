@@ -10,9 +10,8 @@
 // written per beat. A window takes KH*KW*CG/PI cycles, so a frame takes
 // HO*WO*(M/PO)*KH*KW*(C/G)/PI cycles (DW: HO*WO*(M/PO)*KH*KW).
 //
-// Input rows go to a ring line buffer of NR = 2*KH + SH - PT rows (the window, the next SH rows, the
-// next frame's first KH - PT rows: no stall at row or frame changes); output row oh starts once the rows it
-// needs are in, while the next SH rows stream in. Pipeline: issue (addresses) -> memories ->
+// Input rows go to the ring line buffer of dn_window (the window, the next SH rows, the next frame's
+// first KH - PT rows: no stall at row or frame changes). Pipeline: issue (addresses) -> memories ->
 // multiply-accumulate (32-bit wrap-around accumulators, started at the int32 bias) -> requantize
 // (dn_requant) -> output register. The whole pipeline holds while the output is not taken.
 //
@@ -37,9 +36,9 @@ module dn_conv #(
     input  wire                             in_valid,
     output wire                             in_ready,
     input  wire [(DW ? PO : PI)*8-1:0]      in_data,
-    output reg                              out_valid,
+    output wire                             out_valid,
     input  wire                             out_ready,
-    output reg  [PO*8-1:0]                  out_data
+    output wire [PO*8-1:0]                  out_data
 );
     localparam LI = DW ? PO : PI;
     localparam NI = DW ? 1 : PI;
@@ -52,13 +51,8 @@ module dn_conv #(
     localparam TERMS = KH * KW * CBG;
     localparam WDEPTH = MGRP * TERMS;
     localparam WBITS = PO * NI * 8;
-    localparam NR = 2 * KH + SH - PT;
-    localparam LBD = NR * W * CB;
-    localparam LAW = (LBD > 1) ? $clog2(LBD) : 1;
     localparam WAW = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
     localparam PAW = (MGRP > 1) ? $clog2(MGRP) : 1;
-    localparam HM = H % NR;
-    localparam PTM = PT % NR;
 
     // ---- memories
     reg [WBITS-1:0] wrom [0:WDEPTH-1];
@@ -68,53 +62,27 @@ module dn_conv #(
         $readmemh(PARAMS, prom);
     end
 
-    // ---- issue stage: loop counters (oh, ow, beat, kh, kw, cb)
-    integer oh, ow, mg, kh, kw, cb, mgi, wbase, top_slot, fbase_slot;
-    integer ih_top, iw_left;
-    reg [31:0] fbase;
+    // ---- issue stage: loop counters (beat, kh, kw, cb) of the output pixel dn_window walks
+    integer mg, kh, kw, cb, mgi, wbase;
     reg [WAW-1:0] waddr;
-
-    wire en = !(out_valid && !out_ready);
-    wire [31:0] rows_done;
-    integer need_rows;
-    always @* begin
-        need_rows = ih_top + KH;
-        if (need_rows > H) need_rows = H;
-    end
-    wire [31:0] need_abs = fbase + need_rows;
-    wire can_issue = $signed(rows_done - need_abs) >= 0;
-    wire [31:0] free_row = fbase + ((ih_top > 0) ? ih_top : 0);
-
-    wire signed [31:0] ih = ih_top + kh;
-    wire signed [31:0] iw = iw_left + kw;
-    wire tap_in = (ih >= 0) && (ih < H) && (iw >= 0) && (iw < W);
-    wire [31:0] slot_raw = top_slot + kh;
-    wire [31:0] slot = (slot_raw >= NR) ? slot_raw - NR : slot_raw;
-    wire [31:0] lb_addr = tap_in ? (slot * (W * CB) + iw * CB + wbase + cb) : 0;
+    wire en, can_issue, tap_in;
     wire first = (kh == 0) && (kw == 0) && (cb == 0);
     wire last = (kh == KH - 1) && (kw == KW - 1) && (cb == CBG - 1);
 
     wire [LI*8-1:0] x_q;
-    dn_linebuf #(.LANES(LI), .W(W), .CB(CB), .NR(NR), .AW(LAW)) lb (
+    dn_window #(.LANES(LI), .CB(CB), .H(H), .W(W), .HO(HO), .WO(WO), .KH(KH), .SH(SH), .SW(SW),
+                .PT(PT), .PL(PL)) win (
         .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-        .free_row(free_row), .rows_done(rows_done), .rd_en(en), .rd_addr(lb_addr[LAW-1:0]), .rd_data(x_q));
+        .en(en), .done(last && mg == MGRP - 1), .kh(kh), .kw(kw), .cw(wbase + cb),
+        .issue(can_issue), .tap_in(tap_in), .x_q(x_q));
 
     reg [WBITS-1:0] w_q;
     reg [PO*72-1:0] p_q;
     reg s1_valid, s1_first, s1_last, s1_inside;
 
-    // Modular slot arithmetic (all operands below NR).
-    function integer add_mod(input integer a, input integer b);
-        add_mod = (a + b >= NR) ? a + b - NR : a + b;
-    endfunction
-    function integer sub_mod(input integer a, input integer b);
-        sub_mod = (a >= b) ? a - b : a + NR - b;
-    endfunction
-
     always @(posedge clk) begin
         if (rst) begin
-            oh <= 0; ow <= 0; mg <= 0; kh <= 0; kw <= 0; cb <= 0; mgi <= 0; wbase <= 0;
-            ih_top <= -PT; iw_left <= -PL; fbase <= 0; fbase_slot <= 0; top_slot <= sub_mod(0, PTM);
+            mg <= 0; kh <= 0; kw <= 0; cb <= 0; mgi <= 0; wbase <= 0;
             waddr <= 0;
             s1_valid <= 0;
         end else if (en) begin
@@ -148,24 +116,6 @@ module dn_conv #(
                         end else mgi <= mgi + 1;
                     end else begin
                         mg <= 0; mgi <= 0; wbase <= 0; waddr <= 0;
-                        if (ow != WO - 1) begin
-                            ow <= ow + 1;
-                            iw_left <= iw_left + SW;
-                        end else begin
-                            ow <= 0;
-                            iw_left <= -PL;
-                            if (oh != HO - 1) begin
-                                oh <= oh + 1;
-                                ih_top <= ih_top + SH;
-                                top_slot <= add_mod(top_slot, SH);
-                            end else begin
-                                oh <= 0;
-                                ih_top <= -PT;
-                                fbase <= fbase + H;
-                                fbase_slot <= add_mod(fbase_slot, HM);
-                                top_slot <= sub_mod(add_mod(fbase_slot, HM), PTM);
-                            end
-                        end
                     end
                 end
             end
@@ -230,11 +180,7 @@ module dn_conv #(
         end
     endgenerate
 
-    always @(posedge clk) begin
-        if (rst) out_valid <= 0;
-        else if (en) begin
-            out_valid <= s2_valid;
-            if (s2_valid) out_data <= y;
-        end
-    end
+    dn_outreg #(.WIDTH(PO*8)) oreg (
+        .clk(clk), .rst(rst), .valid(s2_valid), .data(y), .en(en),
+        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data));
 endmodule

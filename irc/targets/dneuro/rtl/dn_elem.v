@@ -17,13 +17,13 @@ module dn_eltwise #(
     input  wire           b_valid,
     output wire           b_ready,
     input  wire [P*8-1:0] b_data,
-    output reg            out_valid,
+    output wire           out_valid,
     input  wire           out_ready,
-    output reg  [P*8-1:0] out_data
+    output wire [P*8-1:0] out_data
 );
     localparam [31:0] MULT32 = MULT;
     localparam [7:0] SHIFT8 = SHIFT;
-    wire en = !(out_valid && !out_ready);
+    wire en;
     wire fire = en && a_valid && b_valid;
     assign a_ready = en && b_valid;
     assign b_ready = en && a_valid;
@@ -40,13 +40,9 @@ module dn_eltwise #(
                 .acc(acc), .mult(MULT32), .shift(SHIFT8), .y(y[g*8 +: 8]));
         end
     endgenerate
-    always @(posedge clk) begin
-        if (rst) out_valid <= 0;
-        else if (en) begin
-            out_valid <= fire;
-            if (fire) out_data <= y;
-        end
-    end
+    dn_outreg #(.WIDTH(P*8)) oreg (
+        .clk(clk), .rst(rst), .valid(fire), .data(y), .en(en),
+        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data));
 endmodule
 
 // A table of 256 codes applied to every lane (activations such as the logistic function).
@@ -80,8 +76,7 @@ endmodule
 
 // Nearest-neighbour upsampling by whole factors (FH, FW): input rows go to two row buffers in
 // turn; while one row is written FH times (every pixel repeated FW times), the next one fills.
-// The buffers are read synchronously (M20K): each edge reads the word the emitter will show
-// next, with a bypass for a word written on the same edge.
+// The buffers are one dn_ram: each edge reads the word the emitter will show next.
 module dn_upsample #(
     parameter C = 1, parameter W = 1, parameter FH = 1, parameter FW = 1, parameter P = 1
 ) (
@@ -96,19 +91,15 @@ module dn_upsample #(
 );
     localparam CB = C / P;
     localparam ROWW = W * CB;
-    reg [P*8-1:0] rows [0:2*ROWW-1];
     reg [1:0] full;
     reg wsel, rsel;
     integer wcnt, r, c, f, cb;
     integer r_n, c_n, f_n, cb_n;
     reg rsel_n;
-    reg [P*8-1:0] rdata, bdata;
-    reg bypass;
     wire push = in_valid && in_ready;
     wire pop = out_valid && out_ready;
     assign in_ready = !full[wsel];
     assign out_valid = full[rsel];
-    assign out_data = bypass ? bdata : rdata;
     wire wdone = push && (wcnt == ROWW - 1);
     wire rdone = pop && (cb == CB - 1) && (f == FW - 1) && (c == W - 1) && (r == FH - 1);
     wire [31:0] waddr = (wsel ? ROWW : 0) + wcnt;
@@ -135,11 +126,9 @@ module dn_upsample #(
         end
     end
     wire [31:0] raddr_n = (rsel_n ? ROWW : 0) + c_n * CB + cb_n;
+    dn_ram #(.WIDTH(P*8), .DEPTH(2*ROWW), .AW(32)) rows (
+        .clk(clk), .we(push), .waddr(waddr), .wdata(in_data), .raddr(raddr_n), .rdata(out_data));
     always @(posedge clk) begin
-        rdata <= rows[raddr_n];
-        bypass <= push && (waddr == raddr_n);
-        bdata <= in_data;
-        if (push) rows[waddr] <= in_data;
         if (rst) begin
             full <= 2'b00;
             wsel <= 0; rsel <= 0;

@@ -7,9 +7,34 @@
 
 `timescale 1ns/1ps
 
-// First-word-fall-through FIFO (join balancing on reconvergent paths). The RAM is read
-// synchronously (M20K): each edge reads the entry at the read pointer it leaves, and a word
-// written into that very entry on the same edge is forwarded from a bypass register.
+// Simple dual-port RAM read synchronously (M20K): each edge reads the word at raddr, and a word
+// written to that very address on the same edge is forwarded from a bypass register.
+module dn_ram #(
+    parameter WIDTH = 8,
+    parameter DEPTH = 4,
+    parameter AW = 2
+) (
+    input  wire             clk,
+    input  wire             we,
+    input  wire [AW-1:0]    waddr,
+    input  wire [WIDTH-1:0] wdata,
+    input  wire [AW-1:0]    raddr,
+    output wire [WIDTH-1:0] rdata
+);
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    reg [WIDTH-1:0] q, fwd;
+    reg bypass;
+    assign rdata = bypass ? fwd : q;
+    always @(posedge clk) begin
+        q <= mem[raddr];
+        bypass <= we && (waddr == raddr);
+        fwd <= wdata;
+        if (we) mem[waddr] <= wdata;
+    end
+endmodule
+
+// First-word-fall-through FIFO (join balancing on reconvergent paths): the RAM reads, on each
+// edge, the entry at the read pointer that edge leaves.
 module dn_fifo #(
     parameter WIDTH = 8,
     parameter DEPTH = 4
@@ -24,22 +49,16 @@ module dn_fifo #(
     output wire [WIDTH-1:0] out_data
 );
     localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
     reg [AW-1:0] rp, wp;
     reg [AW:0] count;
-    reg [WIDTH-1:0] rdata, bdata;
-    reg bypass;
     wire push = in_valid && in_ready;
     wire pop = out_valid && out_ready;
     wire [AW-1:0] rp_next = pop ? ((rp == DEPTH - 1) ? 0 : rp + 1'b1) : rp;
     assign in_ready = count < DEPTH;
     assign out_valid = count != 0;
-    assign out_data = bypass ? bdata : rdata;
+    dn_ram #(.WIDTH(WIDTH), .DEPTH(DEPTH), .AW(AW)) ram (
+        .clk(clk), .we(push), .waddr(wp), .wdata(in_data), .raddr(rp_next), .rdata(out_data));
     always @(posedge clk) begin
-        rdata <= mem[rp_next];
-        bypass <= push && (wp == rp_next);
-        bdata <= in_data;
-        if (push) mem[wp] <= in_data;
         if (rst) begin
             rp <= 0;
             wp <= 0;
@@ -166,50 +185,27 @@ module dn_concat #(
     end
 endmodule
 
-// Line buffer: the last NR rows of a frame of W pixels x CB words (LANES codes each), as a
-// ring. rows_done counts completed rows since reset (modulo 2**32); a row may be written while
-// rows_done - free_row < NR, i.e. while it does not overwrite a row the reader still needs.
-module dn_linebuf #(
-    parameter LANES = 1,
-    parameter W = 1,
-    parameter CB = 1,
-    parameter NR = 1,
-    parameter AW = 1
+// The output register of a pipelined block: it takes the beat (valid, data) on every edge where
+// it is empty or its beat is taken, which en says; the block's pipeline moves only then.
+module dn_outreg #(
+    parameter WIDTH = 8
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire              in_valid,
-    output wire              in_ready,
-    input  wire [LANES*8-1:0] in_data,
-    input  wire [31:0]       free_row,
-    output reg  [31:0]       rows_done,
-    input  wire              rd_en,
-    input  wire [AW-1:0]     rd_addr,
-    output reg  [LANES*8-1:0] rd_data
+    input  wire             clk,
+    input  wire             rst,
+    input  wire             valid,
+    input  wire [WIDTH-1:0] data,
+    output wire             en,
+    output reg              out_valid,
+    input  wire             out_ready,
+    output reg  [WIDTH-1:0] out_data
 );
-    localparam ROWW = W * CB;
-    localparam DEPTH = NR * ROWW;
-    reg [LANES*8-1:0] mem [0:DEPTH-1];
-    reg [AW-1:0] wptr;
-    reg [31:0] wcnt;
-    wire [31:0] ahead = rows_done - free_row;
-    assign in_ready = ahead < NR;
+    assign en = !(out_valid && !out_ready);
     always @(posedge clk) begin
-        if (rst) begin
-            wptr <= 0;
-            wcnt <= 0;
-            rows_done <= 0;
-        end else if (in_valid && in_ready) begin
-            mem[wptr] <= in_data;
-            wptr <= (wptr == DEPTH - 1) ? 0 : wptr + 1'b1;
-            if (wcnt == ROWW - 1) begin
-                wcnt <= 0;
-                rows_done <= rows_done + 1;
-            end else begin
-                wcnt <= wcnt + 1;
-            end
+        if (rst) out_valid <= 0;
+        else if (en) begin
+            out_valid <= valid;
+            if (valid) out_data <= data;
         end
-        if (rd_en) rd_data <= mem[rd_addr];
     end
 endmodule
 
