@@ -108,7 +108,7 @@ def gemm_table(threads_list, budget) -> None:
     import irc
     from irc.bench import measure
     from irc.ir import GraphBuilder
-    from irc.ir.ops.fused import pack_panels
+    from irc.targets.cpu.lowering.ops import pack_panels
     from irc.targets.cpu.gemm import choose_tile
     from irc.targets.cpu.llvm_env import cpu_spec
 
@@ -148,7 +148,7 @@ def fma_peak_gflops() -> float:
 
     from llvmlite import ir
 
-    from irc.targets.cpu import lltypes as T
+    from irc.targets.llvm import lltypes as T
     from irc.targets.cpu import llvm_env
 
     spec = llvm_env.cpu_spec()

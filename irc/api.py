@@ -17,7 +17,7 @@ from irc.errors import InputError
 from irc.ir.graph import Graph
 from irc.ir.interp import bind_inputs
 from irc.ir.verify import verify
-from irc.passes.pipeline import run_pipeline
+from irc.passes.pipeline import option_names, run_pipeline
 from irc.targets import get_target
 
 Shapes = Mapping[str, Sequence[int]]
@@ -40,15 +40,20 @@ def compile(
 
     ``shapes`` binds input shapes ({name: shape}); unbound dynamic dimensions are bound on the
     first call. ``passes`` replaces the target's pipeline; ``on_pass(name, graph)`` sees the
-    graph after every pass. Other keywords are the target's options (the CLI flags, one to one).
+    graph after every pass. Other keywords are the target's options (the CLI flags, one to one)
+    and options of the passes that run (a pass takes those its fields name); any other is an
+    InputError that lists the valid ones.
     """
     tgt = get_target(target)
-    unknown = sorted(set(options) - set(tgt.options))
-    if unknown:
-        known = ", ".join(sorted(tgt.options)) or "none"
-        raise InputError(f"unknown option(s) {', '.join(unknown)} for target '{target}' (known: {known})")
-    opts = {**tgt.options, **options}
-    return CompiledModel(_Source.of(model, shapes), tgt, opts, passes, on_pass, debug)
+    opts = {**tgt.options, **{k: v for k, v in options.items() if k in tgt.options}}
+    pass_only = {k: v for k, v in options.items() if k not in tgt.options}
+    if pass_only:
+        takes = option_names(passes if passes is not None else tgt.pipeline(opts))
+        unknown = sorted(set(pass_only) - takes)
+        if unknown:
+            known = ", ".join(sorted(set(tgt.options) | takes)) or "none"
+            raise InputError(f"unknown option(s) {', '.join(unknown)} for target '{target}' (known: {known})")
+    return CompiledModel(_Source.of(model, shapes), tgt, opts, passes, on_pass, debug, pass_only)
 
 
 class _Source:
@@ -110,10 +115,12 @@ class CompiledModel:
     """A model compiled for one target. Call it with numpy arrays (positionally, in input order,
     or by name): one output comes back as an array, several as a tuple."""
 
-    def __init__(self, source: _Source, target, options: dict, passes, on_pass, debug: bool):
+    def __init__(self, source: _Source, target, options: dict, passes, on_pass, debug: bool,
+                 pass_options: dict | None = None):
         self._source = source
         self.target = target
         self.options = options
+        self._pass_options = dict(pass_options or {})
         self._passes = list(passes) if passes is not None else None
         self._on_pass = on_pass
         self._debug = debug
@@ -148,9 +155,8 @@ class CompiledModel:
         if exe is None:
             g = self._source.graph_for(shapes)
             passes = self._passes if self._passes is not None else self.target.pipeline(self.options)
-            pass_options = dict(self.options)
-            if hasattr(self.target, "pass_options"):
-                pass_options.update(self.target.pass_options(self.options))
+            # the options the caller gave a pass directly win over those the target derives
+            pass_options = {**self.options, **self.target.pass_options(self.options), **self._pass_options}
             g = run_pipeline(g, passes, options=pass_options, verify_each=self._debug, on_pass=self._on_pass)
             exe = self.target.build(g, self.options)
             self._cache[key] = exe

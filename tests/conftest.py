@@ -1,33 +1,17 @@
-"""Shared fixtures: the shipped example model, ONNX files in a temporary folder, and an
-onnxruntime runner (the independent oracle the zoo and CLI tests compare against)."""
+"""Shared fixtures: the shipped example model, ONNX files in a temporary folder, an onnxruntime
+runner (the independent oracle the zoo and CLI tests compare against, from tests/support/oracle.py)
+and the command line run in process."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-LENET = ROOT / "examples" / "models" / "lenet5.onnx"
-
-
-def ort_run(model: onnx.ModelProto | bytes | str | Path, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    """Outputs of ``model`` for ``feeds`` under onnxruntime's CPU provider, graph optimizations
-    off so that it computes the graph as written."""
-    import onnxruntime as ort
-
-    if isinstance(model, onnx.ModelProto):
-        model = model.SerializeToString()
-    elif isinstance(model, Path):
-        model = str(model)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, dict(feeds))
+from tests.support.oracle import LENET, ort_run
 
 
 @pytest.fixture(name="ort_run")
@@ -52,3 +36,16 @@ def model_file(tmp_path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def irc(capsys):
+    """``irc(*args) -> (status, stdout, stderr)``, running the command line in process."""
+    from irc.cli.commands import main
+
+    def call(*args):
+        status = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    return call

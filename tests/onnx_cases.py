@@ -142,6 +142,37 @@ def runnable_cases():
     return [c for c in all_cases() if ops_of(c) <= set(IMPORT_RULES)]
 
 
+#: the cases that run without the ``slow`` marker (``pytest -m "not slow"``): one or two per op family
+#: (elementwise, activations, conv, gemm, pooling, norms, shapes, indexing, reductions, resize, quantized)
+FAST_CASES = frozenset({
+    "test_abs", "test_add_bcast", "test_relu", "test_sigmoid", "test_softmax_axis_1", "test_clip", "test_where_example",
+    "test_cast_FLOAT_to_FLOAT16", "test_conv_with_strides_padding", "test_convtranspose", "test_gemm_default_no_bias",
+    "test_matmul_2d", "test_maxpool_2d_default", "test_averagepool_2d_pads", "test_globalaveragepool",
+    "test_batchnorm_example", "test_instancenorm_example", "test_reshape_reordered_all_dims", "test_transpose_default",
+    "test_concat_2d_axis_0", "test_slice", "test_gather_0", "test_expand_dim_changed", "test_unsqueeze_axis_0",
+    "test_reduce_mean_keepdims_example", "test_argmax_default_axis_example", "test_resize_upsample_scales_nearest",
+    "test_quantizelinear", "test_dequantizelinear", "test_qlinearconv",
+})
+
+
+def case_params(fast=FAST_CASES):
+    """runnable_cases() as pytest parameters named after the cases; all but those named in
+    ``fast`` carry the ``slow`` marker."""
+    import pytest
+
+    return [pytest.param(c, id=c.name, marks=() if c.name in fast else pytest.mark.slow) for c in runnable_cases()]
+
+
+def check_case(case, target: str = "interp") -> None:
+    """The conformance test on ``target``: skips an excluded case (the reason is excluded()'s), runs the others."""
+    import pytest
+
+    why = excluded().get(case.name)
+    if why:
+        pytest.skip(why)
+    run_case(case, target)
+
+
 def run_case(case, target: str = "interp") -> None:
     """Runs one case through irc.backend and asserts its outputs (the case's own rtol/atol)."""
     from irc.backend import prepare

@@ -10,35 +10,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from irc.cli.commands import main
 from irc.cli.args import parse_shape, parse_value
 from irc.errors import InputError
 from irc.ir import parse_graph
 from irc.zoo import lenet5, mlp
-from tests.conftest import ROOT
+from tests.support.cli import assert_user_error
+from tests.support.oracle import ROOT
 
-
-@pytest.fixture
-def irc(capsys):
-    """``irc(*args) -> (status, stdout, stderr)``, running the command line in process."""
-
-    def call(*args):
-        status = main([str(a) for a in args])
-        out = capsys.readouterr()
-        return status, out.out, out.err
-
-    return call
-
-
-def assert_user_error(result, *fragments: str) -> str:
-    status, _, err = result
-    lines = err.splitlines()
-    assert status == 2, err
-    assert len(lines) == 1 and lines[0].startswith("irc: error: "), err
-    assert "Traceback" not in err
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
+# (the ``irc`` fixture, the command line run in process, is in tests/conftest.py)
 
 
 def small_mlp() -> onnx.ModelProto:

@@ -11,23 +11,7 @@ from onnx import helper
 import irc
 import irc.zoo
 from irc.errors import InputError
-
-#: (model, size arguments): small configurations of every zoo model, plus the real ResNet-18.
-CONFIGS = [
-    pytest.param("mlp", {}, id="mlp"),
-    pytest.param("lenet5", {}, id="lenet5"),
-    pytest.param("small_resnet", {}, id="small_resnet"),
-    pytest.param("resnet", {"image": 64, "width": 8, "blocks": (1, 1, 1, 1), "classes": 20}, id="resnet_imagenet_stem"),
-    pytest.param("mobilenet_v2", {"width": 0.35, "image": 32, "classes": 10}, id="mobilenet_v2_0.35"),
-    pytest.param("vgg_cifar", {"width": 0.25}, id="vgg_cifar_0.25"),
-    pytest.param("vgg_cifar", {"width": 0.25, "flatten": "view"}, id="vgg_cifar_view_flatten"),
-    pytest.param("resnet18", {}, id="resnet18_224"),
-]
-
-
-def _input(model: onnx.ModelProto, batch: int, seed: int = 0) -> np.ndarray:
-    dims = [d.dim_value or batch for d in model.graph.input[0].type.tensor_type.shape.dim]
-    return np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
+from tests.support.zoo import CONFIGS, zoo_input
 
 
 def _trainable(model: onnx.ModelProto) -> int:
@@ -39,7 +23,7 @@ def _trainable(model: onnx.ModelProto) -> int:
 @pytest.mark.parametrize("name, kw", CONFIGS)
 def test_interpreter_matches_onnxruntime(name, kw, ort_run):
     model = irc.zoo.build(name, batch=2, **kw)
-    x = _input(model, 2)
+    x = zoo_input(model, 2)
     got = irc.compile(model, target="interp")(x)
     (want,) = ort_run(model, {"input": x})
     assert got.shape == want.shape and got.dtype == np.float32
@@ -61,7 +45,7 @@ def test_symbolic_batch_runs_at_any_batch(ort_run):
     model = irc.zoo.build("small_resnet")
     compiled = irc.compile(model, target="interp")
     for batch in (1, 3):
-        x = _input(model, batch, seed=batch)
+        x = zoo_input(model, batch, seed=batch)
         np.testing.assert_allclose(compiled(x), ort_run(model, {"input": x})[0], rtol=1e-4, atol=1e-5)
 
 
@@ -79,7 +63,7 @@ def test_activations_stay_of_order_one(name, kw, ort_run):
     outs = [o for n in model.graph.node if n.op_type not in ("Shape", "Gather", "Unsqueeze", "Concat") for o in n.output]
     del model.graph.output[:]
     model.graph.output.extend(helper.make_empty_tensor_value_info(o) for o in outs)
-    for out, y in zip(outs, ort_run(model, {"input": _input(model, 2)})):
+    for out, y in zip(outs, ort_run(model, {"input": zoo_input(model, 2)})):
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
         assert 0.05 <= rms <= 20, f"{out}: rms {rms:.3g}"
 

@@ -124,3 +124,6 @@ class Graph:
         from irc.ir.printer import print_graph
 
         return print_graph(self)
+
+    # The text form, so that a graph held as a node attribute (a fused body) keys caches by content.
+    __repr__ = __str__

@@ -90,6 +90,8 @@ def _type(lx: _Lexer) -> TensorType:
 
 
 def _attr_value(lx: _Lexer) -> Any:
+    if lx.peek("graph"):
+        return _graph(lx, None)
     if lx.peek("["):
         lx.next()
         items = []
@@ -127,6 +129,15 @@ def _decl_list(lx: _Lexer) -> list[tuple[str, TensorType]]:
 def parse_graph(text: str, params: dict[str, np.ndarray] | None = None) -> Graph:
     """The graph written in ``text``; raises ModelError (or the registry's errors) if it is not one."""
     lx = _Lexer(text)
+    g = _graph(lx, params)
+    if lx.peek():
+        raise ModelError("text after the end of the graph")
+    return g
+
+
+def _graph(lx: _Lexer, params: dict[str, np.ndarray] | None) -> Graph:
+    """One graph from the lexer's position (a whole text, or a nested graph attribute): its
+    values are its own scope."""
     if lx.next("word") != "graph":
         raise ModelError("IR text must start with 'graph'")
     gname = lx.name()
@@ -205,8 +216,6 @@ def parse_graph(text: str, params: dict[str, np.ndarray] | None = None) -> Graph
             break
         lx.next()
     lx.expect("}")
-    if lx.peek():
-        raise ModelError("text after the end of the graph")
     return Graph(gname, inputs, pvals, nodes, outputs, meta)
 
 

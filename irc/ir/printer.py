@@ -7,7 +7,14 @@
 
 Names that are not plain identifiers are quoted (``%"conv1/W:0"``); a node whose name differs
 from its first output's is suffixed with ``@name``. Floats print with ``repr`` so parsing gives
-back the same bits.
+back the same bits. A graph-valued attribute (the body of an ``elementwise_chain``) prints as a
+nested graph, indented one level under its node:
+
+    %3: f32[4] = elementwise_chain(%a, %b) {body=graph chain(%x0: f32[4], %x1: f32[4]) {
+        %1: f32[4] = add(%x0, %x1)
+        %2: f32[4] = relu(%1)
+        return %2
+      }}
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ def format_attr(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(format_attr(v) for v in value) + "]"
+    if isinstance(value, Graph):
+        return print_graph(value).rstrip("\n").replace("\n", "\n  ")
     raise TypeError(f"attribute value {value!r} has no text form")
 
 
@@ -75,7 +84,7 @@ def print_graph(g: Graph) -> str:
     if g.meta:
         head += " meta{" + ", ".join(f"{k}={format_attr(v)}" for k, v in g.meta.items()) + "}"
     lines = [head + " {"]
-    lines += ["  " + print_node(n) for n in g.nodes]
+    lines += ["  " + print_node(n).replace("\n", "\n  ") for n in g.nodes]
     lines.append("  return " + ", ".join(ref(v) for v in g.outputs))
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -38,18 +38,15 @@ def save_onnx_model(model, path, batch_size: int | None = None) -> None:
     atomic_write(path, proto.SerializeToString())
 
 
-# Ops after which the batch axis is still axis 0 and sized by the data alone: the only node
-# that records the batch size is reshape (handled by writing 0, "copy this dimension").
-_BATCH_FREE = {"gemm", "matmul", "conv", "conv_transpose", "max_pool", "average_pool", "global_average_pool",
-               "global_max_pool", "batch_norm", "softmax", "log_softmax", "reshape", "identity", "concat"}
-
-
 def _dynamic_batch(proto: onnx.ModelProto, g, batch: int) -> onnx.ModelProto:
-    """``proto`` with a symbolic batch axis, if every node lets it be; else unchanged."""
+    """``proto`` with a symbolic batch axis, if every node lets it be (its op is BATCH_FREE or
+    element-wise); else unchanged. The only node that records the batch size is reshape (handled
+    by writing 0, "copy this dimension")."""
     from irc.ir.ops import get_op
+    from irc.ir.ops.registry import Trait
 
     for n in g.nodes:
-        if n.op in _BATCH_FREE or "elementwise" in get_op(n.op).tags:
+        if get_op(n.op).traits & {Trait.BATCH_FREE, Trait.ELEMENTWISE}:
             if n.op == "concat" and n.attrs["axis"] == 0:
                 return proto
             if n.op == "reshape" and (n.inputs[0].shape[:1] != (batch,) or n.outputs[0].shape[:1] != (batch,)):

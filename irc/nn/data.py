@@ -88,26 +88,21 @@ class BatchLoader:
     def _produce(self) -> None:
         try:
             for step in range(self.start_step, self.steps):
-                batch = self.make(step)
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not self._put(self.make(step)):
                     return
-            self._put_final(_DONE)
+            self._put(_DONE)
         except BaseException as e:  # handed to the consumer, which raises it
-            self._put_final(e)
+            self._put(e)
 
-    def _put_final(self, item) -> None:
+    def _put(self, item) -> bool:
+        """Queue ``item``, waiting for room; False when stopped first."""
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def __iter__(self):
         try:

@@ -1,4 +1,16 @@
-"""Graph passes. Importing this package registers all of them."""
+"""Target-independent graph passes. Importing this package registers all of them; a target's own
+passes (the CPU lowering, the DNeuro check) register with their target."""
 
-from irc.passes.registry import PASSES, get_pass, register_pass  # noqa: F401
-from irc.passes import dead_code, fold_constants, flush_denormals, fold_batchnorm, fuse, fuse_elementwise, im2col_gemm, calibrate, quantize, fold_qdq, int8_gemm, autodiff  # noqa: F401,E401,E501
+from irc.passes import (  # noqa: F401
+    autodiff,
+    calibrate,
+    dead_code,
+    flush_denormals,
+    fold_batchnorm,
+    fold_constants,
+    fold_qdq,
+    fuse,
+    fuse_elementwise,
+    quantize,
+)
+from irc.passes.registry import PASSES, Pass, get_pass, register_pass  # noqa: F401

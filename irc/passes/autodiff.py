@@ -8,7 +8,7 @@ and cotangents of a value read by several nodes are added. The rules append ordi
 the result is one graph holding forward and backward, which the usual passes then optimize
 (dead code, constant folding, fusion) and any target runs.
 
-Only float values carry cotangents. Ops in NONDIFFERENTIABLE stop the walk (zero gradient);
+Only float values carry cotangents. Ops with the ZERO_GRAD trait stop the walk (zero gradient);
 reaching an op without a rule is an UnsupportedOpError naming the node, the op and the reason.
 
 The registered pass ``autodiff`` does this for a whole graph: it appends the gradients of its
@@ -22,12 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from irc.errors import InputError, ModelError, UnsupportedOpError
+from irc.frontend.trace import Tensor, Tracer, broadcast_to
 from irc.ir.builder import rebuild_from
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops import get_op
-from irc.passes.grads import NONDIFFERENTIABLE, unsupported_reason, zeros_like
+from irc.passes.grads import unsupported_reason, zero_gradient, zeros_like
 from irc.passes.registry import register_pass
-from irc.frontend.trace import Tensor, Tracer, broadcast_to
 
 
 def _depends_on(nodes: Sequence[Node], roots: Sequence[Value]) -> set[Value]:
@@ -65,7 +65,7 @@ def gradients(tracer: Tracer, nodes: Sequence[Node], loss: Value, wrt: Sequence[
         if all(d is None for d in dys):
             continue
         targets = [i for i, v in enumerate(n.inputs) if v in live and v.dtype.is_float]
-        if not targets or n.op in NONDIFFERENTIABLE:
+        if not targets or zero_gradient(n.op):
             continue
         op = get_op(n.op)
         if op.grad is None:

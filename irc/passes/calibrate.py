@@ -28,13 +28,14 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
 from irc.errors import InputError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.interp import interpret
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 
 METHODS = ("minmax", "percentile", "entropy")
 BINS = 2048
@@ -279,11 +280,25 @@ def _kl_threshold(hist: np.ndarray, amax: float, levels: int) -> float:
     return best_i * width
 
 
-@register_pass("calibrate")
 def calibrate_pass(g: Graph, *, calib=None, calib_method: str = "minmax", activation_scheme: str = "asym") -> Graph:
+    """The calibrate pass as a function (see Calibrate)."""
+    cal = calibrate(g, calib, calib_method, unsigned_levels=activation_scheme != "sym")
+    return g.replace(meta={**g.meta, "calibration": cal.to_json()})
+
+
+@register_pass
+@dataclass(frozen=True)
+class Calibrate(Pass):
     """Runs the float graph on the calibration data (``calib``: a .npz path, a dict of arrays or
     an iterable of them) and records each float value's range, by ``calib_method`` (minmax,
     percentile, entropy), in ``meta["calibration"]`` (JSON: {name: [lo, hi, rms]}) for the
     quantize pass. The graph itself is unchanged."""
-    cal = calibrate(g, calib, calib_method, unsigned_levels=activation_scheme != "sym")
-    return g.replace(meta={**g.meta, "calibration": cal.to_json()})
+
+    name: ClassVar[str] = "calibrate"
+    calib: Any = None
+    calib_method: str = "minmax"
+    activation_scheme: str = "asym"
+
+    def run(self, g: Graph) -> Graph:
+        return calibrate_pass(g, calib=self.calib, calib_method=self.calib_method,
+                              activation_scheme=self.activation_scheme)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from irc.ir.graph import Graph
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 
 
-@register_pass("dead_code")
 def eliminate_dead_code(g: Graph) -> Graph:
-    """Drops nodes none of whose outputs reach a graph output, and parameters nothing reads.
-    Graph inputs stay (they are the model's signature) even when unused."""
+    """The dead_code pass as a function (see DeadCode)."""
     live = set(g.outputs)
     kept = []
     for n in reversed(g.nodes):
@@ -21,3 +22,15 @@ def eliminate_dead_code(g: Graph) -> Graph:
     if len(kept) == len(g.nodes) and len(params) == len(g.params):
         return g
     return g.replace(nodes=kept, params=params)
+
+
+@register_pass
+@dataclass(frozen=True)
+class DeadCode(Pass):
+    """Drops nodes none of whose outputs reach a graph output, and parameters nothing reads.
+    Graph inputs stay (they are the model's signature) even when unused."""
+
+    name: ClassVar[str] = "dead_code"
+
+    def run(self, g: Graph) -> Graph:
+        return eliminate_dead_code(g)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
 from irc.ir.graph import Graph, Node
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 from irc.passes.rewrite import RewriteContext, rewrite
 
 
@@ -51,9 +54,19 @@ def _into_affine(node: Node, ctx: RewriteContext):
     return (ctx.make("add", [y, ctx.param(t.reshape(shape), "bn_shift")]),)
 
 
-@register_pass("fold_batchnorm")
 def fold_batchnorm(g: Graph) -> Graph:
+    """The fold_batchnorm pass as a function (see FoldBatchnorm)."""
+    return rewrite(g, {"batch_norm": [_into_conv, _into_affine]})
+
+
+@register_pass
+@dataclass(frozen=True)
+class FoldBatchnorm(Pass):
     """Matches inference batch_norm with constant statistics. After a conv used only by it:
     folds into the conv's weights and bias (computed in float64). Elsewhere: rewrites it as a
     per-channel multiply and add, which element-wise fusion and every target handle."""
-    return rewrite(g, {"batch_norm": [_into_conv, _into_affine]})
+
+    name: ClassVar[str] = "fold_batchnorm"
+
+    def run(self, g: Graph) -> Graph:
+        return fold_batchnorm(g)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from irc.ir.graph import Graph
 from irc.ir.interp import run_node
 from irc.ir.ops import get_op
 from irc.passes.dead_code import eliminate_dead_code
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 
 
-@register_pass("fold_constants")
 def fold_constants(g: Graph) -> Graph:
-    """Evaluates every node whose inputs are all parameters (and whose op is foldable) with the
-    reference interpreter; its output values become parameters holding the results. Graph
-    outputs stay node outputs; parameters nothing reads any more are dropped."""
+    """The fold_constants pass as a function (see FoldConstants)."""
     params = dict(g.params)
     outputs = set(g.outputs)
     nodes = []
@@ -26,3 +26,16 @@ def fold_constants(g: Graph) -> Graph:
     if len(nodes) == len(g.nodes):
         return g
     return eliminate_dead_code(g.replace(nodes=nodes, params=params))
+
+
+@register_pass
+@dataclass(frozen=True)
+class FoldConstants(Pass):
+    """Evaluates every node whose inputs are all parameters (and whose op is foldable) with the
+    reference interpreter; its output values become parameters holding the results. Graph
+    outputs stay node outputs; parameters nothing reads any more are dropped."""
+
+    name: ClassVar[str] = "fold_constants"
+
+    def run(self, g: Graph) -> Graph:
+        return fold_constants(g)

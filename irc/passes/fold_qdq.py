@@ -20,6 +20,8 @@ x_scale * w_scale. Multipliers are quant_arith.quantize_multiplier of x_scale * 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops.fused import activation_of
 from irc.ir.types import DType
 from irc.passes.quantize import PASS_THROUGH
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 from irc.passes.rewrite import RewriteContext, rewrite
 
 
@@ -182,7 +184,7 @@ def _gemm(p: Node, ctx: RewriteContext, out):
     bias = None
     if p.op == "gemm":
         at = p.attrs
-        if at["trans_a"] or at["alpha"] != 1.0 or at["epilogue"] != "none":
+        if at["trans_a"] or at["alpha"] != 1.0 or at["act"] != "none":
             return None
         wv = p.inputs[1]
         n_out = p.outputs[0].shape[1]
@@ -203,11 +205,21 @@ def _gemm(p: Node, ctx: RewriteContext, out):
     return (_linear(ctx, p, a, w, bias, out, "qgemm", {}),)
 
 
-@register_pass("fold_qdq")
 def fold_qdq(g: Graph) -> Graph:
-    """Matches quantize_linear nodes closing a QDQ pattern (see the module doc) and replaces the
-    dequantize -> op -> quantize chain by the integer layer. Leaves every other node alone; a
-    graph without quantize_linear is returned unchanged."""
+    """The fold_qdq pass as a function (see FoldQdq)."""
     if not any(n.op == "quantize_linear" for n in g.nodes):
         return g
     return rewrite(g, {"quantize_linear": [_fold]})
+
+
+@register_pass
+@dataclass(frozen=True)
+class FoldQdq(Pass):
+    """Matches quantize_linear nodes closing a QDQ pattern (see the module doc) and replaces the
+    dequantize -> op -> quantize chain by the integer layer. Leaves every other node alone; a
+    graph without quantize_linear is returned unchanged."""
+
+    name: ClassVar[str] = "fold_qdq"
+
+    def run(self, g: Graph) -> Graph:
+        return fold_qdq(g)

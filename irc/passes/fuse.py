@@ -29,7 +29,7 @@ def _gemm(node: Node, ctx: RewriteContext):
     vector (a bias) or absent. trans_a/trans_b become transposes (of constants: at compile time)."""
     a, b, *rest = node.inputs
     at = node.attrs
-    if at.get("epilogue", "none") != "none":
+    if at["act"] != "none":
         return None
     c = rest[0] if rest else None
     n = node.outputs[0].shape[1]

@@ -5,12 +5,11 @@ from __future__ import annotations
 from irc.ir.builder import GraphBuilder
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops import get_op
-from irc.ir.printer import print_graph
 from irc.passes.registry import register_pass
 
 
 def _elementwise(n: Node) -> bool:
-    return "elementwise" in get_op(n.op).tags and len(n.outputs) == 1
+    return "elementwise" in get_op(n.op).traits and len(n.outputs) == 1
 
 
 @register_pass("fuse_elementwise")
@@ -69,5 +68,5 @@ def _chain(members: list[Node]) -> Node:
         (out,) = b.add_node(n.op, [env[v] for v in n.inputs], n.attrs)
         env[n.outputs[0]] = out
     last = members[-1]
-    program = print_graph(b.build(env[last.outputs[0]]))
-    return Node("elementwise_chain", tuple(externals), last.outputs, {"program": program}, last.name)
+    body = b.build(env[last.outputs[0]])
+    return Node("elementwise_chain", tuple(externals), last.outputs, {"body": body}, last.name)

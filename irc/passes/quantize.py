@@ -31,6 +31,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -44,7 +45,7 @@ from irc.ir.ops.fused import activation_of
 from irc.ir.types import DType, TensorType
 from irc.passes.calibrate import Calibration, calibrate, sample_batches
 from irc.passes.dead_code import eliminate_dead_code
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 
 SCHEMES = {"asym": DType.u8, "sym": DType.i8}
 #: Ops that only move or select values: on integers they keep the input's scale and zero point.
@@ -204,9 +205,9 @@ class _Quantizer:
             if c is None or c.size not in (1, nout) or (c.ndim == 2 and c.shape[0] != 1):
                 raise _Declined("C is not a constant per-column bias")
             bias = np.broadcast_to(c.reshape(-1).astype(np.float64), (nout,)) * at["beta"]
-        if at["epilogue"] not in ("none", "relu"):
-            raise _Declined(f"epilogue '{at['epilogue']}' cannot be folded")
-        self.linear(n, a, w.astype(np.float32), bias, "qgemm", axis=1, extra={}, epilogue=at["epilogue"])
+        if at["act"] not in ("none", "relu"):
+            raise _Declined(f"epilogue '{at['act']}' cannot be folded")
+        self.linear(n, a, w.astype(np.float32), bias, "qgemm", axis=1, extra={}, epilogue=at["act"])
 
     def matmul(self, n: Node) -> None:
         a, b = n.inputs
@@ -329,12 +330,9 @@ def _output_error(float_g: Graph, quant_g: Graph, batch) -> dict:
     return out
 
 
-@register_pass("quantize")
 def quantize_graph(g: Graph, *, quantize: str | None = "int8", activation_scheme: str = "asym", calib=None,
                    calib_method: str = "minmax") -> Graph:
-    """int8 post-training quantization (see the module doc). Uses ``meta["calibration"]`` from
-    the calibrate pass when present, else calibrates on ``calib`` with ``calib_method``.
-    ``quantize``: "int8" (None means the same; the pass only runs when asked for)."""
+    """The quantize pass as a function (see Quantize)."""
     if quantize not in (None, "int8"):
         raise InputError(f"unknown quantization '{quantize}' (known: int8)")
     if activation_scheme not in SCHEMES:
@@ -354,3 +352,24 @@ def quantize_graph(g: Graph, *, quantize: str | None = "int8", activation_scheme
     meta = {k: v for k, v in out.meta.items() if k != "calibration"}
     meta["quantization"] = json.dumps(report)
     return out.replace(meta=meta)
+
+
+@register_pass
+@dataclass(frozen=True)
+class Quantize(Pass):
+    """int8 post-training quantization (see the module doc): matches the float layers that have
+    an integer form and produces qconv / qgemm / qadd ... between quantize_linear and
+    dequantize_linear, with ``meta["quantization"]`` reporting each layer. Uses
+    ``meta["calibration"]`` from the calibrate pass when present, else calibrates on ``calib``
+    with ``calib_method``. ``quantize``: "int8" (None means the same; the pass only runs when
+    asked for). A graph already quantized is left as it is."""
+
+    name: ClassVar[str] = "quantize"
+    quantize: str | None = "int8"
+    activation_scheme: str = "asym"
+    calib: Any = None
+    calib_method: str = "minmax"
+
+    def run(self, g: Graph) -> Graph:
+        return quantize_graph(g, quantize=self.quantize, activation_scheme=self.activation_scheme, calib=self.calib,
+                              calib_method=self.calib_method)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 from irc.errors import InputError, TargetError
+from irc.passes.registry import register_pass_loader
 
 #: name -> (module, class, extra that provides its dependencies)
 _TARGETS: dict[str, tuple[str, str, str | None]] = {
@@ -13,6 +15,15 @@ _TARGETS: dict[str, tuple[str, str, str | None]] = {
     "cuda": ("irc.targets.cuda", "CudaTarget", "cuda"),
     "fpga": ("irc.targets.fpga", "FpgaTarget", None),
 }
+
+#: Passes a target owns -> the module that registers them, imported when the pass is first named.
+_TARGET_PASSES: dict[str, str] = {
+    "im2col_gemm": "irc.targets.cpu.lowering",
+    "int8_gemm": "irc.targets.cpu.lowering",
+    "dneuro_check": "irc.targets.dneuro.flow",
+}
+for _name, _module in _TARGET_PASSES.items():
+    register_pass_loader(_name, functools.partial(importlib.import_module, _module))
 
 
 def target_names() -> list[str]:

@@ -14,6 +14,8 @@ import importlib
 from typing import Any
 
 from irc.errors import InputError
+from irc.passes.pipeline import PassSpec
+from irc.targets.base import Target
 
 #: flow -> (module, class)
 FLOWS: dict[str, tuple[str, str]] = {
@@ -28,8 +30,8 @@ def _flow_target(flow: str):
     return getattr(importlib.import_module(module), cls)()
 
 
-class FpgaTarget:
-    """Dispatches to the flow named by the ``flow`` option."""
+class FpgaTarget(Target):
+    """Dispatches to the flow named by the ``flow`` option; each flow declares its own PIPELINE."""
 
     name = "fpga"
 
@@ -60,14 +62,14 @@ class FpgaTarget:
         opts["flow"] = flow
         return t, opts
 
-    def pipeline(self, options: dict[str, Any]) -> list[str]:
+    def pipeline(self, options: dict[str, Any]) -> list[PassSpec]:
         t, opts = self._flow(options)
         return t.pipeline(opts)
 
     def pass_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The chosen flow's options (its defaults for those left None) and what it derives."""
         t, opts = self._flow(options)
-        extra = t.pass_options(opts) if hasattr(t, "pass_options") else {}
-        return {**opts, **extra}
+        return {**opts, **t.pass_options(opts)}
 
     def build(self, graph, options: dict[str, Any]):
         t, opts = self._flow(options)

@@ -9,7 +9,8 @@ import numpy as np
 
 from irc.ir.graph import Graph
 from irc.ir.interp import interpret
-from irc.passes.pipeline import pipeline_for
+from irc.passes.pipeline import when
+from irc.targets.base import Target
 
 
 class InterpExecutable:
@@ -20,14 +21,14 @@ class InterpExecutable:
         return interpret(self.graph, list(inputs))
 
 
-class InterpTarget:
+class InterpTarget(Target):
     name = "interp"
     options: dict[str, Any] = {"quantize": None, "calib": None, "calib_method": "minmax", "activation_scheme": "asym"}
-
-    def pipeline(self, options: dict[str, Any]) -> list[str]:
-        if options.get("quantize"):  # the int8 graph every target's integer kernels must match
-            return ["dead_code", "fold_constants", "fold_batchnorm", "calibrate", "quantize", "fold_qdq"]
-        return pipeline_for("interp")
+    PIPELINE = (
+        "dead_code",
+        # with quantize: the int8 graph every target's integer kernels must match
+        *when("quantize", "fold_constants", "fold_batchnorm", "calibrate", "quantize", "fold_qdq"),
+    )
 
     def build(self, graph: Graph, options: dict[str, Any]) -> InterpExecutable:
         return InterpExecutable(graph)

@@ -86,7 +86,7 @@ def in_place_safe(g: Graph, i: int, o: int) -> bool:
     read = [v for v in node.inputs if v in aliases]
     if not read:
         return True
-    elementwise = "elementwise" in get_op(node.op).tags or node.op == "elementwise_chain"
+    elementwise = "elementwise" in get_op(node.op).traits or node.op == "elementwise_chain"
     return elementwise and len(node.outputs) == 1 and all(v.type == out.type for v in read)
 
 

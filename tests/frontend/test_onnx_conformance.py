@@ -1,13 +1,11 @@
-"""ONNX node conformance cases with the interpreter as backend (see tests/onnx_cases.py)."""
+"""ONNX node conformance cases with the interpreter as backend (see tests/onnx_cases.py; all but
+FAST_CASES are marked slow)."""
 
 import pytest
 
-from tests.onnx_cases import excluded, run_case, runnable_cases
+from tests.onnx_cases import case_params, check_case
 
 
-@pytest.mark.parametrize("case", runnable_cases(), ids=lambda c: c.name)
+@pytest.mark.parametrize("case", case_params())
 def test_onnx_node_case(case):
-    why = excluded().get(case.name)
-    if why:
-        pytest.skip(why)
-    run_case(case, "interp")
+    check_case(case, "interp")

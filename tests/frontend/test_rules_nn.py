@@ -201,7 +201,7 @@ def _graph_of(op, x_shape, *params, **attrs):
 
 
 @pytest.mark.parametrize("graph,message", [
-    (lambda: _graph_of("gemm", (2, 3), _f32(3, 4), epilogue="relu"), "epilogue 'relu' has no ONNX Gemm form"),
+    (lambda: _graph_of("gemm", (2, 3), _f32(3, 4), act="relu"), "epilogue activation 'relu' has no ONNX Gemm form"),
     (lambda: _graph_of("average_pool", (1, 1, 6), kernel_shape=(2,), dilations=(2,)), "needs ONNX opset 19"),
     (lambda: _graph_of("resize", (1, 1, 3), mode="nearest", coordinate_transformation_mode="half_pixel_symmetric",
                        scales=(1.0, 1.0, 1.7)), "half_pixel_symmetric"),

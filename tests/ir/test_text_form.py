@@ -74,3 +74,30 @@ def test_graph_meta_round_trips():
     text = print_graph(g)
     assert 'meta{flush_denormals=1, note="x"} {' in text
     assert parse_graph(text).meta == {"flush_denormals": 1, "note": "x"}
+
+
+def test_a_nested_body_prints_indented_and_round_trips():
+    from irc.passes.fuse_elementwise import fuse_elementwise
+
+    b = GraphBuilder("g")
+    x, y = b.input("x", (4,)), b.input("y", (4,))
+    g = fuse_elementwise(b.build(b.op("leaky_relu", b.op("mul", b.op("add", x, y), x), alpha=0.2)))
+    text = print_graph(g)
+    assert "= elementwise_chain(%x, %y) {body=graph chain(%x0: f32[4], %x1: f32[4]) {\n" in text
+    assert "\n      %1: f32[4] = add(%x0, %x1)\n" in text and "\n      return %3\n    }}\n" in text
+    g2 = parse_graph(text)
+    assert print_graph(g2) == text
+    body = g2.nodes[0].attrs["body"]
+    assert [n.op for n in body.nodes] == ["add", "mul", "leaky_relu"] and body.nodes[2].attrs == {"alpha": 0.2}
+    x = np.linspace(-2, 2, 4, dtype=np.float32)
+    np.testing.assert_array_equal(interpret(g2, [x, x])[0], interpret(g, [x, x])[0])
+
+
+def test_a_nested_body_has_its_own_scope():
+    text = ("graph g(%x: f32[2]) {\n"
+            "  %x0: f32[2] = elementwise_chain(%x) {body=graph chain(%x0: f32[2]) {\n"
+            "      %1: f32[2] = relu(%x0)\n      %2: f32[2] = neg(%1)\n      return %2\n    }}\n"
+            "  return %x0\n}\n")
+    g = parse_graph(text)
+    assert print_graph(g) == text
+    np.testing.assert_array_equal(interpret(g, [np.array([-1, 2], np.float32)])[0], [0, -2])

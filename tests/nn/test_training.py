@@ -9,7 +9,7 @@ import pytest
 
 from irc import nn
 from irc.errors import InputError
-from tests.conftest import LENET, ort_run
+from tests.support.oracle import LENET, ort_run
 
 # ---------------------------------------------------------------------------- numpy reference
 

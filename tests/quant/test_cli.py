@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from irc.zoo import lenet5
-from tests.test_cli import assert_user_error, irc  # noqa: F401  (the fixture)
+from tests.support.cli import assert_user_error
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def files(tmp_path):
     return model, calib
 
 
-def test_info_shows_scales_and_expected_error(irc, files):  # noqa: F811
+def test_info_shows_scales_and_expected_error(irc, files):
     model, calib = files
     status, out, err = irc("info", model, "--shape", "input=2x1x28x28", "--quantize", "int8", "--calib", calib,
                            "--calib-method", "entropy")
@@ -32,7 +32,7 @@ def test_info_shows_scales_and_expected_error(irc, files):  # noqa: F811
     assert "expected error of output output" in out and "relative RMS" in out
 
 
-def test_compile_and_run_quantized_for_cpu(irc, files, tmp_path):  # noqa: F811
+def test_compile_and_run_quantized_for_cpu(irc, files, tmp_path):
     model, calib = files
     status, out, err = irc("compile", model, "--shape", "input=2x1x28x28", "-t", "cpu", "--quantize", "int8",
                            "--calib", calib, "--activation-scheme", "sym", "--emit", "ir")
@@ -45,7 +45,7 @@ def test_compile_and_run_quantized_for_cpu(irc, files, tmp_path):  # noqa: F811
     assert np.load(res)["output"].shape == (2, 10)
 
 
-def test_quantization_mistakes_are_one_line_errors(irc, files, tmp_path):  # noqa: F811
+def test_quantization_mistakes_are_one_line_errors(irc, files, tmp_path):
     model, calib = files
     assert_user_error(irc("compile", model, "-t", "cpu", "--quantize", "int8"), "needs calibration data")
     assert_user_error(irc("compile", model, "-t", "cpu", "--calib-method", "entropy"), "need --quantize int8")

@@ -13,7 +13,7 @@ from irc.ir import quant_arith as qa
 from irc.ir.builder import GraphBuilder
 from irc.ir.interp import interpret
 from irc.ir.types import DType
-from irc.passes.int8_gemm import TILES, choose_isa
+from irc.targets.cpu.lowering.int8_gemm import TILES, choose_isa
 from irc.passes.pipeline import run_pipeline
 from irc.targets.cpu import CpuTarget
 

@@ -14,7 +14,7 @@ from irc.frontend.onnx import import_onnx
 from irc.frontend.onnx.exporter import export_onnx
 from irc.ir.interp import interpret
 from irc.passes.pipeline import run_pipeline
-from tests.conftest import ort_run
+from tests.support.oracle import ort_run
 
 pytest.importorskip("onnxruntime.quantization")
 

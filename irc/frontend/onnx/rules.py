@@ -29,11 +29,15 @@ IMPORT_RULES: dict[str, ImportRule] = {}
 EXPORT_RULES: dict[str, ExportRule] = {}
 
 
-def import_rule(*op_types: str):
+def import_rule(*op_types: str, op: str | None = None):
+    """Decorator: ``fn`` imports ONNX nodes of ``op_types``. ``op``: the irc op they import to,
+    whose OpDef then lists them in ``onnx_names`` (None for a rule that composes several ops)."""
+
     def wrap(fn: ImportRule) -> ImportRule:
-        for t in op_types:
-            assert t not in IMPORT_RULES, f"import rule for {t} defined twice"
-            IMPORT_RULES[t] = fn
+        _add(IMPORT_RULES, op_types, fn, "import")
+        if op is not None:
+            d = get_op(op)
+            d.onnx_names = d.onnx_names + tuple(t for t in op_types if t not in d.onnx_names)
         return fn
 
     return wrap
@@ -41,12 +45,16 @@ def import_rule(*op_types: str):
 
 def export_rule(*ops: str):
     def wrap(fn: ExportRule) -> ExportRule:
-        for op in ops:
-            assert op not in EXPORT_RULES, f"export rule for {op} defined twice"
-            EXPORT_RULES[op] = fn
+        _add(EXPORT_RULES, ops, fn, "export")
         return fn
 
     return wrap
+
+
+def _add(table: dict, keys, fn, what: str) -> None:
+    for k in keys:
+        assert k not in table, f"{what} rule for {k} defined twice"
+        table[k] = fn
 
 
 def dtype_from_onnx(elem_type: int, where: str = "") -> DType:
@@ -66,15 +74,31 @@ def simple(onnx_type: str, irc_op: str, attrs: dict[str, str] | None = None, *, 
     only change names (``attrs`` maps ONNX attribute name -> irc attribute name)."""
     attrs = attrs or {}
 
-    @import_rule(onnx_type)
+    @import_rule(onnx_type, op=irc_op)
     def _import(ctx: NodeContext):
         kw = {irc: ctx.attr(ox) for ox, irc in attrs.items() if ctx.has_attr(ox)}
         return ctx.op(irc_op, *ctx.inputs(), **kw)
+
+    simple_export(irc_op, onnx_type, attrs)
+
+
+def simple_export(irc_op: str, onnx_type: str, attrs: dict[str, str] | None = None) -> None:
+    """Register the export of an op whose inputs map one to one onto ``onnx_type``'s and whose
+    attributes only change names (``attrs`` maps ONNX attribute name -> irc attribute name)."""
+    attrs = attrs or {}
 
     @export_rule(irc_op)
     def _export(ctx: ExportContext, n: Node):
         kw = {ox: n.attrs[irc] for ox, irc in attrs.items() if n.attrs.get(irc) is not None}
         ctx.emit(onnx_type, n.inputs, n.outputs, **kw)
+
+
+def shape_input_export(irc_op: str, onnx_type: str, attr: str) -> None:
+    """Register the export of an op whose attribute ``attr`` is, in ONNX, an int64 second input."""
+
+    @export_rule(irc_op)
+    def _export(ctx: ExportContext, n: Node):
+        ctx.emit(onnx_type, [n.inputs[0], ctx.const(np.array(n.attrs[attr], np.int64), attr)], n.outputs)
 
 
 class NodeContext:

@@ -7,7 +7,15 @@ import math
 import numpy as np
 
 from irc.errors import UnsupportedOpError
-from irc.frontend.onnx.rules import ExportContext, NodeContext, dtype_from_onnx, export_rule, import_rule, simple
+from irc.frontend.onnx.rules import (
+    ExportContext,
+    NodeContext,
+    dtype_from_onnx,
+    export_rule,
+    import_rule,
+    simple,
+    simple_export,
+)
 from irc.ir.graph import Node
 from irc.ir.types import DType
 
@@ -28,7 +36,7 @@ simple("Selu", "selu", {"alpha": "alpha", "gamma": "gamma"})
 simple("HardSigmoid", "hard_sigmoid", {"alpha": "alpha", "beta": "beta"})
 
 
-@import_rule("Pow")
+@import_rule("Pow", op="pow")
 def _pow(ctx: NodeContext):
     base, exp = ctx.input(0), ctx.input(1)
     if exp.dtype is not base.dtype:
@@ -54,9 +62,9 @@ def _variadic(irc_op: str):
     return rule
 
 
-import_rule("Sum")(_variadic("add"))
-import_rule("Max")(_variadic("max"))
-import_rule("Min")(_variadic("min"))
+import_rule("Sum", op="add")(_variadic("add"))
+import_rule("Max", op="max")(_variadic("max"))
+import_rule("Min", op="min")(_variadic("min"))
 
 
 @import_rule("Mean")
@@ -71,7 +79,7 @@ def _minmax_out(ctx: ExportContext, n: Node):
     ctx.emit("Max" if n.op == "max" else "Min", n.inputs, n.outputs)
 
 
-@import_rule("Clip")
+@import_rule("Clip", op="clip")
 def _clip(ctx: NodeContext):
     x, kw = ctx.input(0), {}
     bounds = [(i, key) for i, key in ((1, "min"), (2, "max")) if ctx.has_input(i)]
@@ -93,7 +101,7 @@ def _clip_out(ctx: ExportContext, n: Node):
     ctx.emit("Clip", [n.inputs[0], lo, hi], n.outputs)
 
 
-@import_rule("Cast")
+@import_rule("Cast", op="cast")
 def _cast(ctx: NodeContext):
     to = dtype_from_onnx(ctx.attr("to"), " (Cast target)")
     if ctx.attr("saturate", 1) != 1 and to not in (DType.f32, DType.f64):
@@ -101,9 +109,7 @@ def _cast(ctx: NodeContext):
     return ctx.op("cast", ctx.input(0), to=to)
 
 
-@export_rule("cast")
-def _cast_out(ctx: ExportContext, n: Node):
-    ctx.emit("Cast", n.inputs, n.outputs, to=n.attrs["to"])
+simple_export("cast", "Cast", {"to": "to"})
 
 
 @import_rule("Gelu")
@@ -135,7 +141,7 @@ def _constant(ctx: NodeContext):
     raise UnsupportedOpError("only tensor, float(s) and int(s) constants are supported")
 
 
-@import_rule("Dropout")
+@import_rule("Dropout", op="identity")
 def _dropout(ctx: NodeContext):
     if ctx.has_input(2):
         mode = ctx.const(2)

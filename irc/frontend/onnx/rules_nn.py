@@ -36,7 +36,7 @@ def _as_dtype(ctx: NodeContext, v: Value, like: Value) -> Value:
 # Gemm
 
 
-@import_rule("Gemm")
+@import_rule("Gemm", op="gemm")
 def _gemm(ctx: NodeContext):
     return ctx.op("gemm", *ctx.inputs(), alpha=ctx.attr("alpha", 1.0), beta=ctx.attr("beta", 1.0),
                   trans_a=ctx.attr("transA", 0), trans_b=ctx.attr("transB", 0))
@@ -44,8 +44,8 @@ def _gemm(ctx: NodeContext):
 
 @export_rule("gemm")
 def _gemm_out(ctx: ExportContext, n: Node):
-    if n.attrs["epilogue"] != "none":
-        raise UnsupportedOpError(f"gemm with epilogue '{n.attrs['epilogue']}' has no ONNX Gemm form; "
+    if n.attrs["act"] != "none":
+        raise UnsupportedOpError(f"gemm with the epilogue activation '{n.attrs['act']}' has no ONNX Gemm form; "
                                  "export the graph before fusion", node=n.label, op=n.op)
     a = n.attrs
     ctx.emit("Gemm", n.inputs, n.outputs, alpha=a["alpha"], beta=a["beta"], transA=a["trans_a"], transB=a["trans_b"])
@@ -106,21 +106,26 @@ def _kernel_from_weights(ctx: NodeContext, w: Value) -> tuple[int, ...]:
 # Conv, ConvTranspose
 
 
-@import_rule("Conv")
+@import_rule("Conv", op="conv")
 def _conv(ctx: NodeContext):
     ins = ctx.inputs()
     attrs = _window_attrs(ctx, ins[0], _kernel_from_weights(ctx, ins[1]))
     return ctx.op("conv", *ins, **attrs, group=ctx.attr("group", 1))
 
 
+def conv_window_attrs(n: Node) -> dict:
+    """The ONNX Conv attributes of a convolution node (the kernel shape read off its weights)."""
+    a = n.attrs
+    return dict(kernel_shape=list(n.inputs[1].shape[2:]), strides=a["strides"], pads=a["pads"],
+                dilations=a["dilations"], group=a["group"])
+
+
 @export_rule("conv")
 def _conv_out(ctx: ExportContext, n: Node):
-    a = n.attrs
-    ctx.emit("Conv", n.inputs, n.outputs, kernel_shape=list(n.inputs[1].shape[2:]), strides=a["strides"],
-             pads=a["pads"], dilations=a["dilations"], group=a["group"])
+    ctx.emit("Conv", n.inputs, n.outputs, **conv_window_attrs(n))
 
 
-@import_rule("ConvTranspose")
+@import_rule("ConvTranspose", op="conv_transpose")
 def _conv_transpose(ctx: NodeContext):
     ins = ctx.inputs()
     x, w = ins[0], ins[1]
@@ -160,9 +165,7 @@ def _conv_transpose(ctx: NodeContext):
 
 @export_rule("conv_transpose")
 def _conv_transpose_out(ctx: ExportContext, n: Node):
-    a = n.attrs
-    ctx.emit("ConvTranspose", n.inputs, n.outputs, kernel_shape=list(n.inputs[1].shape[2:]), strides=a["strides"],
-             pads=a["pads"], dilations=a["dilations"], group=a["group"], output_padding=a["output_padding"])
+    ctx.emit("ConvTranspose", n.inputs, n.outputs, **conv_window_attrs(n), output_padding=n.attrs["output_padding"])
 
 
 # ----------------------------------------------------------------------------------------
@@ -178,13 +181,13 @@ def _pool_attrs(ctx: NodeContext) -> dict:
     return {"kernel_shape": tuple(kernel), **_window_attrs(ctx, x, kernel), "ceil_mode": ceil_mode}
 
 
-@import_rule("MaxPool")
+@import_rule("MaxPool", op="max_pool")
 def _max_pool(ctx: NodeContext):
     # Output 1 (Indices) is not produced; the importer refuses the model if anything reads it.
     return ctx.op("max_pool", ctx.input(0), **_pool_attrs(ctx), storage_order=ctx.attr("storage_order", 0))
 
 
-@import_rule("AveragePool")
+@import_rule("AveragePool", op="average_pool")
 def _average_pool(ctx: NodeContext):
     return ctx.op("average_pool", ctx.input(0), **_pool_attrs(ctx), count_include_pad=ctx.attr("count_include_pad", 0))
 
@@ -210,7 +213,7 @@ def _average_pool_out(ctx: ExportContext, n: Node):
 # Normalizations
 
 
-@import_rule("BatchNormalization")
+@import_rule("BatchNormalization", op="batch_norm")
 def _batch_norm(ctx: NodeContext):
     if ctx.attr("training_mode", 0):
         raise UnsupportedOpError("BatchNormalization with training_mode=1 (batch statistics, updated running "
@@ -227,7 +230,7 @@ def _batch_norm_out(ctx: ExportContext, n: Node):
     ctx.emit("BatchNormalization", n.inputs, n.outputs, epsilon=n.attrs["epsilon"])
 
 
-@import_rule("LayerNormalization")
+@import_rule("LayerNormalization", op="layer_norm")
 def _layer_norm(ctx: NodeContext):
     # Outputs 1 and 2 (Mean, InvStdDev) are not produced; the importer refuses the model if read.
     # stash_type only says to compute half-precision inputs in float32, which irc always does.
@@ -287,7 +290,7 @@ def _resize_target(ctx: NodeContext, shape: tuple[int, ...]) -> tuple[tuple[int,
     return tuple(full_sizes), tuple(full_scales)
 
 
-@import_rule("Resize")
+@import_rule("Resize", op="resize")
 def _resize(ctx: NodeContext):
     x = ctx.input(0)
     mode = ctx.attr("mode", "nearest")
@@ -309,7 +312,7 @@ def _resize(ctx: NodeContext):
                   nearest_mode=ctx.attr("nearest_mode", "round_prefer_floor"), sizes=sizes, scales=scales)
 
 
-@import_rule("Upsample")
+@import_rule("Upsample", op="resize")
 def _upsample(ctx: NodeContext):
     """Upsample (deprecated since opset 10): out[i] = in[floor(i / scale)], or linear on the same
     asymmetric grid."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from irc.errors import UnsupportedOpError
 from irc.frontend.onnx.rules import ExportContext, NodeContext, export_rule, import_rule
+from irc.frontend.onnx.rules_nn import conv_window_attrs
 from irc.ir import quant_arith as qa
 from irc.ir.graph import Node, Value
 from irc.ir.types import DType
@@ -39,7 +40,7 @@ def _zero_point(ctx: NodeContext, i: int, default: DType = DType.u8) -> Value:
     return ctx.constant(np.zeros((), default.numpy))
 
 
-@import_rule("QuantizeLinear")
+@import_rule("QuantizeLinear", op="quantize_linear")
 def _quantize(ctx: NodeContext):
     if ctx.attr("block_size", 0):
         raise UnsupportedOpError("blocked quantization (block_size) is not supported")
@@ -50,7 +51,7 @@ def _quantize(ctx: NodeContext):
     return ctx.op("quantize_linear", x, _scale(ctx, 1), zp, axis=ctx.attr("axis", 1) if x.type.rank else 0)
 
 
-@import_rule("DequantizeLinear")
+@import_rule("DequantizeLinear", op="dequantize_linear")
 def _dequantize(ctx: NodeContext):
     if ctx.attr("block_size", 0):
         raise UnsupportedOpError("blocked quantization (block_size) is not supported")
@@ -83,7 +84,7 @@ def _float_fallback(ctx: NodeContext, w_axis: int, make) -> Value:
     return ctx.op("quantize_linear", y, _scale(ctx, 6), _zero_point(ctx, 7), axis=1)
 
 
-@import_rule("QLinearConv")
+@import_rule("QLinearConv", op="qconv")
 def _qlinear_conv(ctx: NodeContext):
     from irc.frontend.onnx.rules_nn import _kernel_from_weights, _window_attrs
 
@@ -113,7 +114,7 @@ def _qlinear_conv(ctx: NodeContext):
                   y_zero_point=int(yz), y_dtype=yt, y_min=lo, y_max=hi, y_scale=float(np.float32(ys)))
 
 
-@import_rule("QLinearMatMul")
+@import_rule("QLinearMatMul", op="qgemm")
 def _qlinear_matmul(ctx: NodeContext):
     a = ctx.input(0)
     as_, az, ys, yz = (_scalar(ctx, i) for i in (1, 2, 6, 7))
@@ -131,7 +132,7 @@ def _qlinear_matmul(ctx: NodeContext):
                   y_zero_point=int(yz), y_dtype=yt, y_min=lo, y_max=hi, y_scale=float(np.float32(ys)))
 
 
-@import_rule("ConvInteger")
+@import_rule("ConvInteger", op="conv_integer")
 def _conv_integer(ctx: NodeContext):
     from irc.frontend.onnx.rules_nn import _kernel_from_weights, _window_attrs
 
@@ -145,7 +146,7 @@ def _conv_integer(ctx: NodeContext):
     return ctx.op("conv_integer", *ins, **attrs)
 
 
-@import_rule("MatMulInteger")
+@import_rule("MatMulInteger", op="matmul_integer")
 def _matmul_integer(ctx: NodeContext):
     a, b = ctx.input(0), ctx.input(1)
     if a.type.rank != 2 or b.type.rank != 2:
@@ -174,9 +175,7 @@ def _dequantize_out(ctx: ExportContext, n: Node):
 
 @export_rule("conv_integer")
 def _conv_integer_out(ctx: ExportContext, n: Node):
-    a = n.attrs
-    ctx.emit("ConvInteger", n.inputs, n.outputs, kernel_shape=list(n.inputs[1].shape[2:]), strides=a["strides"],
-             pads=a["pads"], dilations=a["dilations"], group=a["group"])
+    ctx.emit("ConvInteger", n.inputs, n.outputs, **conv_window_attrs(n))
 
 
 @export_rule("matmul_integer")
@@ -240,52 +239,53 @@ def _params(ctx: ExportContext, n: Node, *idx: int) -> list[np.ndarray]:
     return out
 
 
-@export_rule("qconv")
-def _qconv_out(ctx: ExportContext, n: Node):
+def _float_operands(ctx: ExportContext, n: Node, x: str, gemm: bool) -> list[str]:
+    """Input, weight and bias of a qconv / qgemm (input scale and zero point: the attributes
+    ``<x>_scale`` / ``<x>_zero_point``) dequantized, the weight per output channel. A gemm's
+    weight is written transposed ([N, K], per channel along axis 0), the layout ONNX quantizers use."""
     a = n.attrs
     w, bias = _params(ctx, n, 1, 2)
-    ws = _weight_scales(ctx, n, a["x_scale"])
+    ws = _weight_scales(ctx, n, a[f"{x}_scale"])
     base = n.outputs[0].name
-    x = _dq(ctx, n.inputs[0], a["x_scale"], a["x_zero_point"], base + "_x")
-    wf = _dq_const(ctx, w, ws, 0, base + "_w", n.inputs[1].name)
-    bf = _dq_const(ctx, bias, (np.float32(a["x_scale"]) * ws).astype(np.float32), 0, base + "_b", n.inputs[2].name)
-    y = ctx.tmp(base + "_conv")
-    ctx.emit("Conv", [x, wf, bf], [y], kernel_shape=list(w.shape[2:]), strides=a["strides"], pads=a["pads"],
-             dilations=a["dilations"], group=a["group"])
+    xf = _dq(ctx, n.inputs[0], a[f"{x}_scale"], a[f"{x}_zero_point"], f"{base}_{x}")
+    if gemm:
+        wf = _dq_const(ctx, np.ascontiguousarray(w.T), ws, 0, base + "_w")
+    else:
+        wf = _dq_const(ctx, w, ws, 0, base + "_w", n.inputs[1].name)
+    bf = _dq_const(ctx, bias, (np.float32(a[f"{x}_scale"]) * ws).astype(np.float32), 0, base + "_b", n.inputs[2].name)
+    return [xf, wf, bf]
+
+
+@export_rule("qconv")
+def _qconv_out(ctx: ExportContext, n: Node):
+    ins = _float_operands(ctx, n, "x", gemm=False)
+    y = ctx.tmp(n.outputs[0].name + "_conv")
+    ctx.emit("Conv", ins, [y], **conv_window_attrs(n))
     _requantize_out(ctx, n, y)
 
 
 @export_rule("qgemm")
 def _qgemm_out(ctx: ExportContext, n: Node):
-    a = n.attrs
-    w, bias = _params(ctx, n, 1, 2)
-    ws = _weight_scales(ctx, n, a["a_scale"])
-    base = n.outputs[0].name
-    x = _dq(ctx, n.inputs[0], a["a_scale"], a["a_zero_point"], base + "_a")
-    # Gemm with B transposed ([N, K], per-channel along axis 0), the layout ONNX quantizers use.
-    wf = _dq_const(ctx, np.ascontiguousarray(w.T), ws, 0, base + "_w")
-    bf = _dq_const(ctx, bias, (np.float32(a["a_scale"]) * ws).astype(np.float32), 0, base + "_b", n.inputs[2].name)
-    y = ctx.tmp(base + "_gemm")
-    ctx.emit("Gemm", [x, wf, bf], [y], transB=1)
+    ins = _float_operands(ctx, n, "a", gemm=True)
+    y = ctx.tmp(n.outputs[0].name + "_gemm")
+    ctx.emit("Gemm", ins, [y], transB=1)
     _requantize_out(ctx, n, y)
 
 
-@export_rule("qadd")
-def _qadd_out(ctx: ExportContext, n: Node):
-    a = n.attrs
-    base = n.outputs[0].name
-    x = _dq(ctx, n.inputs[0], a["a_scale"], a["a_zero_point"], base + "_a")
-    y = _dq(ctx, n.inputs[1], a["b_scale"], a["b_zero_point"], base + "_b")
-    s = ctx.tmp(base + "_add")
-    ctx.emit("Add", [x, y], [s])
-    _requantize_out(ctx, n, s)
+def _through_float(irc_op: str, onnx_type: str, operands: tuple[str, ...], tag: str) -> None:
+    """Register the export of ``irc_op`` as DequantizeLinear of each input (its scale and zero
+    point are the attributes ``<operand>_scale`` / ``<operand>_zero_point``), the float op
+    ``onnx_type``, and the requantize of its result."""
+
+    @export_rule(irc_op)
+    def _out(ctx: ExportContext, n: Node):
+        a = n.attrs
+        base = n.outputs[0].name
+        xs = [_dq(ctx, v, a[f"{p}_scale"], a[f"{p}_zero_point"], f"{base}_{p}") for v, p in zip(n.inputs, operands)]
+        y = ctx.tmp(f"{base}_{tag}")
+        ctx.emit(onnx_type, xs, [y])
+        _requantize_out(ctx, n, y)
 
 
-@export_rule("qglobal_average_pool")
-def _qgap_out(ctx: ExportContext, n: Node):
-    a = n.attrs
-    base = n.outputs[0].name
-    x = _dq(ctx, n.inputs[0], a["x_scale"], a["x_zero_point"], base + "_x")
-    p = ctx.tmp(base + "_pool")
-    ctx.emit("GlobalAveragePool", [x], [p])
-    _requantize_out(ctx, n, p)
+_through_float("qadd", "Add", ("a", "b"), "add")
+_through_float("qglobal_average_pool", "GlobalAveragePool", ("x",), "pool")

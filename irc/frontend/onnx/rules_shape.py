@@ -15,7 +15,15 @@ import math
 import numpy as np
 
 from irc.errors import ModelError, ShapeError, UnsupportedOpError
-from irc.frontend.onnx.rules import ExportContext, NodeContext, dtype_from_onnx, export_rule, import_rule
+from irc.frontend.onnx.rules import (
+    ExportContext,
+    NodeContext,
+    dtype_from_onnx,
+    export_rule,
+    import_rule,
+    shape_input_export,
+    simple_export,
+)
 from irc.ir.graph import Node
 from irc.ir.ops.registry import broadcast_shapes, norm_axes, norm_axis
 
@@ -39,7 +47,7 @@ def _reshape(ctx: NodeContext, x, shape) -> object:
 # Views: reshape and the ops that are reshapes.
 
 
-@import_rule("Reshape")
+@import_rule("Reshape", op="reshape")
 def _reshape_in(ctx: NodeContext):
     x = ctx.input(0)
     shape = _ints(ctx, 1, "shape")
@@ -50,12 +58,10 @@ def _reshape_in(ctx: NodeContext):
     return _reshape(ctx, x, shape)
 
 
-@export_rule("reshape")
-def _reshape_out(ctx: ExportContext, n: Node):
-    ctx.emit("Reshape", [n.inputs[0], ctx.const(np.array(n.attrs["shape"], np.int64), "shape")], n.outputs)
+shape_input_export("reshape", "Reshape", "shape")
 
 
-@import_rule("Flatten")
+@import_rule("Flatten", op="reshape")
 def _flatten(ctx: NodeContext):
     x = ctx.input(0)
     axis = ctx.attr("axis", 1)
@@ -65,7 +71,7 @@ def _flatten(ctx: NodeContext):
     return _reshape(ctx, x, (math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
 
 
-@import_rule("Squeeze")
+@import_rule("Squeeze", op="reshape")
 def _squeeze(ctx: NodeContext):
     x = ctx.input(0)
     axes = _axes(ctx, 1, 13)
@@ -78,7 +84,7 @@ def _squeeze(ctx: NodeContext):
     return _reshape(ctx, x, [d for i, d in enumerate(x.shape) if i not in axes])
 
 
-@import_rule("Unsqueeze")
+@import_rule("Unsqueeze", op="reshape")
 def _unsqueeze(ctx: NodeContext):
     x = ctx.input(0)
     axes = _axes(ctx, 1, 13)
@@ -127,7 +133,7 @@ def _depth_to_space(ctx: NodeContext):
 # Data movement.
 
 
-@import_rule("Transpose")
+@import_rule("Transpose", op="transpose")
 def _transpose(ctx: NodeContext):
     return ctx.op("transpose", ctx.input(0), perm=tuple(ctx.attr("perm", [])))
 
@@ -137,17 +143,15 @@ def _transpose_out(ctx: ExportContext, n: Node):
     ctx.emit("Transpose", n.inputs, n.outputs, perm=list(n.attrs["perm"]))
 
 
-@import_rule("Concat")
+@import_rule("Concat", op="concat")
 def _concat(ctx: NodeContext):
     return ctx.op("concat", *ctx.inputs(), axis=ctx.attr("axis"))
 
 
-@export_rule("concat")
-def _concat_out(ctx: ExportContext, n: Node):
-    ctx.emit("Concat", n.inputs, n.outputs, axis=n.attrs["axis"])
+simple_export("concat", "Concat", {"axis": "axis"})
 
 
-@import_rule("Split")
+@import_rule("Split", op="split")
 def _split(ctx: NodeContext):
     x = ctx.input(0)
     axis = norm_axis(ctx.attr("axis", 0), x.type.rank)
@@ -177,29 +181,25 @@ def _split_out(ctx: ExportContext, n: Node):
     ctx.emit("Split", [n.inputs[0], sizes], n.outputs, axis=n.attrs["axis"])
 
 
-@import_rule("Expand")
+@import_rule("Expand", op="expand")
 def _expand(ctx: NodeContext):
     x = ctx.input(0)
     shape = broadcast_shapes(x.shape, _ints(ctx, 1, "shape"))
     return ctx.op("expand", x, shape=shape)
 
 
-@export_rule("expand")
-def _expand_out(ctx: ExportContext, n: Node):
-    ctx.emit("Expand", [n.inputs[0], ctx.const(np.array(n.attrs["shape"], np.int64), "shape")], n.outputs)
+shape_input_export("expand", "Expand", "shape")
 
 
-@import_rule("Tile")
+@import_rule("Tile", op="tile")
 def _tile(ctx: NodeContext):
     return ctx.op("tile", ctx.input(0), repeats=tuple(_ints(ctx, 1, "repeats")))
 
 
-@export_rule("tile")
-def _tile_out(ctx: ExportContext, n: Node):
-    ctx.emit("Tile", [n.inputs[0], ctx.const(np.array(n.attrs["repeats"], np.int64), "repeats")], n.outputs)
+shape_input_export("tile", "Tile", "repeats")
 
 
-@import_rule("Pad")
+@import_rule("Pad", op="pad")
 def _pad(ctx: NodeContext):
     x = ctx.input(0)
     rank = x.type.rank
@@ -233,7 +233,7 @@ def _pad_out(ctx: ExportContext, n: Node):
 # Indexing.
 
 
-@import_rule("Slice")
+@import_rule("Slice", op="slice")
 def _slice(ctx: NodeContext):
     x = ctx.input(0)
     if ctx.opset < 10:
@@ -253,7 +253,7 @@ def _slice_out(ctx: ExportContext, n: Node):
 
 
 def _indexing(onnx_type: str, irc_op: str) -> None:
-    @import_rule(onnx_type)
+    @import_rule(onnx_type, op=irc_op)
     def _in(ctx: NodeContext):
         return ctx.op(irc_op, ctx.input(0), ctx.input(1), axis=ctx.attr("axis", 0))
 
@@ -267,7 +267,7 @@ _indexing("GatherElements", "gather_elements")
 
 
 def _arg(onnx_type: str, irc_op: str) -> None:
-    @import_rule(onnx_type)
+    @import_rule(onnx_type, op=irc_op)
     def _in(ctx: NodeContext):
         return ctx.op(irc_op, ctx.input(0), axis=ctx.attr("axis", 0), keepdims=ctx.attr("keepdims", 1),
                       select_last_index=ctx.attr("select_last_index", 0))
@@ -295,7 +295,7 @@ EXPORT_OPSET = 17
 
 
 def _reduction(onnx_type: str, irc_op: str, since: int) -> None:
-    @import_rule(onnx_type)
+    @import_rule(onnx_type, op=irc_op)
     def _in(ctx: NodeContext):
         x = ctx.input(0)
         axes = _axes(ctx, 1, since)

@@ -10,13 +10,15 @@ conv pads, takes every window as a strided view and contracts with einsum (as JA
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from irc.errors import ShapeError
-from irc.ir.ops.registry import Attr, defop, expect_float, same_dtype
+from irc.ir.ops import costs
+from irc.ir.ops.registry import Attr, Trait, defop, expect_float, same_dtype
 from irc.ir.types import DType, TensorType
 
 # ----------------------------------------------------------------------------------------
@@ -103,6 +105,17 @@ def accumulator(dt: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if is_float(dt) and np.dtype(dt).itemsize < 4 else np.dtype(dt)
 
 
+def _check_operands(x: TensorType, w: TensorType, b: TensorType | None, layout: str, strides, pads, dilations) -> int:
+    """Checks shared by conv and conv_transpose (weights laid out as ``layout``); the spatial rank."""
+    n = spatial_rank(x)
+    expect_float(x)
+    same_dtype(x, w, *([b] if b is not None else []))
+    if w.rank != x.rank:
+        raise ShapeError(f"weights must be ({layout}, kernel...) of rank {x.rank} like x {x}, got {w}")
+    check_spatial(n, strides, pads, dilations)
+    return n
+
+
 def _check_bias(b: TensorType | None, m: int) -> None:
     if b is not None and b.shape != (m,):
         raise ShapeError(f"bias {b} must have shape [{m}] (one value per output channel)")
@@ -116,7 +129,7 @@ _CONV_ATTRS = {
 }
 
 
-@defop("conv", ("x", "w", "b?"), _CONV_ATTRS, tags=("conv",))
+@defop("conv", ("x", "w", "b?"), _CONV_ATTRS, traits=(Trait.CONV, Trait.BATCH_FREE))
 class Conv:
     """Cross-correlation of x (N, C, spatial...) with w (M, C/group, kernel...), plus bias b (M);
     channels split into ``group`` independent groups (group = C is depthwise)."""
@@ -125,12 +138,7 @@ class Conv:
         return {**fill_spatial(spatial_rank(x), strides, pads, dilations), "group": group}
 
     def infer(x, w, b=None, *, strides, pads, dilations, group):
-        n = spatial_rank(x)
-        expect_float(x)
-        same_dtype(x, w, *([b] if b is not None else []))
-        if w.rank != x.rank:
-            raise ShapeError(f"weights must be (M, C/group, kernel...) of rank {x.rank} like x {x}, got {w}")
-        check_spatial(n, strides, pads, dilations)
+        n = _check_operands(x, w, b, "M, C/group", strides, pads, dilations)
         c, m, kernel = x.shape[1], w.shape[0], w.shape[2:]
         if group < 1 or c % group or m % group:
             raise ShapeError(f"group {group} must divide both the input channels ({c}) and the output channels ({m})")
@@ -170,8 +178,11 @@ class Conv:
             y = y + b.astype(acc, copy=False).reshape(m, *(1,) * n)
         return np.ascontiguousarray(y.astype(x.dtype, copy=False))
 
+    cost = costs.conv
 
-@defop("conv_transpose", ("x", "w", "b?"), {**_CONV_ATTRS, "output_padding": Attr("ints", ())}, tags=("conv",))
+
+@defop("conv_transpose", ("x", "w", "b?"), {**_CONV_ATTRS, "output_padding": Attr("ints", ())},
+       traits=(Trait.CONV, Trait.BATCH_FREE))
 class ConvTranspose:
     """The adjoint of conv (a.k.a. deconvolution): x (N, C, spatial...), w (C, M/group, kernel...),
     bias b (M). Output size per axis: stride*(in-1) + output_padding + dilated kernel - pads."""
@@ -182,12 +193,7 @@ class ConvTranspose:
                 "output_padding": tuple(output_padding) or (0,) * n}
 
     def infer(x, w, b=None, *, strides, pads, dilations, group, output_padding):
-        n = spatial_rank(x)
-        expect_float(x)
-        same_dtype(x, w, *([b] if b is not None else []))
-        if w.rank != x.rank:
-            raise ShapeError(f"weights must be (C, M/group, kernel...) of rank {x.rank} like x {x}, got {w}")
-        check_spatial(n, strides, pads, dilations)
+        n = _check_operands(x, w, b, "C, M/group", strides, pads, dilations)
         if len(output_padding) != n or any(p < 0 for p in output_padding):
             raise ShapeError(f"output_padding {list(output_padding)} must have {n} entries >= 0")
         c, kernel = x.shape[1], w.shape[2:]
@@ -228,3 +234,7 @@ class ConvTranspose:
         if b is not None:
             y = y + b.astype(acc, copy=False).reshape(group * mg, *(1,) * n)
         return np.ascontiguousarray(y.astype(x.dtype, copy=False))
+
+    def cost(n):
+        """Weight (Cin, Cout/group, *kernel): each input element scatters into Cout/group * prod(kernel)."""
+        return costs.contraction(n, n.inputs[0].type.size * math.prod(n.inputs[1].shape[1:]))

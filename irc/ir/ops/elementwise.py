@@ -1,6 +1,6 @@
 """Element-wise ops: unary math and activations, broadcasting binary arithmetic and
 comparisons, where, cast, clip. All are defined from small tables so that their numpy
-semantics sit on one line each; the tags say which family an op is in (fusion uses them).
+semantics sit on one line each; the traits say which family an op is in (fusion uses them).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from irc.errors import ShapeError
-from irc.ir.ops.registry import Attr, broadcast_shapes, defop, expect_float, same_dtype
+from irc.ir.ops.costs import free, per_output
+from irc.ir.ops.registry import Attr, Trait, broadcast_shapes, defop, expect_float, same_dtype
 from irc.ir.types import DType, TensorType
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
@@ -39,7 +40,7 @@ def _f(x, v):
     return x.dtype.type(v)
 
 
-def _unary(name, fn, doc, *, floats_only=True, attrs=None, tags=("elementwise", "unary")):
+def _unary(name, fn, doc, *, floats_only=True, attrs=None, traits=(Trait.ELEMENTWISE, Trait.UNARY)):
     def infer(x, **_):
         if floats_only:
             expect_float(x)
@@ -50,9 +51,12 @@ def _unary(name, fn, doc, *, floats_only=True, attrs=None, tags=("elementwise", 
     def reference(x, **kw):
         return np.asarray(fn(x, **kw)).astype(x.dtype, copy=False)
 
-    cls = type(name, (), {"__doc__": doc, "infer": infer, "reference": reference})
-    defop(name, ("x",), attrs, tags=tags)(cls)
+    cls = type(name, (), {"__doc__": doc, "infer": infer, "reference": reference, "cost": per_output})
+    defop(name, ("x",), attrs, traits=traits)(cls)
 
+
+# Piecewise constant: zero derivative wherever it exists.
+_ROUNDING = (Trait.ELEMENTWISE, Trait.UNARY, Trait.ZERO_GRAD)
 
 # name, numpy semantics, doc
 _unary("neg", lambda x: -x, "-x.", floats_only=False)
@@ -62,52 +66,52 @@ _unary("exp", np.exp, "e**x.")
 _unary("log", np.log, "Natural logarithm; -inf at zero, NaN below.")
 _unary("erf", _erf, "Gauss error function (GELU is built from it).")
 _unary("reciprocal", lambda x: _f(x, 1) / x, "1/x.")
-_unary("floor", np.floor, "Round toward -inf.")
-_unary("ceil", np.ceil, "Round toward +inf.")
-_unary("round", np.round, "Round half to even.")
-_unary("sign", np.sign, "-1, 0 or 1.", floats_only=False)
+_unary("floor", np.floor, "Round toward -inf.", traits=_ROUNDING)
+_unary("ceil", np.ceil, "Round toward +inf.", traits=_ROUNDING)
+_unary("round", np.round, "Round half to even.", traits=_ROUNDING)
+_unary("sign", np.sign, "-1, 0 or 1.", floats_only=False, traits=_ROUNDING)
 _unary("sin", np.sin, "Sine.")
 _unary("cos", np.cos, "Cosine.")
-_unary("tanh", np.tanh, "Hyperbolic tangent.", tags=("elementwise", "unary", "activation"))
-_unary("sigmoid", _sigmoid, "Logistic function 1/(1+e**-x).", tags=("elementwise", "unary", "activation"))
-_unary("softplus", _softplus, "log(1+e**x), computed without overflow.", tags=("elementwise", "unary", "activation"))
-_unary("softsign", lambda x: x / (1 + np.abs(x)), "x/(1+|x|).", tags=("elementwise", "unary", "activation"))
+_ACT = (Trait.ELEMENTWISE, Trait.UNARY, Trait.ACTIVATION)
+_unary("tanh", np.tanh, "Hyperbolic tangent.", traits=_ACT)
+_unary("sigmoid", _sigmoid, "Logistic function 1/(1+e**-x).", traits=_ACT)
+_unary("softplus", _softplus, "log(1+e**x), computed without overflow.", traits=_ACT)
+_unary("softsign", lambda x: x / (1 + np.abs(x)), "x/(1+|x|).", traits=_ACT)
 
-_ACT = ("elementwise", "unary", "activation")
-_unary("relu", lambda x: np.maximum(x, _f(x, 0)), "max(x, 0).", floats_only=False, tags=_ACT)
+_unary("relu", lambda x: np.maximum(x, _f(x, 0)), "max(x, 0).", floats_only=False, traits=_ACT)
 _unary(
     "leaky_relu",
     lambda x, alpha: np.where(x >= 0, x, x * _f(x, alpha)),
     "x if x >= 0 else alpha*x.",
     attrs={"alpha": Attr("float", 0.01)},
-    tags=_ACT,
+    traits=_ACT,
 )
 _unary(
     "elu",
     lambda x, alpha: np.where(x > 0, x, _f(x, alpha) * np.expm1(np.minimum(x, 0))),
     "x if x > 0 else alpha*(e**x-1).",
     attrs={"alpha": Attr("float", 1.0)},
-    tags=_ACT,
+    traits=_ACT,
 )
 _unary(
     "selu",
     lambda x, alpha, gamma: _f(x, gamma) * np.where(x > 0, x, _f(x, alpha) * np.expm1(np.minimum(x, 0))),
     "gamma*(x if x > 0 else alpha*(e**x-1)).",
     attrs={"alpha": Attr("float", 1.67326319217681884765625), "gamma": Attr("float", 1.05070102214813232421875)},
-    tags=_ACT,
+    traits=_ACT,
 )
 _unary(
     "hard_sigmoid",
     lambda x, alpha, beta: np.clip(_f(x, alpha) * x + _f(x, beta), _f(x, 0), _f(x, 1)),
     "max(0, min(1, alpha*x + beta)).",
     attrs={"alpha": Attr("float", 0.2), "beta": Attr("float", 0.5)},
-    tags=_ACT,
+    traits=_ACT,
 )
 _unary(
     "hard_swish",
     lambda x: x * np.clip(x * _f(x, 1 / 6) + _f(x, 0.5), _f(x, 0), _f(x, 1)),
     "x * hard_sigmoid(x) with alpha=1/6, beta=0.5.",
-    tags=_ACT,
+    traits=_ACT,
 )
 def _clip(x, min, max):
     if x.dtype.kind in "iu":
@@ -124,7 +128,7 @@ _unary(
     "min(max(x, min), max); ReLU6 is clip(0, 6). Bounds are attributes (constants at import).",
     floats_only=False,
     attrs={"min": Attr("float", float("-inf")), "max": Attr("float", float("inf"))},
-    tags=_ACT,
+    traits=_ACT,
 )
 
 
@@ -138,13 +142,14 @@ def _binary_infer(numeric=True, out_dtype=None):
     return infer
 
 
-def _binary(name, fn, doc, *, numeric=True, out_dtype=None, tags=("elementwise", "binary")):
+def _binary(name, fn, doc, *, numeric=True, out_dtype=None, traits=(Trait.ELEMENTWISE, Trait.BINARY)):
     def reference(a, b):
         out = np.asarray(fn(a, b))
         return out.astype(out_dtype.numpy if out_dtype else a.dtype, copy=False)
 
-    cls = type(name, (), {"__doc__": doc, "infer": _binary_infer(numeric, out_dtype), "reference": reference})
-    defop(name, ("a", "b"), tags=tags)(cls)
+    cls = type(name, (), {"__doc__": doc, "infer": _binary_infer(numeric, out_dtype), "reference": reference,
+                          "cost": per_output})
+    defop(name, ("a", "b"), traits=traits)(cls)
 
 
 def _div(a, b):
@@ -173,14 +178,14 @@ _binary("pow", _pow, "a ** b, broadcasting (exponent of the same element type)."
 _binary("max", np.maximum, "Element-wise maximum (NaN propagates), broadcasting.")
 _binary("min", np.minimum, "Element-wise minimum (NaN propagates), broadcasting.")
 _binary("prelu", lambda x, s: np.where(x >= 0, x, x * s), "x if x >= 0 else slope*x; slope broadcasts to x.",
-        tags=("elementwise", "binary", "activation"))
+        traits=(Trait.ELEMENTWISE, Trait.BINARY, Trait.ACTIVATION))
 
-_CMP = ("elementwise", "binary", "compare")
-_binary("equal", np.equal, "a == b -> bool.", numeric=False, out_dtype=DType.bool, tags=_CMP)
-_binary("less", np.less, "a < b -> bool.", out_dtype=DType.bool, tags=_CMP)
-_binary("less_equal", np.less_equal, "a <= b -> bool.", out_dtype=DType.bool, tags=_CMP)
-_binary("greater", np.greater, "a > b -> bool.", out_dtype=DType.bool, tags=_CMP)
-_binary("greater_equal", np.greater_equal, "a >= b -> bool.", out_dtype=DType.bool, tags=_CMP)
+_CMP = (Trait.ELEMENTWISE, Trait.BINARY, Trait.COMPARE, Trait.ZERO_GRAD)
+_binary("equal", np.equal, "a == b -> bool.", numeric=False, out_dtype=DType.bool, traits=_CMP)
+_binary("less", np.less, "a < b -> bool.", out_dtype=DType.bool, traits=_CMP)
+_binary("less_equal", np.less_equal, "a <= b -> bool.", out_dtype=DType.bool, traits=_CMP)
+_binary("greater", np.greater, "a > b -> bool.", out_dtype=DType.bool, traits=_CMP)
+_binary("greater_equal", np.greater_equal, "a >= b -> bool.", out_dtype=DType.bool, traits=_CMP)
 
 
 def _logical(name, fn, doc):
@@ -189,8 +194,9 @@ def _logical(name, fn, doc):
             raise ShapeError(f"inputs must be bool, got {a} and {b}")
         return TensorType(broadcast_shapes(a.shape, b.shape), DType.bool)
 
-    cls = type(name, (), {"__doc__": doc, "infer": infer, "reference": lambda a, b: np.asarray(fn(a, b))})
-    defop(name, ("a", "b"), tags=("elementwise", "binary", "logical"))(cls)
+    cls = type(name, (), {"__doc__": doc, "infer": infer, "reference": lambda a, b: np.asarray(fn(a, b)),
+                          "cost": per_output})
+    defop(name, ("a", "b"), traits=(Trait.ELEMENTWISE, Trait.BINARY, Trait.LOGICAL, Trait.ZERO_GRAD))(cls)
 
 
 _logical("and", np.logical_and, "Logical and of bool tensors.")
@@ -198,7 +204,7 @@ _logical("or", np.logical_or, "Logical or of bool tensors.")
 _logical("xor", np.logical_xor, "Logical exclusive or of bool tensors.")
 
 
-@defop("not", ("x",), tags=("elementwise", "unary", "logical"))
+@defop("not", ("x",), traits=(Trait.ELEMENTWISE, Trait.UNARY, Trait.LOGICAL, Trait.ZERO_GRAD))
 class Not:
     """Logical negation of a bool tensor."""
 
@@ -210,8 +216,10 @@ class Not:
     def reference(x):
         return np.logical_not(x)
 
+    cost = per_output
 
-@defop("where", ("cond", "a", "b"), tags=("elementwise",))
+
+@defop("where", ("cond", "a", "b"), traits=(Trait.ELEMENTWISE,))
 class Where:
     """cond ? a : b, all three broadcasting."""
 
@@ -224,8 +232,10 @@ class Where:
     def reference(cond, a, b):
         return np.where(cond, a, b)
 
+    cost = per_output
 
-@defop("cast", ("x",), {"to": Attr("dtype")}, tags=("elementwise", "unary"))
+
+@defop("cast", ("x",), {"to": Attr("dtype")}, traits=(Trait.ELEMENTWISE, Trait.UNARY))
 class Cast:
     """Element type conversion. Float to int truncates toward zero; to bool is x != 0."""
 
@@ -238,8 +248,10 @@ class Cast:
         with np.errstate(invalid="ignore", over="ignore"):
             return x.astype(to.numpy)
 
+    cost = per_output
 
-@defop("identity", ("x",), tags=("elementwise", "unary"))
+
+@defop("identity", ("x",), traits=(Trait.ELEMENTWISE, Trait.UNARY, Trait.BATCH_FREE))
 class Identity:
     """y = x (kept where a graph output must be a distinct value)."""
 
@@ -248,3 +260,5 @@ class Identity:
 
     def reference(x):
         return x.copy()
+
+    cost = free

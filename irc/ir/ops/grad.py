@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from irc.errors import ShapeError
+from irc.ir.ops import costs
 from irc.ir.ops.conv import is_float, windows
 from irc.ir.ops.pool import _WINDOW_ATTRS, _out_sizes, _pool_infer, _pool_resolve
-from irc.ir.ops.registry import defop, expect_float, same_dtype
+from irc.ir.ops.registry import Trait, defop, expect_float, same_dtype
 
 
-@defop("max_pool_grad", ("x", "dy"), dict(_WINDOW_ATTRS), tags=("pool", "grad"))
+@defop("max_pool_grad", ("x", "dy"), dict(_WINDOW_ATTRS), traits=(Trait.POOL, Trait.GRAD))
 class MaxPoolGrad:
     """Gradient of max_pool (same window attributes) with respect to its input x: dy[n, c, o...]
     is added to dx at the position of the largest element of window o; of equal elements the
@@ -59,3 +60,7 @@ class MaxPoolGrad:
         index = (bi[inside], ci[inside], *(p[inside] for p in coords))
         np.add.at(dx, index, dy.astype(np.float64)[inside])
         return dx.astype(x.dtype)
+
+    def cost(n):
+        """Each window element compared once, and one cotangent added per output."""
+        return costs.Cost(0, n.inputs[1].type.size * (costs.window(n) + 1))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from irc.errors import ShapeError
-from irc.ir.ops.registry import Attr, defop, norm_axes, norm_axis
+from irc.ir.ops import costs
+from irc.ir.ops.registry import Attr, Trait, defop, norm_axes, norm_axis
 from irc.ir.types import DType, TensorType
 
 INDEX_DTYPES = (DType.i32, DType.i64)
@@ -61,6 +62,8 @@ class Slice:
     def infer(x, *, starts, ends, axes, steps):
         return x.with_shape(tuple(slice_count(*b) for b in zip(starts, ends, steps)))
 
+    cost = costs.free  # data movement
+
     def reference(x, *, starts, ends, axes, steps):
         return np.array(x[tuple(slice(s, None if e < 0 else e, t) for s, e, t in zip(starts, ends, steps))], order="C")
 
@@ -93,13 +96,16 @@ class Gather:
             raise ShapeError(f"cannot gather from the empty axis {axis} of {x}")
         return x.with_shape(x.shape[:axis] + indices.shape + x.shape[axis + 1:])
 
+    cost = costs.free  # data movement
+
     def reference(x, indices, *, axis):
         out, ok = _take(x, indices, axis, lambda i: np.take(x, i, axis=axis))
         mask = ok.reshape((1,) * axis + ok.shape + (1,) * (x.ndim - axis - 1))
         return np.where(mask, out, np.zeros((), x.dtype)).astype(x.dtype)
 
 
-@defop("gather_elements", ("x", "indices"), {"axis": Attr("int", 0)})
+@defop("gather_elements", ("x", "indices"), {"axis": Attr("int", 0)},
+       no_grad="gather_elements has no gradient rule yet; use gather")
 class GatherElements:
     """out[..., i_axis, ...] = x[..., indices[..., i_axis, ...], ...]: indices has x's rank and
     the output its shape (numpy's ``take_along_axis``)."""
@@ -114,6 +120,8 @@ class GatherElements:
         if x.shape[axis] == 0 and indices.size:
             raise ShapeError(f"cannot gather from the empty axis {axis} of {x}")
         return x.with_shape(indices.shape)
+
+    cost = costs.free  # data movement
 
     def reference(x, indices, *, axis):
         sub = x[tuple(slice(0, d) if k != axis else slice(None) for k, d in enumerate(indices.shape))]
@@ -150,7 +158,7 @@ def _arg_resolve(x, *, axis, **rest):
     return {"axis": norm_axis(axis, x.rank), **rest}
 
 
-@defop("argmax", ("x",), _ARG_ATTRS)
+@defop("argmax", ("x",), _ARG_ATTRS, traits=(Trait.ZERO_GRAD,))
 class ArgMax:
     """Index (i64) of the largest element along ``axis``: the first of equal ones, or the last
     with ``select_last_index``. A NaN is larger than everything (numpy's rule)."""
@@ -158,12 +166,14 @@ class ArgMax:
     resolve = _arg_resolve
     infer = _arg_infer
     reference = _arg(np.argmax)
+    cost = costs.per_input
 
 
-@defop("argmin", ("x",), _ARG_ATTRS)
+@defop("argmin", ("x",), _ARG_ATTRS, traits=(Trait.ZERO_GRAD,))
 class ArgMin:
     """Index (i64) of the smallest element along ``axis`` (ties as argmax)."""
 
     resolve = _arg_resolve
     infer = _arg_infer
     reference = _arg(np.argmin)
+    cost = costs.per_input

@@ -1,17 +1,20 @@
-"""Matrix products: ``gemm`` (ONNX Gemm, plus a fused epilogue slot) and ``matmul`` (numpy matmul).
+"""Matrix products: ``gemm`` (ONNX Gemm, plus an activation slot) and ``matmul`` (numpy matmul).
 
 These carry almost all of a network's arithmetic, so they are what the im2col lowering produces
-and what the fusion pass grows: ``gemm`` has an ``epilogue`` attribute naming an activation that a
-backend applies to the result before writing it, so GEMM + bias + activation is one kernel.
+and what the fusion pass grows: ``gemm`` takes an activation (``act``, ``act_alpha``,
+``act_beta``: irc/ir/ops/activation.py) that a backend applies to the result before writing it,
+so GEMM + bias + activation is one kernel.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from irc.errors import ModelError, ShapeError
+from irc.errors import ShapeError
+from irc.ir.ops import costs
+from irc.ir.ops.activation import ACTIVATION_OPS, act_attrs, apply_activation
 from irc.ir.ops.conv import accumulator
-from irc.ir.ops.registry import REGISTRY, REQUIRED, Attr, broadcast_shapes, defop, same_dtype
+from irc.ir.ops.registry import Attr, Trait, broadcast_shapes, defop, same_dtype
 from irc.ir.types import DType, TensorType
 
 
@@ -25,16 +28,6 @@ def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     return len(shape) <= len(target) and all(d in (1, t) for d, t in zip(shape[::-1], target[::-1]))
 
 
-def _epilogue_op(name: str):
-    """The op an epilogue names: 'none', or a unary element-wise activation taking its default attributes."""
-    if name == "none":
-        return None
-    op = REGISTRY.get(name)
-    if op is None or not {"activation", "unary"} <= op.tags or any(a.default is REQUIRED for a in op.attrs.values()):
-        raise ModelError(f"epilogue '{name}' is not 'none' or the name of a unary activation op (e.g. 'relu')")
-    return op
-
-
 @defop(
     "gemm",
     ("a", "b", "c?"),
@@ -43,16 +36,15 @@ def _epilogue_op(name: str):
         "beta": Attr("float", 1.0),
         "trans_a": Attr("int", 0, (0, 1)),
         "trans_b": Attr("int", 0, (0, 1)),
-        "epilogue": Attr("str", "none"),
+        **act_attrs(ACTIVATION_OPS),
     },
-    tags=("linalg",),
+    traits=(Trait.LINALG, Trait.BATCH_FREE),
 )
 class Gemm:
-    """y = epilogue(alpha * A' @ B' + beta * C) with A' = A.T if trans_a, B' = B.T if trans_b;
+    """y = act(alpha * A' @ B' + beta * C) with A' = A.T if trans_a, B' = B.T if trans_b;
     A and B are matrices, C broadcasts one way to the [M, N] result (as ONNX Gemm)."""
 
-    def infer(a, b, c=None, *, alpha, beta, trans_a, trans_b, epilogue):
-        _epilogue_op(epilogue)
+    def infer(a, b, c=None, *, alpha, beta, trans_a, trans_b, act, act_alpha, act_beta):
         dt = same_dtype(a, b, *([c] if c is not None else []))
         _numeric(a, "A")
         if a.rank != 2 or b.rank != 2:
@@ -68,7 +60,7 @@ class Gemm:
             raise ShapeError(f"C {c} must broadcast to the result shape [{m}, {n}]")
         return TensorType((m, n), dt)
 
-    def reference(a, b, c=None, *, alpha, beta, trans_a, trans_b, epilogue):
+    def reference(a, b, c=None, *, alpha, beta, trans_a, trans_b, act, act_alpha, act_beta):
         dt = a.dtype
         acc = accumulator(dt)
         a = (a.T if trans_a else a).astype(acc, copy=False)
@@ -80,13 +72,15 @@ class Gemm:
             cc = c.astype(acc, copy=False)
             y = y + (cc if beta == 1.0 else cc * acc.type(beta))
         y = np.require(y.astype(dt, copy=False), requirements="C")
-        op = _epilogue_op(epilogue)
-        if op is not None:
-            y = op.evaluate([y], op.check_attrs({}))[0]
-        return y
+        return apply_activation(y, act, act_alpha, act_beta)
+
+    def cost(n):
+        """M*N*K: output elements times K (a is [M, K] or [K, M])."""
+        m = n.outputs[0].shape[0] if n.outputs[0].shape else 1
+        return costs.contraction(n, costs.out_size(n) * (n.inputs[0].type.size // max(m, 1)))
 
 
-@defop("matmul", ("a", "b"), tags=("linalg",))
+@defop("matmul", ("a", "b"), traits=(Trait.LINALG, Trait.BATCH_FREE))
 class MatMul:
     """numpy matmul: a 1-D operand is promoted to a matrix (and that axis dropped from the
     result); leading batch dimensions broadcast."""
@@ -110,3 +104,5 @@ class MatMul:
     def reference(a, b):
         acc = accumulator(a.dtype)
         return np.asarray(np.matmul(a.astype(acc, copy=False), b.astype(acc, copy=False))).astype(a.dtype, copy=False)
+
+    cost = costs.matmul

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from irc.errors import ShapeError
+from irc.ir.ops import costs
 from irc.ir.ops.conv import accumulator
 from irc.ir.ops.linalg import broadcasts_to
-from irc.ir.ops.registry import Attr, defop, expect_float, norm_axis, same_dtype
+from irc.ir.ops.registry import Attr, Trait, defop, expect_float, norm_axis, same_dtype
 from irc.ir.types import TensorType
 
 
@@ -29,7 +30,8 @@ def _channel_view(a: np.ndarray, rank: int, acc) -> np.ndarray:
     return a.astype(acc, copy=False).reshape(a.shape[0], *(1,) * (rank - 2))
 
 
-@defop("batch_norm", ("x", "scale", "bias", "mean", "var"), {"epsilon": Attr("float", 1e-5)}, tags=("norm",))
+@defop("batch_norm", ("x", "scale", "bias", "mean", "var"), {"epsilon": Attr("float", 1e-5)},
+       traits=(Trait.NORM, Trait.BATCH_FREE))
 class BatchNorm:
     """Inference-mode batch normalization over axis 1 of x (N, C, ...):
     y = (x - mean) / sqrt(var + epsilon) * scale + bias, with per-channel running statistics."""
@@ -48,6 +50,14 @@ class BatchNorm:
         y = (x.astype(acc, copy=False) - m) / np.sqrt(v + acc.type(epsilon)) * s + b
         return y.astype(x.dtype, copy=False)
 
+    # Scale and shift per element (the statistics are known at inference).
+    cost = costs.per_output_times(2)
+
+
+# Per element: mean, subtract, square, accumulate, divide, scale, shift, plus one for the
+# variance's reciprocal square root over the group.
+_STANDARDIZE_FLOPS = 8
+
 
 def _standardize(x: np.ndarray, axes: tuple[int, ...], epsilon: float) -> np.ndarray:
     """(x - mean) / sqrt(var + epsilon) over ``axes``, in float32 or wider."""
@@ -59,7 +69,7 @@ def _standardize(x: np.ndarray, axes: tuple[int, ...], epsilon: float) -> np.nda
     return d / np.sqrt(var + acc.type(epsilon))
 
 
-@defop("instance_norm", ("x", "scale", "bias"), {"epsilon": Attr("float", 1e-5)}, tags=("norm",))
+@defop("instance_norm", ("x", "scale", "bias"), {"epsilon": Attr("float", 1e-5)}, traits=(Trait.NORM,))
 class InstanceNorm:
     """Each (sample, channel) normalized over its spatial axes, then y = x_hat * scale + bias
     with per-channel scale and bias."""
@@ -78,8 +88,11 @@ class InstanceNorm:
         y = y * _channel_view(scale, x.ndim, acc) + _channel_view(bias, x.ndim, acc)
         return y.astype(x.dtype, copy=False)
 
+    cost = costs.per_output_times(_STANDARDIZE_FLOPS)
 
-@defop("layer_norm", ("x", "scale", "bias?"), {"axis": Attr("int", -1), "epsilon": Attr("float", 1e-5)}, tags=("norm",))
+
+@defop("layer_norm", ("x", "scale", "bias?"), {"axis": Attr("int", -1), "epsilon": Attr("float", 1e-5)},
+       traits=(Trait.NORM,))
 class LayerNorm:
     """x normalized over axes [axis, rank), then y = x_hat * scale (+ bias); scale and bias
     broadcast one way to x (ONNX LayerNormalization's first output)."""
@@ -105,12 +118,15 @@ class LayerNorm:
             y = y + bias.astype(acc, copy=False)
         return y.astype(x.dtype, copy=False)
 
+    cost = costs.per_output_times(_STANDARDIZE_FLOPS)
+
 
 @defop(
     "lrn",
     ("x",),
     {"size": Attr("int"), "alpha": Attr("float", 1e-4), "beta": Attr("float", 0.75), "bias": Attr("float", 1.0)},
-    tags=("norm",),
+    traits=(Trait.NORM,),
+    no_grad="local response normalization has no gradient rule; use batch normalization when training",
 )
 class LRN:
     """Local response normalization across channels (AlexNet): y = x / (bias + alpha/size * S)**beta,
@@ -136,6 +152,10 @@ class LRN:
         y = xa / (acc.type(bias) + acc.type(alpha / size) * ssum) ** acc.type(beta)
         return y.astype(x.dtype, copy=False)
 
+    def cost(n):
+        """3 per element plus one per window element."""
+        return costs.Cost(0, costs.out_size(n) * (3 + int(n.attrs.get("size", 1))))
+
 
 def _softmax_resolve(x, *, axis):
     return {"axis": norm_axis(axis, x.rank)}
@@ -149,7 +169,7 @@ def _softmax_infer(x, *, axis):
     return x
 
 
-@defop("softmax", ("x",), {"axis": Attr("int", -1)}, tags=("norm",))
+@defop("softmax", ("x",), {"axis": Attr("int", -1)}, traits=(Trait.NORM, Trait.BATCH_FREE))
 class Softmax:
     """exp(x) / sum(exp(x)) along one axis (ONNX opset >= 13 semantics)."""
 
@@ -160,8 +180,10 @@ class Softmax:
         e = np.exp(x - x.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
 
+    cost = costs.per_output_times(5)  # max, subtract, exp, sum, divide
 
-@defop("log_softmax", ("x",), {"axis": Attr("int", -1)}, tags=("norm",))
+
+@defop("log_softmax", ("x",), {"axis": Attr("int", -1)}, traits=(Trait.NORM, Trait.BATCH_FREE))
 class LogSoftmax:
     """log(softmax(x)) along one axis, computed as (x - max) - log(sum(exp(x - max)))."""
 
@@ -171,3 +193,5 @@ class LogSoftmax:
     def reference(x, *, axis):
         d = x - x.max(axis=axis, keepdims=True)
         return d - np.log(np.exp(d).sum(axis=axis, keepdims=True))
+
+    cost = costs.per_output_times(5)  # max, subtract, exp, sum, log

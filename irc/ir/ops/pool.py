@@ -11,8 +11,9 @@ import ml_dtypes
 import numpy as np
 
 from irc.errors import ShapeError
+from irc.ir.ops import costs
 from irc.ir.ops.conv import accumulator, check_spatial, dilated, fill_spatial, is_float, spatial_rank, window_count, windows
-from irc.ir.ops.registry import Attr, defop, expect_float
+from irc.ir.ops.registry import Attr, Trait, defop, expect_float
 from irc.ir.types import DType
 
 
@@ -71,7 +72,7 @@ _WINDOW_ATTRS = {
 }
 
 
-@defop("max_pool", ("x",), {**_WINDOW_ATTRS, "storage_order": Attr("int", 0, (0, 1))}, tags=("pool",))
+@defop("max_pool", ("x",), {**_WINDOW_ATTRS, "storage_order": Attr("int", 0, (0, 1))}, traits=(Trait.POOL, Trait.BATCH_FREE))
 class MaxPool:
     """Maximum over each window; padding never wins. ``storage_order`` only matters for ONNX's
     Indices output, which irc does not produce; it is kept so that export gives it back."""
@@ -97,8 +98,13 @@ class MaxPool:
             y = np.where(_outer(counts) > 0, y, np.asarray(lowest, x.dtype))
         return np.ascontiguousarray(y)
 
+    def cost(n):
+        """One compare per window element per output."""
+        return costs.Cost(0, n.outputs[0].type.size * costs.window(n))
 
-@defop("average_pool", ("x",), {**_WINDOW_ATTRS, "count_include_pad": Attr("int", 0, (0, 1))}, tags=("pool",))
+
+@defop("average_pool", ("x",), {**_WINDOW_ATTRS, "count_include_pad": Attr("int", 0, (0, 1))},
+       traits=(Trait.POOL, Trait.BATCH_FREE))
 class AveragePool:
     """Mean over each window: of its input elements only, or (count_include_pad) of its input and
     explicit-padding elements, padding counting as zero."""
@@ -122,13 +128,17 @@ class AveragePool:
         y = np.where(count > 0, total / np.maximum(count, 1).astype(acc), 0)
         return np.ascontiguousarray(y.astype(x.dtype, copy=False))
 
+    def cost(n):
+        """One add per window element plus one divide per output."""
+        return costs.Cost(0, n.outputs[0].type.size * (costs.window(n) + 1))
+
 
 def _global_infer(x):
     spatial_rank(x)
     return x.with_shape((*x.shape[:2], *(1,) * (x.rank - 2)))
 
 
-@defop("global_average_pool", ("x",), tags=("pool",))
+@defop("global_average_pool", ("x",), traits=(Trait.POOL, Trait.BATCH_FREE))
 class GlobalAveragePool:
     """Mean over all spatial axes, kept as size-1 axes: (N, C, 1, ...)."""
 
@@ -141,8 +151,10 @@ class GlobalAveragePool:
         y = x.astype(acc, copy=False).mean(axis=tuple(range(2, x.ndim)), keepdims=True)
         return y.astype(x.dtype, copy=False)
 
+    cost = costs.reduce_mean
 
-@defop("global_max_pool", ("x",), tags=("pool",))
+
+@defop("global_max_pool", ("x",), traits=(Trait.POOL, Trait.BATCH_FREE))
 class GlobalMaxPool:
     """Maximum over all spatial axes, kept as size-1 axes: (N, C, 1, ...)."""
 
@@ -153,3 +165,5 @@ class GlobalMaxPool:
 
     def reference(x):
         return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+    cost = costs.per_input

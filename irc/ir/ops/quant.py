@@ -26,8 +26,9 @@ import numpy as np
 
 from irc.errors import ShapeError
 from irc.ir import quant_arith as qa
+from irc.ir.ops import costs
 from irc.ir.ops.conv import spatial_rank
-from irc.ir.ops.registry import Attr, defop, get_op, norm_axis
+from irc.ir.ops.registry import Attr, Trait, defop, get_op, norm_axis
 from irc.ir.types import DType, TensorType
 
 _QT = (DType.u8, DType.i8)
@@ -112,7 +113,7 @@ def _axis_view(p: np.ndarray, ndim: int, axis: int) -> np.ndarray:
 
 
 @defop("quantize_linear", ("x", "scale", "zero_point"), {"axis": Attr("int", 1)}, foldable=False,
-       tags=("quant",))
+       traits=(Trait.QUANT,))
 class QuantizeLinear:
     """q = saturate(round_half_even(x / scale) + zero_point) (ONNX QuantizeLinear); the output
     type is the zero point's (u8 or i8). scale/zero_point: scalars, or one per index of ``axis``."""
@@ -127,6 +128,8 @@ class QuantizeLinear:
         _qparam_shape(x, scale, zero_point, axis)
         return x.with_dtype(zero_point.dtype)
 
+    cost = costs.per_output
+
     def reference(x, scale, zero_point, *, axis):
         dt = DType.from_numpy(zero_point.dtype)
         return qa.quantize_float(x.astype(np.float32), _axis_view(scale, x.ndim, axis),
@@ -134,7 +137,7 @@ class QuantizeLinear:
 
 
 @defop("dequantize_linear", ("x", "scale", "zero_point?"), {"axis": Attr("int", 1)}, foldable=False,
-       tags=("quant",))
+       traits=(Trait.QUANT,))
 class DequantizeLinear:
     """y = (x - zero_point) * scale in f32 (ONNX DequantizeLinear); x is u8, i8 or i32 (an int32
     bias: zero point 0). Kept out of constant folding so quantized weights stay visible."""
@@ -150,6 +153,8 @@ class DequantizeLinear:
             raise ShapeError(f"zero_point {zero_point} must have x's type {x.dtype}")
         _qparam_shape(x, scale, zero_point, axis)
         return x.with_dtype(DType.f32)
+
+    cost = costs.per_output
 
     def reference(x, scale, zero_point=None, *, axis):
         zp = 0 if zero_point is None else _axis_view(zero_point, x.ndim, axis)
@@ -183,7 +188,7 @@ def conv_acc(x: np.ndarray, x_zero_point: int, w: np.ndarray, *, strides, pads, 
 
 @defop("qconv", ("x", "w", "bias", "multiplier", "shift"),
        {**_CONV_ATTRS, "x_zero_point": Attr("int", 0), "x_scale": Attr("float", 1.0), **_REQUANT_ATTRS},
-       tags=("conv", "quant"))
+       traits=(Trait.CONV, Trait.QUANT))
 class QConv:
     """Quantized convolution: acc[n, m] = sum((x - x_zero_point) * w) + bias[m] (int32), then
     y = requantize(acc, multiplier[m], shift[m], y_zero_point, y_min, y_max). x u8/i8, w i8
@@ -207,6 +212,8 @@ class QConv:
             _per_channel(t, m, what)
         return out.with_dtype(y_dtype)
 
+    cost = costs.conv
+
     def reference(x, w, bias, multiplier, shift, *, strides, pads, dilations, group, x_zero_point, x_scale,
                   y_zero_point, y_dtype, y_min, y_max, y_scale):
         acc = conv_acc(x, x_zero_point, w, strides=strides, pads=pads, dilations=dilations, group=group)
@@ -216,7 +223,7 @@ class QConv:
 
 @defop("qgemm", ("a", "b", "bias", "multiplier", "shift"),
        {"a_zero_point": Attr("int", 0), "a_scale": Attr("float", 1.0), **_REQUANT_ATTRS},
-       tags=("linalg", "quant"))
+       traits=(Trait.LINALG, Trait.QUANT))
 class QGemm:
     """Quantized matrix product: acc[i, j] = sum_k (a[i, k] - a_zero_point) * b[k, j] + bias[j]
     (int32), y = requantize(acc, multiplier[j], shift[j], ...). a u8/i8 [M, K], b i8 [K, N]."""
@@ -234,6 +241,8 @@ class QGemm:
             _per_channel(t, n, what)
         return TensorType((a.shape[0], n), y_dtype)
 
+    cost = costs.matmul
+
     def reference(a, b, bias, multiplier, shift, *, a_zero_point, a_scale, y_zero_point, y_dtype, y_min, y_max,
                   y_scale):
         acc = (a.astype(np.float64) - a_zero_point) @ b.astype(np.float64)
@@ -245,7 +254,7 @@ class QGemm:
        {"a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0), "a_mult": Attr("int"), "b_mult": Attr("int"),
         "multiplier": Attr("int"), "shift": Attr("int"), "a_scale": Attr("float", 1.0),
         "b_scale": Attr("float", 1.0), **_REQUANT_ATTRS},
-       tags=("quant",))
+       traits=(Trait.QUANT,))
 class QAdd:
     """Quantized add of two same-shape tensors: acc = a_mult*(a - a_zero_point) +
     b_mult*(b - b_zero_point), y = requantize(acc, multiplier, shift, ...). The integer weights
@@ -266,6 +275,8 @@ class QAdd:
                              f"multiplier={multiplier}, shift={shift} in [0, 2**31) and [1, {qa.MAX_SHIFT}]")
         return a.with_dtype(y_dtype)
 
+    cost = costs.per_output_times(3)  # the requantize: bias, multiplier and shift per output
+
     def reference(a, b, *, a_zero_point, b_zero_point, a_mult, b_mult, multiplier, shift, a_scale, b_scale,
                   y_zero_point, y_dtype, y_min, y_max, y_scale):
         acc = a_mult * (a.astype(np.int64) - a_zero_point) + b_mult * (b.astype(np.int64) - b_zero_point)
@@ -276,7 +287,7 @@ class QAdd:
 @defop("qglobal_average_pool", ("x",),
        {"x_zero_point": Attr("int", 0), "multiplier": Attr("int"), "shift": Attr("int"),
         "x_scale": Attr("float", 1.0), **_REQUANT_ATTRS},
-       tags=("pool", "quant"))
+       traits=(Trait.POOL, Trait.QUANT))
 class QGlobalAveragePool:
     """Quantized mean over the spatial axes: acc = sum(x - x_zero_point) over the H*W... window,
     y = requantize(acc, multiplier, shift, ...) where multiplier * 2**-shift stands for
@@ -290,6 +301,8 @@ class QGlobalAveragePool:
         if not (0 <= multiplier < 1 << 31 and 1 <= shift <= qa.MAX_SHIFT):
             raise ShapeError(f"multiplier {multiplier} and shift {shift} must be in [0, 2**31) and [1, {qa.MAX_SHIFT}]")
         return TensorType((*x.shape[:2], *(1,) * (x.rank - 2)), y_dtype)
+
+    cost = costs.reduce_mean
 
     def reference(x, *, x_zero_point, multiplier, shift, x_scale, y_zero_point, y_dtype, y_min, y_max, y_scale):
         acc = (x.astype(np.int64) - x_zero_point).sum(axis=tuple(range(2, x.ndim)), keepdims=True)
@@ -307,7 +320,7 @@ def _zp_of(zp: np.ndarray | None, ndim: int, axis: int) -> np.ndarray | float:
     return _axis_view(zp.astype(np.float64), ndim, axis)
 
 
-@defop("conv_integer", ("x", "w", "x_zero_point?", "w_zero_point?"), _CONV_ATTRS, tags=("conv", "quant"))
+@defop("conv_integer", ("x", "w", "x_zero_point?", "w_zero_point?"), _CONV_ATTRS, traits=(Trait.CONV, Trait.QUANT))
 class ConvInteger:
     """ONNX ConvInteger: sum((x - x_zero_point) * (w - w_zero_point)) as int32 (modulo 2**32);
     x_zero_point a scalar, w_zero_point a scalar or one per output channel."""
@@ -326,6 +339,8 @@ class ConvInteger:
                                               dict(strides=strides, pads=pads, dilations=dilations, group=group))
         return out.with_dtype(DType.i32)
 
+    cost = costs.conv
+
     def reference(x, w, x_zero_point=None, w_zero_point=None, *, strides, pads, dilations, group):
         zx = int(x_zero_point.reshape(-1)[0]) if x_zero_point is not None else 0
         ws = w.astype(np.float64) - _zp_of(w_zero_point, w.ndim, 0)
@@ -333,7 +348,7 @@ class ConvInteger:
         return wrap32(acc).astype(np.int32)
 
 
-@defop("matmul_integer", ("a", "b", "a_zero_point?", "b_zero_point?"), tags=("linalg", "quant"))
+@defop("matmul_integer", ("a", "b", "a_zero_point?", "b_zero_point?"), traits=(Trait.LINALG, Trait.QUANT))
 class MatMulInteger:
     """ONNX MatMulInteger on matrices: (a - a_zero_point) @ (b - b_zero_point) as int32 (modulo
     2**32); a_zero_point a scalar or one per row of a, b_zero_point a scalar or one per column."""
@@ -348,111 +363,10 @@ class MatMulInteger:
                 raise ShapeError(f"{what} must be a scalar or a vector of {n} {t.dtype}, got {zp}")
         return TensorType((a.shape[0], b.shape[1]), DType.i32)
 
+    cost = costs.matmul
+
     def reference(a, b, a_zero_point=None, b_zero_point=None):
         za = 0.0 if a_zero_point is None else a_zero_point.astype(np.float64).reshape(-1, 1)
         zb = 0.0 if b_zero_point is None else b_zero_point.astype(np.float64).reshape(1, -1)
         acc = (a.astype(np.float64) - za) @ (b.astype(np.float64) - zb)
         return wrap32(acc).astype(np.int32)
-
-
-# ----------------------------------------------------------------------------------------
-# CPU lowering (passes/int8_gemm.py): weights packed for the u8 x s8 -> s32 GEMM micro-kernel.
-#
-# The GEMM takes unsigned bytes u on one side and signed bytes on the other (x86's vpdpbusd /
-# pmaddwd). An i8 activation becomes u = x + 128 (``*_offset`` = 128; u8 inputs have offset 0)
-# and the zero point moves into the bias: sum((x - zp) * w) = sum(u * w) - (zp + offset) * sum(w),
-# so ``bias`` here is the effective bias, bias - (zp + offset) * sum(w) per output channel.
-# Products of 4 consecutive k are summed into one int32 lane, so K is padded to K4 = ceil(K/4)
-# groups of 4 (with zero weights) and weights are stored [.., K4, lanes, 4].
-
-
-def pack_rows4(w: np.ndarray, mr: int) -> np.ndarray:
-    """[R, K] int8 -> [ceil(R/mr), K4, mr, 4]: row panels of mr rows, k in groups of 4, zero padded."""
-    r, k = w.shape
-    k4 = -(-k // 4)
-    panels = -(-r // mr) if r else 0
-    padded = np.zeros((panels * mr, k4 * 4), np.int8)
-    padded[:r, :k] = w
-    return np.ascontiguousarray(padded.reshape(panels, mr, k4, 4).transpose(0, 2, 1, 3))
-
-
-def unpack_rows4(p: np.ndarray, rows: int, k: int) -> np.ndarray:
-    """Inverse of pack_rows4: [panels, K4, mr, 4] -> [rows, k]."""
-    panels, k4, mr, _ = p.shape
-    return p.transpose(0, 2, 1, 3).reshape(panels * mr, k4 * 4)[:rows, :k]
-
-
-def _check_offset(t: TensorType, offset: int, what: str) -> None:
-    if offset != (128 if t.dtype is DType.i8 else 0):
-        raise ShapeError(f"{what} must be 128 for i8 and 0 for u8 data, got {offset} for {t}")
-
-
-@defop("qgemm_packed", ("a", "wp", "bias", "multiplier", "shift"),
-       {"n": Attr("int"), "a_offset": Attr("int", 0), "isa": Attr("str", "vnni512"), **_REQUANT_ATTRS},
-       tags=("linalg", "quant", "lowered"))
-class QGemmPacked:
-    """qgemm for the CPU: acc[i, j] = sum_k (a[i, k] + a_offset) * W[k, j] + bias[j] (int32), W
-    [K, n] stored column panels wp = pack_rows4(W.T, NR) [ceil(n/NR), K4, NR, 4]; bias, multiplier,
-    shift padded to ceil(n/NR)*NR; y = requantize(acc, multiplier[j], shift[j], ...). ``isa``
-    names the micro-kernel (vnni512 or pmaddwd512/256/128)."""
-
-    def infer(a, wp, bias, multiplier, shift, *, n, a_offset, isa, y_zero_point, y_dtype, y_min, y_max, y_scale):
-        _expect_q(a, "a")
-        _check_offset(a, a_offset, "a_offset")
-        _check_bounds(y_min, y_max, y_zero_point, y_dtype)
-        if a.rank != 2 or wp.dtype is not DType.i8 or wp.rank != 4 or wp.shape[1] != -(-a.shape[1] // 4) \
-                or wp.shape[3] != 4 or wp.shape[0] * wp.shape[2] < n:
-            raise ShapeError(f"a [M, K] and packed weights i8[panels, ceil(K/4), NR, 4] covering {n} columns "
-                             f"expected, got {a} and {wp}")
-        for t, what in ((bias, "bias"), (multiplier, "multiplier"), (shift, "shift")):
-            _per_channel(t, wp.shape[0] * wp.shape[2], what)
-        return TensorType((a.shape[0], n), y_dtype)
-
-    def reference(a, wp, bias, multiplier, shift, *, n, a_offset, isa, y_zero_point, y_dtype, y_min, y_max,
-                  y_scale):
-        w = unpack_rows4(wp, n, a.shape[1]).T
-        acc = (a.astype(np.float64) + a_offset) @ w.astype(np.float64)
-        acc = acc.astype(np.int64) + bias[:n].astype(np.int64)
-        return _epilogue(acc, multiplier[:n], shift[:n], 1, 2, y_zero_point, y_min, y_max, y_dtype)
-
-
-@defop("qconv_gemm", ("x", "wp", "bias", "multiplier", "shift"),
-       {"kernel_shape": Attr("ints"), "cout": Attr("int"), **_CONV_ATTRS, "x_offset": Attr("int", 0),
-        "pad_value": Attr("int", 0), "isa": Attr("str", "vnni512"), **_REQUANT_ATTRS},
-       tags=("conv", "quant", "lowered"))
-class QConvGemm:
-    """qconv for the CPU as im2col + GEMM (2-D): u = x + x_offset, padded with ``pad_value``
-    (the zero point plus the offset: real zero); acc[n, m] = sum(u * w) + bias[m] (int32), y =
-    requantize(acc, multiplier[m], shift[m], ...). Per group g the weights W_g [Cout/group, K]
-    (K = Cin/group*kh*kw) are stored wp[g] = pack_rows4(W_g, MR): wp [group, panels, K4, MR, 4]."""
-
-    def infer(x, wp, bias, multiplier, shift, *, kernel_shape, cout, strides, pads, dilations, group, x_offset,
-              pad_value, isa, y_zero_point, y_dtype, y_min, y_max, y_scale):
-        _expect_q(x, "x")
-        _check_offset(x, x_offset, "x_offset")
-        if x.rank != 4 or len(kernel_shape) != 2 or wp.rank != 5 or wp.dtype is not DType.i8 or wp.shape[4] != 4:
-            raise ShapeError(f"qconv_gemm is 2-D: x [N, C, H, W] and wp i8[group, panels, K4, MR, 4], got {x} and {wp}")
-        if not 0 <= pad_value <= 255:
-            raise ShapeError(f"pad_value {pad_value} must be an unsigned byte")
-        _check_bounds(y_min, y_max, y_zero_point, y_dtype)
-        cin_g = x.shape[1] // group
-        k4 = -(-(cin_g * kernel_shape[0] * kernel_shape[1]) // 4)
-        if wp.shape[0] != group or wp.shape[2] != k4 or wp.shape[1] * wp.shape[3] < cout // group:
-            raise ShapeError(f"packed weights {wp} do not match {group} group(s) of {cout // group} rows x {k4} k-groups")
-        w = TensorType((cout, cin_g, *kernel_shape), DType.f32)
-        _, (out,) = get_op("conv").type_check([x.with_dtype(DType.f32), w],
-                                              dict(strides=strides, pads=pads, dilations=dilations, group=group))
-        for t, what in ((bias, "bias"), (multiplier, "multiplier"), (shift, "shift")):
-            _per_channel(t, cout, what)
-        return out.with_dtype(y_dtype)
-
-    def reference(x, wp, bias, multiplier, shift, *, kernel_shape, cout, strides, pads, dilations, group, x_offset,
-                  pad_value, isa, y_zero_point, y_dtype, y_min, y_max, y_scale):
-        cin_g = x.shape[1] // group
-        k = cin_g * kernel_shape[0] * kernel_shape[1]
-        w = np.concatenate([unpack_rows4(wp[g], cout // group, k) for g in range(group)])
-        w = w.reshape(cout, cin_g, *kernel_shape)
-        acc = conv_acc(x, -x_offset, w, strides=strides, pads=pads, dilations=dilations, group=group,
-                       pad_value=pad_value - x_offset)
-        acc = acc.astype(np.int64) + bias.astype(np.int64).reshape(-1, 1, 1)
-        return _epilogue(acc, multiplier, shift, 1, 4, y_zero_point, y_min, y_max, y_dtype)

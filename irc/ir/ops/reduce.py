@@ -13,7 +13,8 @@ import ml_dtypes
 import numpy as np
 
 from irc.errors import ShapeError
-from irc.ir.ops.registry import Attr, defop, norm_axes
+from irc.ir.ops import costs
+from irc.ir.ops.registry import Attr, Trait, defop, norm_axes
 from irc.ir.types import DType
 
 _ATTRS = {"axes": Attr("ints"), "keepdims": Attr("int", 1, (0, 1))}
@@ -40,7 +41,7 @@ def _wide(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64) if x.dtype.kind == "f" or x.dtype == ml_dtypes.bfloat16 else x
 
 
-def _reduction(name: str, fn, doc: str, *, floats_only=False, empty_ok=True, bool_ok=False):
+def _reduction(name: str, fn, doc: str, *, floats_only=False, empty_ok=True, bool_ok=False, cost=costs.per_input):
     def reference(x, *, axes, keepdims):
         out = fn(_wide(x), axes)
         out = np.asarray(out)
@@ -48,9 +49,9 @@ def _reduction(name: str, fn, doc: str, *, floats_only=False, empty_ok=True, boo
             out = np.expand_dims(out, axes)
         return out.astype(x.dtype)
 
-    defop(name, ("x",), _ATTRS, tags=("reduce",))(
+    defop(name, ("x",), _ATTRS, traits=(Trait.REDUCE,))(
         type(name, (), {"__doc__": doc, "resolve": _resolve, "infer": _infer(floats_only, empty_ok, bool_ok),
-                        "reference": reference}))
+                        "reference": reference, "cost": cost}))
 
 
 def _sum(x, axes):
@@ -79,7 +80,7 @@ def _sum_square(x, axes):
 
 
 _reduction("reduce_sum", _sum, "Sum over ``axes`` (0 for empty axes).")
-_reduction("reduce_mean", _mean, "Mean over ``axes``.", empty_ok=False)
+_reduction("reduce_mean", _mean, "Mean over ``axes``.", empty_ok=False, cost=costs.reduce_mean)
 _reduction("reduce_max", lambda x, a: np.max(x, axis=a, initial=_extreme(x.dtype, low=True)),
            "Largest element over ``axes``; NaN wins; over empty axes the type's lowest value (-inf).", bool_ok=True)
 _reduction("reduce_min", lambda x, a: np.min(x, axis=a, initial=_extreme(x.dtype, low=False)),

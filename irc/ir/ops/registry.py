@@ -1,20 +1,37 @@
-"""The one op registry.
+"""The one op registry: everything irc knows about an op is reachable from its :class:`OpDef`.
 
 Every op is defined once, by a class decorated with :func:`defop`: its inputs, its attribute
-schema (kinds, defaults, allowed values), and side by side the functions that give it meaning:
+schema (kinds, defaults, allowed values), its typed :class:`Trait` set, and side by side the
+functions that give it meaning:
 
 - ``resolve(*types, **attrs) -> dict`` (optional): fills attributes whose defaults depend on the
   input types (strides of a conv, negative axes made positive), so every node carries explicit,
   canonical attributes and no backend has to re-derive them;
 - ``infer(*types, **attrs) -> TensorType | tuple``: output types, raising ShapeError when the
   inputs do not fit;
-- ``reference(*arrays, **attrs) -> ndarray | tuple``: numpy semantics, the oracle of every backend.
+- ``reference(*arrays, **attrs) -> ndarray | tuple``: numpy semantics, the oracle of every backend;
+- ``cost(node) -> Cost``: multiply-accumulates and FLOPs of one node (formulas in
+  ``irc/ir/ops/costs.py``; ``irc/ir/cost.py`` adds them up for ``irc info``).
 
-The gradient rule of a differentiable op is kept in the ``grad`` slot, filled by the autodiff pass.
+Where each fact about op ``X`` lives, at most two hops from ``get_op("X")``:
+
+- semantics, shape rule, cost: the op's class in ``irc/ir/ops/<family>.py`` (``opdef.reference``,
+  ``opdef.infer``, ``opdef.cost``);
+- gradient: ``opdef.grad``, the vector-Jacobian rule written in ``irc/passes/grads/<family>.py``
+  and stored here when that package loads. An op without a rule says why: the ZERO_GRAD trait
+  (its derivative is zero, autodiff stops there) or ``opdef.no_grad`` (autodiff refuses it, with
+  this reason);
+- ONNX: ``opdef.onnx_names``, the ONNX op types that import to it, filled when
+  ``irc.frontend.onnx`` loads its rule tables (``irc/frontend/onnx/rules_<family>.py``);
+- lowering: each target's ``KERNELS`` table, keyed by the op name (``targets/<t>/kernels/registry.py``,
+  one emitter per op family in ``targets/<t>/kernels/<family>.py``); ops only the CPU target makes
+  are defined in ``targets/cpu/lowering/``.
+- fused activations: ``act`` / ``act_alpha`` / ``act_beta`` attributes (``irc/ir/ops/activation.py``).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,16 +39,56 @@ from typing import Any
 import numpy as np
 
 from irc.errors import ModelError, ShapeError, UnsupportedOpError
+from irc.ir.graph import Graph
 from irc.ir.types import DType, TensorType
 
 REQUIRED = object()
 
-_KINDS = ("int", "float", "str", "ints", "floats", "dtype")
+_KINDS = ("int", "float", "str", "ints", "floats", "dtype", "graph")
+
+
+class Trait(enum.StrEnum):
+    """What passes and targets ask of an op, as a typed set on its OpDef."""
+
+    ELEMENTWISE = "elementwise"  # one output element from the same element of each (broadcast) input
+    UNARY = "unary"
+    BINARY = "binary"
+    ACTIVATION = "activation"  # an activation function (the fuse pass may make it an epilogue)
+    COMPARE = "compare"  # a comparison giving bool
+    LOGICAL = "logical"  # and, or, xor, not on bools
+    LINALG = "linalg"  # matrix products
+    CONV = "conv"
+    POOL = "pool"
+    NORM = "norm"  # normalizations and softmaxes
+    REDUCE = "reduce"
+    RESIZE = "resize"
+    VIEW = "view"  # the same elements in another shape
+    FUSED = "fused"  # made by the fuse passes (they run after autodiff)
+    LOWERED = "lowered"  # made by a lowering (after autodiff)
+    QUANT = "quant"  # integer quantized arithmetic
+    GRAD = "grad"  # backward-only: made by autodiff
+    # The batch axis stays axis 0 through the op and is sized by the data alone (so an exported
+    # model may leave it symbolic).
+    BATCH_FREE = "batch_free"
+    # Piecewise constant or integer valued: the derivative is zero wherever it exists, so
+    # autodiff stops here instead of asking for a rule.
+    ZERO_GRAD = "zero_grad"
+
+
+#: Why autodiff refuses an op of each family (the passes that make them run after it).
+_FAMILY_NO_GRAD = {
+    Trait.FUSED: "fused ops exist only after the fuse pass, which runs after autodiff: differentiate the unfused graph",
+    Trait.LOWERED: "lowered ops exist only after lowering, which runs after autodiff: "
+                   "differentiate the graph before lowering",
+    Trait.QUANT: "integer quantized ops have no gradient: train in float, then quantize",
+    Trait.GRAD: "backward-only ops are not differentiated again (no second derivatives)",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Attr:
-    """Schema of one attribute: kind, default (REQUIRED if none), allowed values."""
+    """Schema of one attribute: kind, default (REQUIRED if none), allowed values. A ``graph``
+    attribute holds a nested Graph (the body of a fused op), printed nested in the text form."""
 
     kind: str
     default: Any = REQUIRED
@@ -73,12 +130,16 @@ def _coerce(kind: str, value: Any) -> Any:
         return tuple(float(v) for v in value)
     if kind == "dtype":
         return value if isinstance(value, DType) else DType.parse(str(value))
+    if kind == "graph":
+        if not isinstance(value, Graph):
+            raise TypeError
+        return value
     raise AssertionError(kind)
 
 
 @dataclass(slots=True, eq=False)
 class OpDef:
-    """Everything irc knows about one op."""
+    """Everything irc knows about one op (see the module docstring for where each part is written)."""
 
     name: str
     inputs: tuple[str, ...]
@@ -89,9 +150,17 @@ class OpDef:
     doc: str = ""
     # Ops that must survive constant folding (quantize/dequantize keep the int8 weights visible).
     foldable: bool = True
-    tags: frozenset[str] = frozenset()
+    traits: frozenset[Trait] = frozenset()
+    # cost(node) -> Cost: the node's multiply-accumulates and FLOPs (irc/ir/ops/costs.py).
+    cost: Callable[..., Any] | None = None
+    # The gradient rule, rule(node, xs, ys, dys) -> one cotangent per input (irc/passes/grads);
+    # grad_inputs lists the inputs it differentiates (None: all).
     grad: Callable[..., Any] | None = None
     grad_inputs: tuple[int, ...] | None = field(default=None)
+    # Why autodiff cannot go through this op, for an op that has no rule and is not ZERO_GRAD.
+    no_grad: str | None = None
+    # ONNX op types that import to this op (filled by irc.frontend.onnx's rule tables).
+    onnx_names: tuple[str, ...] = ()
 
     @property
     def min_inputs(self) -> int:
@@ -149,15 +218,20 @@ def defop(
     attrs: dict[str, Attr] | None = None,
     *,
     foldable: bool = True,
-    tags: Iterable[str] = (),
+    traits: Iterable[Trait | str] = (),
+    no_grad: str | None = None,
 ):
-    """Class decorator registering an op. The class body holds ``infer``, ``reference`` and
-    optionally ``resolve`` as plain functions; its docstring becomes the op's documentation."""
+    """Class decorator registering an op. The class body holds ``infer``, ``reference``,
+    ``cost`` and optionally ``resolve`` as plain functions; its docstring becomes the op's
+    documentation. ``no_grad`` says why autodiff refuses the op (fused, lowered, quantized and
+    backward-only ops get their family's reason)."""
 
     def wrap(cls):
         body = cls.__dict__
         if name in REGISTRY:
             raise AssertionError(f"op {name} defined twice")
+        typed = frozenset(Trait(t) for t in traits)
+        reason = no_grad or next((why for t, why in _FAMILY_NO_GRAD.items() if t in typed), None)
         REGISTRY[name] = OpDef(
             name=name,
             inputs=tuple(inputs),
@@ -167,7 +241,9 @@ def defop(
             resolve=body.get("resolve"),
             doc=(cls.__doc__ or "").strip(),
             foldable=foldable,
-            tags=frozenset(tags),
+            traits=typed,
+            cost=body.get("cost"),
+            no_grad=reason,
         )
         cls.opdef = REGISTRY[name]
         return cls

@@ -18,7 +18,8 @@ import math
 import numpy as np
 
 from irc.errors import ShapeError
-from irc.ir.ops.registry import Attr, defop
+from irc.ir.ops import costs
+from irc.ir.ops.registry import Attr, Trait, defop
 from irc.ir.types import DType, TensorType
 
 TRANSFORMS = ("half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel", "tf_half_pixel_for_nearest",
@@ -68,7 +69,8 @@ def _shape(t: np.ndarray, axis: int, rank: int) -> np.ndarray:
         "sizes": Attr("ints", ()),
         "scales": Attr("floats", ()),
     },
-    tags=("resize",),
+    traits=(Trait.RESIZE,),
+    no_grad="resize has no gradient rule yet",
 )
 class Resize:
     """Resample x to shape ``sizes``: output index y along an axis reads input coordinate
@@ -120,3 +122,11 @@ class Resize:
                 i1 = np.clip(lo + 1, 0, in_len - 1).astype(np.intp)
                 y = np.take(y, i0, axis=axis) * (1 - frac) + np.take(y, i1, axis=axis) * frac
         return np.ascontiguousarray(y.astype(x.dtype, copy=False))
+
+    def cost(n):
+        """Zero for nearest; otherwise the interpolation weights' multiply-adds, 2**spatial-dims per
+        output element (counted as FLOPs)."""
+        if str(n.attrs.get("mode", "nearest")) == "nearest":
+            return costs.Cost()
+        spatial = max(n.outputs[0].type.rank - 2, 1)
+        return costs.Cost(0, costs.out_size(n) * 2**spatial)

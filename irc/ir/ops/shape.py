@@ -14,11 +14,12 @@ import math
 import numpy as np
 
 from irc.errors import ShapeError
-from irc.ir.ops.registry import Attr, defop, norm_axis, same_dtype
+from irc.ir.ops import costs
+from irc.ir.ops.registry import Attr, Trait, defop, norm_axis, same_dtype
 from irc.ir.types import TensorType
 
 
-@defop("reshape", ("x",), {"shape": Attr("ints")}, tags=("view",))
+@defop("reshape", ("x",), {"shape": Attr("ints")}, traits=(Trait.VIEW, Trait.BATCH_FREE))
 class Reshape:
     """The same elements in row-major order under another shape. One dimension may be -1 in a
     node as written; it is resolved to the size that keeps the element count."""
@@ -41,6 +42,8 @@ class Reshape:
             raise ShapeError(f"cannot reshape {x} ({x.size} elements) to {list(shape)} ({math.prod(shape)} elements)")
         return x.with_shape(shape)
 
+    cost = costs.free  # a view or data movement
+
     def reference(x, *, shape):
         return x.reshape(shape)
 
@@ -57,11 +60,13 @@ class Transpose:
             raise ShapeError(f"perm {list(perm)} is not a permutation of the {x.rank} axes of {x}")
         return x.with_shape(tuple(x.shape[p] for p in perm))
 
+    cost = costs.free  # a view or data movement
+
     def reference(x, *, perm):
         return np.array(np.transpose(x, perm), order="C")  # ascontiguousarray would make a 0-d x 1-d
 
 
-@defop("concat", ("x*",), {"axis": Attr("int")})
+@defop("concat", ("x*",), {"axis": Attr("int")}, traits=(Trait.BATCH_FREE,))
 class Concat:
     """Inputs joined along ``axis``; all other dimensions equal."""
 
@@ -76,6 +81,8 @@ class Concat:
                 raise ShapeError(f"cannot concatenate {first} and {t} along axis {axis}")
         total = sum(t.shape[axis] for t in xs)
         return TensorType(first.shape[:axis] + (total,) + first.shape[axis + 1:], dt)
+
+    cost = costs.free  # a view or data movement
 
     def reference(*xs, axis):
         return np.concatenate(xs, axis=axis)
@@ -93,6 +100,8 @@ class Split:
             raise ShapeError(f"split sizes {list(sizes)} do not add up to dimension {axis} of {x}")
         return tuple(x.with_shape(x.shape[:axis] + (s,) + x.shape[axis + 1:]) for s in sizes)
 
+    cost = costs.free  # a view or data movement
+
     def reference(x, *, axis, sizes):
         cuts = np.cumsum(sizes)[:-1]
         return tuple(np.require(p, requirements="C") for p in np.split(x, cuts, axis=axis))
@@ -108,6 +117,8 @@ class Expand:
             raise ShapeError(f"{x} does not broadcast to {list(shape)}")
         return x.with_shape(tuple(shape))
 
+    cost = costs.free  # a view or data movement
+
     def reference(x, *, shape):
         return np.array(np.broadcast_to(x, shape), order="C")
 
@@ -120,6 +131,8 @@ class Tile:
         if len(repeats) != x.rank or any(r < 0 for r in repeats):
             raise ShapeError(f"repeats {list(repeats)} must be {x.rank} non-negative counts for {x}")
         return x.with_shape(tuple(d * r for d, r in zip(x.shape, repeats)))
+
+    cost = costs.free  # a view or data movement
 
     def reference(x, *, repeats):
         return np.tile(x, repeats)
@@ -150,6 +163,8 @@ class Pad:
                     raise ShapeError(f"reflect padding {max(begin, end)} on axis {i} needs at least "
                                      f"{max(begin, end) + 1} elements, {x} has {d}")
         return x.with_shape(out)
+
+    cost = costs.free  # a view or data movement
 
     def reference(x, *, pads, mode, value):
         r = x.ndim

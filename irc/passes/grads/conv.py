@@ -13,9 +13,9 @@
 
 from __future__ import annotations
 
-from irc.ir.ops.conv import dilated
-from irc.passes.grads import grad_rule
 from irc.frontend.trace import reshape, transpose
+from irc.ir.ops.conv import dilated
+from irc.passes.grads.common import grad_rule
 
 
 def _weight_grad(x, dy, kernel, strides, pads, dilations, group):
@@ -46,42 +46,38 @@ def _weight_grad(x, dy, kernel, strides, pads, dilations, group):
     return gw
 
 
+def _unpack(n, xs, dys):
+    """(x, w, dy, the window attributes, spatial rank, kernel) of a conv or conv_transpose node."""
+    at = n.attrs
+    win = {k: at[k] for k in ("strides", "pads", "dilations", "group")}
+    return xs[0], xs[1], dys[0], win, xs[0].ndim - 2, xs[1].shape[2:]
+
+
+def _with_bias(xs, dy, sp: int, dx, dw) -> list:
+    """[dx, dw] and, when the node has a bias, dy summed over batch and spatial axes."""
+    if len(xs) > 2:
+        return [dx, dw, dy.sum(axis=(0, *range(2, 2 + sp)))]
+    return [dx, dw]
+
+
 @grad_rule("conv")
 def _conv(n, xs, ys, dys):
-    x, w = xs[0], xs[1]
-    dy = dys[0]
-    at = n.attrs
-    strides, pads, dilations, group = at["strides"], at["pads"], at["dilations"], at["group"]
-    sp = x.ndim - 2
-    kernel = w.shape[2:]
+    x, w, dy, win, sp, kernel = _unpack(n, xs, dys)
+    strides, pads, dilations = win["strides"], win["pads"], win["dilations"]
     out_pad = []
     for i in range(sp):
         full = strides[i] * (dy.shape[2 + i] - 1) + dilated(kernel[i], dilations[i]) - pads[i] - pads[sp + i]
         out_pad.append(x.shape[2 + i] - full)
     # output_padding stays below the stride: the rows it adds are ones no window reached.
-    dx = x.tracer.op("conv_transpose", dy, w, strides=strides, pads=pads, dilations=dilations, group=group,
-                     output_padding=tuple(out_pad))
-    dw = _weight_grad(x, dy, kernel, strides, pads, dilations, group)
-    grads = [dx, dw]
-    if len(xs) > 2:
-        grads.append(dy.sum(axis=(0, *range(2, 2 + sp))))
-    return grads
+    dx = x.tracer.op("conv_transpose", dy, w, **win, output_padding=tuple(out_pad))
+    return _with_bias(xs, dy, sp, dx, _weight_grad(x, dy, kernel, **win))
 
 
 @grad_rule("conv_transpose")
 def _conv_transpose(n, xs, ys, dys):
-    x, w = xs[0], xs[1]
-    dy = dys[0]
-    at = n.attrs
-    strides, pads, dilations, group = at["strides"], at["pads"], at["dilations"], at["group"]
-    sp = x.ndim - 2
-    kernel = w.shape[2:]
+    x, w, dy, win, sp, kernel = _unpack(n, xs, dys)
     # y = conv^T(x): dx = conv(dy, w), whose output has exactly x's spatial size.
-    dx = x.tracer.op("conv", dy, w, strides=strides, pads=pads, dilations=dilations, group=group)
+    dx = x.tracer.op("conv", dy, w, **win)
     # dW[c, m, k] = sum x[n, c, i] dy_padded[n, m, i*s + k*d]: the conv weight gradient with the
     # roles of input (dy, M channels) and output cotangent (x, C channels) exchanged.
-    dw = _weight_grad(dy, x, kernel, strides, pads, dilations, group)
-    grads = [dx, dw]
-    if len(xs) > 2:
-        grads.append(dy.sum(axis=(0, *range(2, 2 + sp))))
-    return grads
+    return _with_bias(xs, dy, sp, dx, _weight_grad(dy, x, kernel, **win))

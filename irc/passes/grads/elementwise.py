@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
-from irc.ir.types import DType
-from irc.passes.grads import grad_rule, scalar, unbroadcast
 from irc.frontend.trace import where
+from irc.ir.types import DType
+from irc.passes.grads.common import grad_rule, scalar, unbroadcast
 
 
 def _unary(*ops):

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-from irc.ir.ops.index import slice_count
-from irc.passes.grads import grad_rule
 from irc.frontend.trace import pad, reshape, transpose
+from irc.ir.ops.index import slice_count
+from irc.passes.grads.common import grad_rule
 
 
 def _unslice_axis(dy, axis: int, dim: int, start: int, end: int, step: int):

@@ -4,9 +4,10 @@ batch axes."""
 
 from __future__ import annotations
 
-from irc.ir.ops import get_op
-from irc.passes.grads import grad_rule, unbroadcast
 from irc.frontend.trace import reshape, transpose
+from irc.ir.ops import get_op
+from irc.ir.ops.activation import activation_node
+from irc.passes.grads.common import grad_rule, unbroadcast
 
 
 @grad_rule("gemm")
@@ -17,11 +18,12 @@ def _gemm(n, xs, ys, dys):
     at = n.attrs
     alpha, beta, ta, tb = at["alpha"], at["beta"], at["trans_a"], at["trans_b"]
     dy = dys[0]
-    if at["epilogue"] != "none":
-        # y = act(z): recompute z without the epilogue and go through the activation's rule.
-        act = get_op(at["epilogue"])
+    spec = activation_node(at["act"], at["act_alpha"], at["act_beta"])
+    if spec is not None:
+        # y = act(z): recompute z without the activation and go through the activation's rule.
+        act, act_attrs = get_op(spec[0]), spec[1]
         z = tr.op("gemm", *xs, alpha=alpha, beta=beta, trans_a=ta, trans_b=tb)
-        node = type(n)(act.name, (z.value,), (ys[0].value,), act.check_attrs({}))
+        node = type(n)(act.name, (z.value,), (ys[0].value,), act_attrs)
         dy = act.grad(node, [z], ys, [dy])[0]
     # With A' = op(A), B' = op(B): dA' = alpha dy B'^T and dB' = alpha A'^T dy.
     if not ta:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from irc.passes.grads import grad_rule, unbroadcast
 from irc.frontend.trace import reshape
+from irc.passes.grads.common import grad_rule, unbroadcast
 
 
 def _per_channel(t, rank):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from irc.frontend.trace import broadcast_to, pad
 from irc.ir.ops.conv import dilated
 from irc.ir.ops.pool import _out_sizes, _outer, _taps_inside
-from irc.passes.grads import grad_rule
-from irc.frontend.trace import broadcast_to, pad
+from irc.passes.grads.common import grad_rule
 
 
 def _pool_attrs(at):

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from irc.passes.grads import grad_rule, keep_axes
 from irc.frontend.trace import broadcast_to
+from irc.passes.grads.common import grad_rule, keep_axes
 
 
 def _reduction(op):

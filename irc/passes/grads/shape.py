@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from irc.passes.grads import grad_rule, unbroadcast, zeros_like
 from irc.frontend.trace import concatenate, reshape, transpose
+from irc.passes.grads.common import grad_rule, unbroadcast, zeros_like
 
 
 @grad_rule("reshape")

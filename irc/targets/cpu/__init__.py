@@ -1,5 +1,6 @@
 """The CPU target: LLVM IR through llvmlite, JIT-compiled in process or written as a shared
-library with a C header (see aot.py)."""
+library with a C header (see aot.py). Its own lowering (im2col + packed GEMM, int8 GEMM) is in
+lowering/."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 from irc.errors import InputError
 from irc.ir.graph import Graph
-from irc.targets.cpu import codegen, llvm_env
+from irc.passes.pipeline import when
+from irc.targets.base import Target
+from irc.targets.cpu import codegen, llvm_env, lowering  # noqa: F401  (lowering registers the CPU's passes)
 from irc.targets.cpu.runtime import CpuExecutable
 
 
@@ -26,22 +29,25 @@ def symbol_prefix(name: str) -> str:
     return s if not s[0].isdigit() else "m_" + s
 
 
-class CpuTarget:
+class CpuTarget(Target):
     name = "cpu"
     options: dict[str, Any] = {"threads": None, "cpu": "host", "ftz": True,
                                # int8 (passes/quantize.py): quantize="int8" with calibration data calib=
                                "quantize": None, "calib": None, "calib_method": "minmax",
                                "activation_scheme": "asym", "int8_isa": "auto"}
-
-    def pipeline(self, options: dict[str, Any]) -> list[str]:
-        passes = ["dead_code", "fold_constants", "fold_batchnorm"]
-        if options.get("quantize"):
-            passes += ["calibrate", "quantize"]
+    PIPELINE = (
+        "dead_code",
+        "fold_constants",
+        "fold_batchnorm",
+        *when("quantize", "calibrate", "quantize"),
         # fold_qdq and int8_gemm leave float graphs alone; they lower quantized ones (QDQ models too).
-        passes += ["fold_qdq", "fuse", "fuse_elementwise", "im2col_gemm", "int8_gemm"]
-        if options.get("ftz", True):
-            passes.append("flush_denormals")
-        return passes
+        "fold_qdq",
+        "fuse",
+        "fuse_elementwise",
+        "im2col_gemm",
+        "int8_gemm",
+        *when("ftz", "flush_denormals"),
+    )
 
     def pass_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Facts about the CPU that lowering passes specialise on."""

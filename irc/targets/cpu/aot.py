@@ -39,8 +39,8 @@ from irc.ir.graph import Graph
 from irc.ir.interp import check_input
 from irc.ir.types import DType, TensorType
 from irc.targets.cpu import codegen, llvm_env, thread_pool
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.runtime import aligned_bytes, weights_blob
+from irc.targets.llvm import lltypes as T
 
 _C_TYPES = {
     DType.f64: "double", DType.f32: "float", DType.f16: "uint16_t", DType.bf16: "uint16_t",

@@ -17,10 +17,10 @@ from llvmlite import ir
 from irc.errors import TargetError, UnsupportedOpError
 from irc.ir.graph import Graph, Node
 from irc.passes.memory_plan import Location, MemoryPlan, plan_memory
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder, ModuleState, enter_ftz, leave_ftz
 from irc.targets.cpu.kernels import KERNELS
 from irc.targets.cpu.kernels.registry import CpuContext
+from irc.targets.llvm import lltypes as T
 
 
 @dataclass

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder, ModuleState
-from irc.targets.cpu.scalar import Scalar
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.scalar import Scalar
 
 #: K slice per pass over the tiles: a KC x NR panel of B fits in L1 (KC=256, NR=64: 64 KB spans
 #: L1+L2 on Zen 4 and still measured best; see benchmarks/cpu_inference.py --gemm).
@@ -100,7 +100,7 @@ def _mask(lanes: int, valid: int) -> ir.Constant:
 
 def apply_activation(s: Scalar, v: ir.Value, epi: Epilogue) -> ir.Value:
     """The epilogue activation on a vector (or scalar) of f32."""
-    from irc.targets.cpu.kernels.elementwise import ACTIVATION_EMITTERS
+    from irc.targets.llvm.elementwise import ACTIVATION_EMITTERS
 
     if epi.act == "none":
         return v
@@ -384,6 +384,13 @@ def _tiles(k, plan: GemmPlan, a: Operand, b: Operand, a_buf, b_buf, c_base, ldc,
         for nr in {tile.nr, n_rem}:
             kernels[mr, nr] = microkernel(k.state, tile, mr, nr, ldc, epi)
 
+    def panel(op: Operand, buf, idx, first, size: int, pc):
+        """Panel ``idx`` at depth ``pc``: prepacked, or in a buffer packed with panels ``first``,
+        ``first`` + 1, ... of ``size`` floats."""
+        if op.pack is None:
+            return op.prepacked(k, idx, pc)
+        return bb.gep(buf, [bb.mul(bb.sub(idx, first), k.i64(size))], source_etype=T.F32)
+
     with k.loop(n_hi, start=n_lo, step=plan.nc_panels, name="jc") as jc:
         jc_end = _min(bb, bb.add(jc, k.i64(plan.nc_panels)), n_hi)
         with k.loop(plan.k, step=kc_full, name="pc") as pc:
@@ -394,25 +401,17 @@ def _tiles(k, plan: GemmPlan, a: Operand, b: Operand, a_buf, b_buf, c_base, ldc,
                           bb.select(is_last, ir.Constant(T.I32, MODE_FINISH), ir.Constant(T.I32, 0)))
             if b.pack is not None:
                 with k.loop(jc_end, start=jc, name="pb") as j:
-                    dst = bb.gep(b_buf, [bb.mul(bb.sub(j, jc), k.i64(kc_full * tile.nr))], source_etype=T.F32)
-                    b.pack(k, dst, j, pc, kc)
+                    b.pack(k, panel(b, b_buf, j, jc, kc_full * tile.nr, pc), j, pc, kc)
             with k.loop(m_hi, start=m_lo, step=plan.mc_panels, name="ic") as ic:
                 ic_end = _min(bb, bb.add(ic, k.i64(plan.mc_panels)), m_hi)
                 if a.pack is not None:
                     with k.loop(ic_end, start=ic, name="pa") as i:
-                        dst = bb.gep(a_buf, [bb.mul(bb.sub(i, ic), k.i64(kc_full * tile.mr))], source_etype=T.F32)
-                        a.pack(k, dst, i, pc, kc)
+                        a.pack(k, panel(a, a_buf, i, ic, kc_full * tile.mr, pc), i, pc, kc)
                 with k.loop(jc_end, start=jc, name="jr") as j:
-                    if b.pack is not None:
-                        b_ptr = bb.gep(b_buf, [bb.mul(bb.sub(j, jc), k.i64(kc_full * tile.nr))], source_etype=T.F32)
-                    else:
-                        b_ptr = b.prepacked(k, j, pc)
+                    b_ptr = panel(b, b_buf, j, jc, kc_full * tile.nr, pc)
                     n_last = bb.icmp_signed("==", j, k.i64(plan.n_panels - 1))
                     with k.loop(ic_end, start=ic, name="ir") as i:
-                        if a.pack is not None:
-                            a_ptr = bb.gep(a_buf, [bb.mul(bb.sub(i, ic), k.i64(kc_full * tile.mr))], source_etype=T.F32)
-                        else:
-                            a_ptr = a.prepacked(k, i, pc)
+                        a_ptr = panel(a, a_buf, i, ic, kc_full * tile.mr, pc)
                         m_last = bb.icmp_signed("==", i, k.i64(plan.m_panels - 1))
                         row0, col0 = bb.mul(i, k.i64(tile.mr)), bb.mul(j, k.i64(tile.nr))
                         c_off = bb.add(bb.mul(row0, k.i64(ldc)), col0)

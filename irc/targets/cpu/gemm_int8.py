@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from irc.passes.int8_gemm import tile_of
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import ModuleState
+from irc.targets.cpu.lowering.int8_gemm import tile_of
+from irc.targets.llvm import lltypes as T
 
 _PMADD = {
     "pmaddwd512": ("llvm.x86.avx512.pmaddw.d.512", 32),

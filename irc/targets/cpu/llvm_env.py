@@ -1,10 +1,10 @@
-"""LLVM set-up for the CPU target: one-time initialisation, target machines for the host
-(or a portable x86-64), the optimisation pipeline, and the native libraries the generated
-code calls (libm for transcendental functions, the thread pool of thread_pool.py)."""
+"""LLVM set-up for the CPU target: the CPU code is generated for (host or a portable x86-64)
+and its target machine, the vectorising optimisation pipeline, and linking generated code into
+the process against the native libraries it calls (libm for transcendental functions, the
+thread pool of thread_pool.py). Target-neutral set-up is irc.targets.llvm.machine."""
 
 from __future__ import annotations
 
-import ctypes.util
 import functools
 import itertools
 from dataclasses import dataclass
@@ -12,24 +12,8 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 
 from irc.errors import TargetError
-
-
-@functools.cache
-def init() -> None:
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    llvm.initialize_native_asmparser()
-
-
-@functools.cache
-def load_runtime_libraries() -> None:
-    """Make libm's and libgcc_s's symbols visible to the JIT."""
-    init()
-    # libgcc_s holds the f16 conversion helpers LLVM calls on CPUs without native ones.
-    for name in ("m", "gcc_s"):
-        path = ctypes.util.find_library(name)
-        if path is not None:
-            llvm.load_library_permanently(path)
+from irc.targets.llvm import machine
+from irc.targets.llvm.machine import init, load_runtime_libraries, parse  # noqa: F401  (part of this module's API)
 
 
 @functools.cache
@@ -107,26 +91,9 @@ def cpu_spec(cpu: str = "host") -> CpuSpec:
 
 
 def target_machine(spec: CpuSpec, *, jit: bool) -> llvm.TargetMachine:
-    init()
-    target = llvm.Target.from_default_triple()
-    if jit:
-        return target.create_target_machine(cpu=spec.name, features=spec.features, opt=3, jit=True)
-    return target.create_target_machine(cpu=spec.name, features=spec.features, opt=3, reloc="pic",
-                                        codemodel="default")
+    return machine.host_machine(spec.name, spec.features, jit=jit)
 
 
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     """The standard O3 pipeline with loop and SLP vectorisation."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pto.loop_unrolling = True
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(module, pb)
-
-
-def parse(text: str) -> llvm.ModuleRef:
-    init()
-    mod = llvm.parse_assembly(text)
-    mod.verify()
-    return mod
+    machine.optimize(module, tm, vectorize=True)

@@ -31,7 +31,7 @@ import functools
 
 from llvmlite import ir
 
-from irc.targets.cpu import lltypes as T
+from irc.targets.llvm import lltypes as T
 
 #: The entry point generated code calls: void(ptr body, ptr args, i64 nchunks).
 RUN = "irc_pool_run"

@@ -33,8 +33,8 @@ What decided it:
   nvcc or NVRTC (the CUDA toolkit, or cuda-python's NVRTC wheel) wherever irc compiles. At run
   time only the driver is needed: it JIT-compiles PTX for the exact GPU.
 - **One way of writing kernels.** The CPU target already builds LLVM IR with llvmlite; the GPU
-  kernels use the same IR vocabulary, and the element-wise kernels share the CPU target's
-  scalar semantics table outright (one definition of what ``sigmoid`` or ``cast`` computes).
+  kernels are built on the same layer (irc.targets.llvm: types, a base kernel builder, and the
+  scalar semantics table both targets share, one definition of what ``sigmoid`` or ``cast`` computes).
 - **Nothing is lost.** Tensor-core ``mma.sync`` and any other instruction LLVM does not model
   are inline PTX in the IR, exactly as they would be inline asm in CUDA C; ``dp4a``, shuffles,
   barriers and special registers are NVVM intrinsics; shared memory is address space 3.
@@ -57,6 +57,8 @@ from typing import Any
 
 from irc.errors import InputError, TargetError
 from irc.ir.graph import Graph
+from irc.passes.pipeline import when
+from irc.targets.base import Target
 from irc.targets.cuda.arch import DEFAULT_ARCHS, Arch, arch_list
 
 
@@ -132,15 +134,12 @@ class CudaExecutable:
         return s.run(inputs)
 
 
-class CudaTarget:
+class CudaTarget(Target):
     name = "cuda"
     options: dict[str, Any] = {"arch": None, "device": 0, "graphs": False, "ftz": True, "emulate": False}
 
-    def pipeline(self, options: dict[str, Any]) -> list[str]:
-        passes = ["dead_code", "fold_constants", "fold_batchnorm", "fuse", "fuse_elementwise"]
-        if options.get("ftz", True):
-            passes.append("flush_denormals")
-        return passes
+    PIPELINE = ("dead_code", "fold_constants", "fold_batchnorm", "fuse", "fuse_elementwise",
+                *when("ftz", "flush_denormals"))
 
     def build(self, graph: Graph, options: dict[str, Any]) -> CudaExecutable:
         opts = dict(options)

@@ -16,7 +16,7 @@ import re
 import numpy as np
 from llvmlite import ir
 
-from irc.targets.cpu import lltypes as T
+from irc.targets.llvm import lltypes as T
 
 # ------------------------------------------------------------------------------------------ dp4a
 

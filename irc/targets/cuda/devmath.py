@@ -20,8 +20,8 @@ f16 versions compute in f32. f64 transcendental functions are refused (no networ
 a GPU, and emulating them badly would be worse than saying so).
 
 Element-wise kernels reach these functions by name: ``GpuModule.declare("llvm.exp.f32", ...)``
-returns the definition below instead of an external declaration, so the CPU target's scalar
-semantics table (``irc.targets.cpu.kernels.elementwise.SCALAR``) is shared unchanged.
+returns the definition below instead of an external declaration, so the scalar semantics table
+both LLVM targets share (``irc.targets.llvm.elementwise.SCALAR``) is used unchanged.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from irc.errors import TargetError
-from irc.targets.cpu import llvm_env
 from irc.targets.cuda.plan import LaunchPlan
+from irc.targets.llvm import machine
 
 _SREGS = ["tid.x", "tid.y", "tid.z", "ntid.x", "ntid.y", "ntid.z", "ctaid.x", "ctaid.y", "ctaid.z",
           "nctaid.x", "nctaid.y", "nctaid.z", "laneid"]
@@ -135,20 +135,20 @@ def _pool() -> ThreadPoolExecutor:
 
 @functools.cache
 def _lljit():
-    return llvm.create_lljit_compiler(llvm_env.target_machine(llvm_env.cpu_spec("generic"), jit=True))
+    return llvm.create_lljit_compiler(machine.host_machine("x86-64", "", jit=True))
 
 
 class HostKernels:
     """The kernels of one module compiled for the host, callable per thread."""
 
     def __init__(self, ir_text: str, kernel_names: Sequence[str]):
-        llvm_env.load_runtime_libraries()
+        machine.load_runtime_libraries()
         text = host_ir(ir_text)
-        mod = llvm_env.parse(text)
+        mod = machine.parse(text)
         # Baseline x86-64, not this CPU: with AVX512-VNNI enabled, LLVM 22 miscompiles the
         # byte dot products of the dp4a emulation (signed x unsigned), seen as wrong int8 GEMMs.
-        tm = llvm_env.target_machine(llvm_env.cpu_spec("generic"), jit=True)
-        llvm_env.optimize(mod, tm)
+        tm = machine.host_machine("x86-64", "", jit=True)
+        machine.optimize(mod, tm)
         builder = llvm.JITLibraryBuilder().add_object_img(tm.emit_object(mod)).add_current_process()
         for sym, fn in _CALLBACKS.items():
             builder.import_symbol(sym, ctypes.cast(fn, ctypes.c_void_p).value)

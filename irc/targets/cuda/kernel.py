@@ -9,8 +9,7 @@ instructions of i64 on a GPU).
 
 ``GpuModule`` is one LLVM module per (graph, architecture): kernels are deduplicated by a key
 the emitters give, and ``declare`` resolves math functions to the device definitions of
-``devmath`` so that kernels can share the CPU target's scalar semantics table unchanged: the
-CPU's ``Scalar`` helper only touches ``k.b`` and ``k.state.declare``, which this builder offers.
+``devmath``, so that kernels use the scalar table of irc.targets.llvm unchanged.
 """
 
 from __future__ import annotations
@@ -21,12 +20,12 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from irc.ir.types import DType, TensorType
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import Buf, KernelBuilder
+from irc.ir.types import TensorType
 from irc.targets.cuda import devmath
 from irc.targets.cuda.arch import Arch
 from irc.targets.cuda.ptx import DATA_LAYOUT, TRIPLE
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import KernelBase, ModuleBase
 
 SHARED = 3
 SPTR = ir.PointerType(addrspace=SHARED)
@@ -60,27 +59,18 @@ def grid1d(n: int, threads: int = 256, max_blocks: int = 1 << 16) -> Launch:
     return Launch((blocks, 1, 1), (threads, 1, 1), 0, ((n, 0),))
 
 
-class GpuModule:
+class GpuModule(ModuleBase):
     """One LLVM module of kernels for one architecture."""
 
+    separator = "_"
+
     def __init__(self, name: str, arch: Arch):
+        super().__init__(ir.Module(name=name))
         self.arch = arch
-        self.module = ir.Module(name=name)
         self.module.triple = TRIPLE
         self.module.data_layout = DATA_LAYOUT
         #: kernel key -> (function name, launch)
         self.kernels: dict[tuple, tuple[str, Launch]] = {}
-        self._n = 0
-
-    def unique(self, base: str) -> str:
-        self._n += 1
-        return f"{base}_{self._n}"
-
-    def declare_raw(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
-        fn = self.module.globals.get(name)
-        if fn is None:
-            fn = ir.Function(self.module, ir.FunctionType(ret, list(args)), name)
-        return fn
 
     def declare(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
         """A function by name: device math (devmath) is defined on first use, anything else
@@ -99,46 +89,17 @@ class GpuModule:
         return str(self.module)
 
 
-class GpuKernel:
+class GpuKernel(KernelBase):
     """Builds one kernel; ``bufs`` are its tensor arguments (outputs, then inputs)."""
 
     def __init__(self, mod: GpuModule, name: str, out_types: Sequence[TensorType], in_types: Sequence[TensorType],
                  *, noalias: Sequence[bool] | None = None):
-        types = list(out_types) + list(in_types)
+        wide = any(t.size >= 2**31 for t in [*out_types, *in_types])
+        super().__init__(mod, mod.module, mod.unique(name), out_types, in_types, noalias=noalias,
+                         index_type=T.I64 if wide else T.I32)
         self.mod = mod
-        self.state = mod  # what the CPU target's Scalar helper calls ``state``
         self.arch = mod.arch
-        self.fn = ir.Function(mod.module, ir.FunctionType(T.VOID, [T.PTR] * len(types)), mod.unique(name))
         self.fn.calling_convention = "ptx_kernel"
-        self.fn.attributes.add("nounwind")
-        for i, a in enumerate(self.fn.args):
-            if noalias is None or noalias[i]:
-                a.add_attribute("noalias")
-        self.bufs = [Buf(i, t) for i, t in enumerate(types)]
-        self.outs = self.bufs[: len(out_types)]
-        self.ins = self.bufs[len(out_types):]
-        wide = any(t.size >= 2**31 for t in types)
-        self.ity: ir.IntType = T.I64 if wide else T.I32
-        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
-
-    @property
-    def name(self) -> str:
-        return self.fn.name
-
-    # ---------------------------------------------------------------- constants and indices
-    def i(self, v: int) -> ir.Constant:
-        """An index constant (of the kernel's index type)."""
-        return ir.Constant(self.ity, int(v))
-
-    @staticmethod
-    def i32(v: int) -> ir.Constant:
-        return ir.Constant(T.I32, int(v))
-
-    @staticmethod
-    def f32(v: float) -> ir.Constant:
-        return ir.Constant(T.F32, float(v))
-
-    const = staticmethod(KernelBuilder.const)
 
     def sreg(self, name: str) -> ir.Value:
         """A PTX special register (tid.x, ctaid.y, ntid.x, nctaid.x, laneid) as an index."""
@@ -158,68 +119,7 @@ class GpuKernel:
     def nctaid(self, axis: str = "x") -> ir.Value:
         return self.sreg(f"nctaid.{axis}")
 
-    def add(self, a, b):
-        return self.b.add(a, b, flags=["nsw"]) if not isinstance(b, int) else self.b.add(a, self.i(b), flags=["nsw"])
-
-    def mul(self, a, b):
-        return self.b.mul(a, b, flags=["nsw"]) if not isinstance(b, int) else self.b.mul(a, self.i(b), flags=["nsw"])
-
-    def udiv(self, a, d: int):
-        return a if d == 1 else self.b.udiv(a, self.i(d))
-
-    def urem(self, a, d: int):
-        return self.i(0) if d == 1 else self.b.urem(a, self.i(d))
-
-    def lt(self, a, b):
-        return self.b.icmp_signed("<", a, b if not isinstance(b, int) else self.i(b))
-
-    def ge(self, a, b):
-        return self.b.icmp_signed(">=", a, b if not isinstance(b, int) else self.i(b))
-
-    def unravel(self, flat: ir.Value, shape: Sequence[int]) -> list[ir.Value]:
-        """Coordinates of a row-major flat index in ``shape`` (constant divisions)."""
-        idx: list[ir.Value] = []
-        rest = flat
-        for d in reversed(shape[1:]):
-            idx.append(self.urem(rest, d))
-            rest = self.udiv(rest, d)
-        idx.append(rest)
-        return idx[::-1]
-
-    def offset(self, idx: Sequence[ir.Value], strides: Sequence[int]) -> ir.Value:
-        acc = None
-        for v, s in zip(idx, strides):
-            if s == 0:
-                continue
-            term = v if s == 1 else self.mul(v, s)
-            acc = term if acc is None else self.add(acc, term)
-        return acc if acc is not None else self.i(0)
-
     # ---------------------------------------------------------------- memory
-    def ptr(self, buf: Buf | int) -> ir.Value:
-        return self.fn.args[buf.index if isinstance(buf, Buf) else buf]
-
-    def addr(self, buf: Buf, offset: ir.Value, dt: DType | None = None) -> ir.Value:
-        return self.b.gep(self.ptr(buf), [offset], inbounds=True, source_etype=T.storage_type(dt or buf.dtype))
-
-    def load(self, buf: Buf, offset: ir.Value, dt: DType | None = None) -> ir.Value:
-        """Element ``offset`` of ``buf`` in its compute type."""
-        dt = dt or buf.dtype
-        st = T.storage_type(dt)
-        raw = self.b.load(self.addr(buf, offset, dt), typ=st, align=_align(st))
-        return self.from_storage(raw, dt)
-
-    def store(self, buf: Buf, offset: ir.Value, value: ir.Value, dt: DType | None = None) -> None:
-        dt = dt or buf.dtype
-        st = T.storage_type(dt)
-        self.b.store(self.to_storage(value, dt), self.addr(buf, offset, dt), align=_align(st))
-
-    def from_storage(self, raw: ir.Value, dt: DType) -> ir.Value:
-        return KernelBuilder.from_storage(self, raw, dt)
-
-    def to_storage(self, v: ir.Value, dt: DType) -> ir.Value:
-        return KernelBuilder.to_storage(self, v, dt)
-
     def shared(self, base: str, elem: ir.Type, count: int) -> ir.GlobalVariable:
         """A static shared-memory array of ``count`` elements (16-byte aligned)."""
         g = ir.GlobalVariable(self.mod.module, ir.ArrayType(elem, count), self.mod.unique(f"{self.name}_{base}"),
@@ -247,29 +147,6 @@ class GpuKernel:
 
     # ---------------------------------------------------------------- control flow
     @contextlib.contextmanager
-    def loop(self, stop, start=0, step=1, name: str = "i") -> Iterator[ir.Value]:
-        """``for i in range(start, stop, step)`` with step > 0 (a constant or a value)."""
-        b = self.b
-        start = self.i(start) if isinstance(start, int) else start
-        stop = self.i(stop) if isinstance(stop, int) else stop
-        step = self.i(step) if isinstance(step, int) else step
-        pre = b.block
-        head = b.append_basic_block(f"{name}.head")
-        body = b.append_basic_block(f"{name}.body")
-        done = b.append_basic_block(f"{name}.done")
-        b.branch(head)
-        b.position_at_end(head)
-        i = b.phi(start.type, name=name)
-        i.add_incoming(start, pre)
-        b.cbranch(b.icmp_signed("<", i, stop), body, done)
-        b.position_at_end(body)
-        yield i
-        nxt = b.add(i, step, flags=["nsw"])
-        i.add_incoming(nxt, b.block)
-        b.branch(head)
-        b.position_at_end(done)
-
-    @contextlib.contextmanager
     def grid_stride(self, n: int, name: str = "g") -> Iterator[ir.Value]:
         """Every index in range(n) exactly once over the whole 1-D grid."""
         start = self.add(self.mul(self.ctaid(), self.ntid()), self.tid())
@@ -277,17 +154,7 @@ class GpuKernel:
         with self.loop(self.i(n), start=start, step=step, name=name) as i:
             yield i
 
-    @contextlib.contextmanager
-    def if_(self, cond: ir.Value) -> Iterator[None]:
-        with self.b.if_then(cond):
-            yield
-
     def finish(self) -> str:
         self.b.ret_void()
         return self.fn.name
 
-
-def _align(t: ir.Type) -> int:
-    if isinstance(t, ir.IntType):
-        return max(1, t.width // 8)
-    return {T.F16: 2, T.F32: 4, T.F64: 8}.get(t, 1)

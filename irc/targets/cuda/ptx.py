@@ -21,6 +21,7 @@ import llvmlite.binding as llvm
 
 from irc.errors import TargetError
 from irc.targets.cuda.arch import Arch
+from irc.targets.llvm import machine
 
 TRIPLE = "nvptx64-nvidia-cuda"
 DATA_LAYOUT = "e-p3:32:32-p4:32:32-p5:32:32-p6:32:32-p7:32:32-i64:64-i128:128-v16:16-v32:32-n16:32:64"
@@ -52,16 +53,10 @@ def emit_ptx(ir_text: str, arch: Arch, *, ftz: bool = True, optimize: bool = Tru
         # llvmlite's IR builder has no string attributes; the denormal mode is added to the text.
         ir_text = _FTZ.sub(r'\1 "denormal-fp-math-f32"="preserve-sign,preserve-sign"', ir_text)
     _init()
-    mod = llvm.parse_assembly(ir_text)
-    mod.verify()
+    mod = machine.parse(ir_text)
     tm = target_machine(arch)
     if optimize:
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_unrolling = True
-        pto.slp_vectorization = False
-        pto.loop_vectorization = False
-        pb = llvm.create_pass_builder(tm, pto)
-        pb.getModulePassManager().run(mod, pb)
+        machine.optimize(mod, tm, vectorize=False)
     return tm.emit_assembly(mod)
 
 

@@ -31,6 +31,7 @@ from irc.ir.types import DType, TensorType
 from irc.ir.verify import verify
 from irc.passes.calibrate import sample_batches
 from irc.passes.registry import register_pass
+from irc.targets.base import Target
 from irc.targets.dneuro.devices import DEFAULT_DEVICE, get_device
 from irc.targets.dneuro.emulator import Emulator
 from irc.targets.dneuro.layers import LayerGraph
@@ -147,14 +148,13 @@ class DneuroExecutable:
         return [Path(out)]
 
 
-class DneuroTarget:
+class DneuroTarget(Target):
     """FPGA, DNeuro flow: an int8 dataflow accelerator of RTL blocks tuned to an Arria 10."""
 
     name = "fpga"
     options: dict[str, Any] = dict(OPTIONS)
 
-    def pipeline(self, options: dict[str, Any]) -> list[str]:
-        return ["dead_code", "fold_constants", "dneuro_check", "fold_batchnorm", "quantize", "dead_code"]
+    PIPELINE = ("dead_code", "fold_constants", "dneuro_check", "fold_batchnorm", "quantize", "dead_code")
 
     def build(self, graph: Graph, options: dict[str, Any]) -> DneuroExecutable:
         device = get_device(str(options.get("device") or DEFAULT_DEVICE))

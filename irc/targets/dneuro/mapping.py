@@ -45,11 +45,11 @@ from irc.targets.dneuro.islands import QuantizedEdges, _Ref, _whole_factors
 from irc.targets.dneuro.layers import Layer, LayerGraph, Shape
 from irc.targets.dneuro.refusals import (
     DEFAULT_REPLACEMENT,
-    IR_TO_ONNX,
     ONNX_REPLACEMENTS,
     RETRAIN,
     Refusal,
     refusal_error,
+    refused_as,
 )
 
 # ----------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ class _Mapper(QuantizedEdges):
 
     # -- helpers
     def refuse(self, n: Node, why: str = "", replacement: str | None = None) -> None:
-        onnx_op = IR_TO_ONNX.get(n.op, n.op)
+        onnx_op = refused_as(n.op)
         rep = replacement or ONNX_REPLACEMENTS.get(onnx_op, DEFAULT_REPLACEMENT)
         self.refusals.append(Refusal(n.label, onnx_op, rep, why))
 
@@ -236,8 +236,11 @@ class _Mapper(QuantizedEdges):
             arrays[k] = arrays[k].astype(np.int32)
         return arrays
 
-    def fc_frame(self, n: Node, r: _Ref) -> Shape:
-        return self.index[r.layer].shape
+    def fc_layer(self, n: Node, r: _Ref, outputs: int, arrays=None, attrs=None) -> None:
+        """A fully connected layer: a conv whose kernel covers the whole input frame."""
+        frame = self.index[r.layer].shape
+        self.conv_layer(n, r, weight_shape=(outputs, frame.c, frame.h, frame.w), group=1, strides=(1, 1),
+                        pads=(0, 0, 0, 0), kind_src="fc", arrays=arrays, attrs=attrs)
 
     def op_gemm(self, n: Node, i: int) -> None:
         r = self.ref(n)
@@ -249,10 +252,7 @@ class _Mapper(QuantizedEdges):
                 len(n.inputs) > 2 and self.const(n.inputs[2]) is None):
             self.refuse(n, "weights are not constant", "a Fc (Gemm) layer with constant weights")
             return
-        frame = self.fc_frame(n, r)
-        out = w.shape[0] if a["trans_b"] else w.shape[1]
-        self.conv_layer(n, r, weight_shape=(out, frame.c, frame.h, frame.w), group=1, strides=(1, 1),
-                        pads=(0, 0, 0, 0), kind_src="fc")
+        self.fc_layer(n, r, w.shape[0] if a["trans_b"] else w.shape[1])
         self.fold_activation(n.output)
 
     def op_matmul(self, n: Node, i: int) -> None:
@@ -263,9 +263,7 @@ class _Mapper(QuantizedEdges):
         if self.const(w) is None or w.type.rank != 2 or n.inputs[0].type.rank != 2:
             self.refuse(n, "not a product with a constant weight matrix", "a Fc (Gemm) layer with constant weights")
             return
-        frame = self.fc_frame(n, r)
-        self.conv_layer(n, r, weight_shape=(w.shape[1], frame.c, frame.h, frame.w), group=1, strides=(1, 1),
-                        pads=(0, 0, 0, 0), kind_src="fc")
+        self.fc_layer(n, r, w.shape[1])
         self.fold_activation(n.output)
 
     def op_qgemm(self, n: Node, i: int) -> None:
@@ -276,7 +274,7 @@ class _Mapper(QuantizedEdges):
         arrays = self.int_params(n, b, bias, mult, shift)
         if arrays is None:
             return
-        frame = self.fc_frame(n, r)
+        frame = self.index[r.layer].shape
         if frame.size != b.shape[0]:
             self.refuse(n, f"{b.shape[0]} inputs for a frame of {frame}")
             return
@@ -284,8 +282,7 @@ class _Mapper(QuantizedEdges):
         arrays["weight"] = np.ascontiguousarray(arrays["weight"].T.reshape(b.shape[1], frame.c, frame.h, frame.w))
         at = n.attrs
         attrs = _requant_attrs({**at, "x_zero_point": at["a_zero_point"]}, at["a_zero_point"])
-        self.conv_layer(n, r, weight_shape=arrays["weight"].shape, group=1, strides=(1, 1), pads=(0, 0, 0, 0),
-                        kind_src="fc", arrays=arrays, attrs=attrs)
+        self.fc_layer(n, r, b.shape[1], arrays, attrs)
 
     def op_global_average_pool(self, n: Node, i: int) -> None:
         r = self.ref(n)

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import onnx
 
+import irc.frontend.onnx.rules_all  # noqa: F401  (fills each op's onnx_names)
 from irc.errors import UnsupportedOpError
+from irc.ir.ops import get_op
 
 RETRAIN = "then retrain"
 
@@ -46,13 +48,12 @@ ONNX_REPLACEMENTS: dict[str, str] = {
     "RNN": "convolutions (no recurrent block)",
 }
 
-#: irc op -> ONNX op type (for the messages) of refused ops.
-IR_TO_ONNX = {
-    "lrn": "LRN", "tanh": "Tanh", "softplus": "Softplus", "softsign": "Softsign", "elu": "Elu", "selu": "Selu",
-    "leaky_relu": "LeakyRelu", "prelu": "PRelu", "hard_swish": "HardSwish", "hard_sigmoid": "HardSigmoid",
-    "conv_transpose": "ConvTranspose", "average_pool": "AveragePool", "instance_norm": "InstanceNormalization",
-    "layer_norm": "LayerNormalization", "mul": "Mul", "sub": "Sub", "div": "Div", "transpose": "Transpose",
-}
+
+
+def refused_as(op: str) -> str:
+    """The name a refused node of irc op ``op`` is listed under: the ONNX op type it imports from
+    when that type has a usual replacement, else the irc op (refused for a structural reason)."""
+    return next((t for t in get_op(op).onnx_names if t in ONNX_REPLACEMENTS), op)
 
 DEFAULT_REPLACEMENT = f"a supported layer (Conv, Fc, MaxPool, Add, ReLU, Concat), {RETRAIN}"
 

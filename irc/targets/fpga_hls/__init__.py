@@ -22,6 +22,8 @@ import numpy as np
 
 from irc.errors import InputError, TargetError
 from irc.ir.graph import Graph
+from irc.passes.pipeline import Step
+from irc.targets.base import Target
 from irc.targets.fpga_hls import toolchain
 from irc.targets.fpga_hls.boards import DEFAULT_BOARD, Board, get_board
 from irc.targets.fpga_hls.csim import CsimResult, format_results, run_csim
@@ -123,7 +125,7 @@ class FpgaExecutable:
         return [write_project(self, Path(path))]
 
 
-class HlsTarget:
+class HlsTarget(Target):
     """FPGA through Vitis HLS (flow "hls")."""
 
     name = "fpga"
@@ -145,10 +147,15 @@ class HlsTarget:
         "activation_scheme": "asym",
     }
 
-    def pipeline(self, options: dict[str, Any]) -> list[str]:
-        int8 = parse_precision(options.get("precision") or "float32").kind == "int8"
-        quant = ["quantize"] if int8 else []
-        return ["dead_code", "fold_constants", "fold_batchnorm", *quant, "fuse", "fuse_elementwise", "dead_code"]
+    PIPELINE = (
+        "dead_code",
+        "fold_constants",
+        "fold_batchnorm",
+        Step("quantize", when=lambda o: parse_precision(o.get("precision") or "float32").kind == "int8"),
+        "fuse",
+        "fuse_elementwise",
+        "dead_code",
+    )
 
     def build(self, graph: Graph, options: dict[str, Any]) -> FpgaExecutable:
         flow = str(options.get("flow", "hls")).lower()

@@ -25,7 +25,6 @@ import numpy as np
 
 from irc.ir.graph import Value
 from irc.ir.interp import interpret
-from irc.ir.ops.fused import chain_program
 
 _ACT_LIPSCHITZ = {"none": 1.0, "relu": 1.0, "clip": 1.0, "sigmoid": 0.25, "tanh": 1.0, "hard_swish": 1.5,
                   "softplus": 1.0, "elu": None, "leaky_relu": None, "hard_sigmoid": None}
@@ -48,7 +47,7 @@ def _mag(a: np.ndarray) -> float:
 def _elementwise(node, err_in: list[float], vals_in: list[np.ndarray]) -> float:
     """Error after an element-wise node or chain (before the output's own rounding)."""
     if node.op == "elementwise_chain":
-        prog = chain_program(node.attrs["program"])
+        prog = node.attrs["body"]
         env_e = dict(zip(prog.inputs, err_in))
         env_v: dict[Value, np.ndarray] = dict(zip(prog.inputs, vals_in))
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from irc.errors import UnsupportedOpError
 from irc.ir.graph import Graph, Node, Value
-from irc.ir.ops.fused import chain_program
 from irc.ir.types import DType
 
 #: element-wise ops a kernel can compute (the C++ for each is in render.py)
@@ -166,13 +165,7 @@ def _dense(n: Node) -> Kernel:
     a, b = n.inputs[0], n.inputs[1]
     m, k = a.shape
     nn = b.shape[1]
-    args = [Arg("x", a), Arg("w", b)]
-    if len(n.inputs) > 2:
-        args.append(Arg("bias", n.inputs[2]))
-    if len(n.inputs) > 3:
-        args.append(Arg("res", n.inputs[3]))
-    args.append(Arg("y", n.outputs[0], True))
-    return Kernel("", "dense", n, args, {"M": m, "K": k, "N": nn}, nn,
+    return Kernel("", "dense", n, _float_args(n), {"M": m, "K": k, "N": nn}, nn,
                   extra={"act": _act(n)})
 
 
@@ -180,7 +173,14 @@ def _act(n: Node) -> tuple[str, float, float]:
     return n.attrs.get("act", "none"), n.attrs.get("act_alpha", 0.0), n.attrs.get("act_beta", 0.0)
 
 
-def _conv(n: Node) -> Kernel:
+def _float_args(n: Node) -> list[Arg]:
+    """x, w, then the optional bias and residual of a fused gemm or conv, and y."""
+    names = ("x", "w", "bias", "res")
+    return [Arg(name, v) for name, v in zip(names, n.inputs)] + [Arg("y", n.outputs[0], True)]
+
+
+def _conv_params(n: Node) -> dict[str, int]:
+    """Loop constants of a 1-D or 2-D convolution (float or int8)."""
     x, w = n.inputs[0], n.inputs[1]
     if x.type.rank not in (3, 4):
         raise UnsupportedOpError(f"only 1-D and 2-D convolutions have an HLS kernel, got input {x.type}",
@@ -188,16 +188,13 @@ def _conv(n: Node) -> Kernel:
     nb, ci, h, wd = _spatial2d(x.shape)
     _, co, oh, ow = _spatial2d(n.outputs[0].shape)
     (kh, kw), (sh, sw), (pt, pl), _, (dh, dw) = _window2d(n, ks=w.shape[2:])
-    g = n.attrs["group"]
-    args = [Arg("x", x), Arg("w", w)]
-    if len(n.inputs) > 2:
-        args.append(Arg("bias", n.inputs[2]))
-    if len(n.inputs) > 3:
-        args.append(Arg("res", n.inputs[3]))
-    args.append(Arg("y", n.outputs[0], True))
-    p = dict(NB=nb, CI=ci, H=h, W=wd, CO=co, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh, SW=sw, PT=pt, PL=pl,
-             DH=dh, DW=dw, G=g)
-    return Kernel("", "conv", n, args, p, co // g, extra={"act": _act(n)})
+    return dict(NB=nb, CI=ci, H=h, W=wd, CO=co, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh, SW=sw, PT=pt, PL=pl,
+                DH=dh, DW=dw, G=n.attrs["group"])
+
+
+def _conv(n: Node) -> Kernel:
+    p = _conv_params(n)
+    return Kernel("", "conv", n, _float_args(n), p, p["CO"] // p["G"], extra={"act": _act(n)})
 
 
 def _pool(n: Node) -> Kernel:
@@ -265,7 +262,7 @@ def broadcast_terms(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> li
 def _elementwise(n: Node) -> Kernel:
     out = n.outputs[0]
     if n.op == "elementwise_chain":
-        prog = chain_program(n.attrs["program"])
+        prog = n.attrs["body"]
         bad = sorted({m.op for m in prog.nodes if m.op not in ELEMENTWISE_OPS})
         if bad:
             raise UnsupportedOpError(f"element-wise op(s) {', '.join(bad)} have no HLS code "
@@ -294,29 +291,22 @@ def _requant(a: dict) -> dict[str, int]:
     return {"YZP": a["y_zero_point"], "YMIN": a["y_min"], "YMAX": a["y_max"]}
 
 
+def _int8_args(n: Node) -> list[Arg]:
+    """x, w, the int32 bias, the per-channel requantize multiplier and shift, and y."""
+    names = ("x", "w", "bias", "mult", "shift")
+    return [Arg(name, v) for name, v in zip(names, n.inputs, strict=True)] + [Arg("y", n.outputs[0], True)]
+
+
 def _qdense(n: Node) -> Kernel:
-    a, b, bias, mult, shift = n.inputs
+    a, b = n.inputs[0], n.inputs[1]
     m, k = a.shape
-    args = [Arg("x", a), Arg("w", b), Arg("bias", bias), Arg("mult", mult), Arg("shift", shift),
-            Arg("y", n.outputs[0], True)]
     p = {"M": m, "K": k, "N": b.shape[1], "XZP": n.attrs["a_zero_point"], **_requant(n.attrs)}
-    return Kernel("", "qdense", n, args, p, b.shape[1])
+    return Kernel("", "qdense", n, _int8_args(n), p, b.shape[1])
 
 
 def _qconv(n: Node) -> Kernel:
-    x, w, bias, mult, shift = n.inputs
-    if x.type.rank not in (3, 4):
-        raise UnsupportedOpError(f"only 1-D and 2-D convolutions have an HLS kernel, got input {x.type}",
-                                 node=n.label, op=n.op)
-    nb, ci, h, wd = _spatial2d(x.shape)
-    _, co, oh, ow = _spatial2d(n.outputs[0].shape)
-    (kh, kw), (sh, sw), (pt, pl), _, (dh, dw) = _window2d(n, ks=w.shape[2:])
-    g = n.attrs["group"]
-    args = [Arg("x", x), Arg("w", w), Arg("bias", bias), Arg("mult", mult), Arg("shift", shift),
-            Arg("y", n.outputs[0], True)]
-    p = dict(NB=nb, CI=ci, H=h, W=wd, CO=co, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh, SW=sw, PT=pt, PL=pl,
-             DH=dh, DW=dw, G=g, XZP=n.attrs["x_zero_point"], **_requant(n.attrs))
-    return Kernel("", "qconv", n, args, p, co // g)
+    p = {**_conv_params(n), "XZP": n.attrs["x_zero_point"], **_requant(n.attrs)}
+    return Kernel("", "qconv", n, _int8_args(n), p, p["CO"] // p["G"])
 
 
 def _qadd(n: Node) -> Kernel:
@@ -369,9 +359,9 @@ INT8_KINDS = frozenset({"qdense", "qconv", "qadd", "qgpool", "quantize"})
 
 
 def op_list(n: Node) -> list[Node]:
-    """The element-wise nodes a kernel computes (a chain's program, or the node itself)."""
+    """The element-wise nodes a kernel computes (a chain's body, or the node itself)."""
     if n.op == "elementwise_chain":
-        return list(chain_program(n.attrs["program"]).nodes)
+        return list(n.attrs["body"].nodes)
     return [n]
 
 

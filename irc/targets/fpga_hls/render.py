@@ -100,8 +100,12 @@ def epilogue_body(act: tuple[str, float, float]) -> str:
 # ---------------------------------------------------------------------------- the kernel sources
 
 _TEMPLATES = {"dense": "dense", "conv": "conv2d", "pool": "pool2d", "global_pool": "global_pool",
-              "softmax": "softmax", "argmax": "argmax", "qdense": "qdense", "qconv": "qconv2d", "qadd": "qadd",
-              "qgpool": "qglobal_pool", "quantize": "quantize", "dequantize": "dequantize"}
+              "softmax": "softmax", "argmax": "argmax", "qdense": "dense", "qconv": "conv2d", "qadd": "qadd",
+              "qgpool": "global_pool", "quantize": "quantize", "dequantize": "dequantize"}
+
+#: the numeric policy (irc_hls.h) of the templates one number format does not own, by kernel kind
+_POLICIES = {"dense": "real_policy", "conv": "real_policy", "global_pool": "real_policy",
+             "qdense": "int8_policy", "qconv": "int8_policy", "qgpool": "int8_policy"}
 
 
 _C_TYPES = {"f32": "store_t", "u8": "uint8_t", "i8": "int8_t", "i32": "int32_t", "i64": "int64_t"}
@@ -158,10 +162,20 @@ def _cfg(k: Kernel, precision: Precision) -> str:
     return "\n".join(lines)
 
 
+def _config(k: Kernel) -> str:
+    """The template argument: the kernel's configuration, in its numeric policy where the template
+    serves several number formats."""
+    policy = _POLICIES.get(k.kind)
+    return f"irc::{policy}<{k.name}_cfg>" if policy else f"{k.name}_cfg"
+
+
 def _call_args(k: Kernel) -> str:
     names = [a.name for a in k.args]
     if k.kind in ("dense", "conv"):
-        return ", ".join(n if n in names else "nullptr" for n in ("x", "w", "bias", "res", "y"))
+        # the output comes before the epilogue's operands (dense and conv2d take those as a pack)
+        return ", ".join(n if n in names else "nullptr" for n in ("x", "w", "bias", "y", "res"))
+    if k.kind in ("qdense", "qconv"):
+        return "x, w, bias, y, mult, shift"
     return ", ".join(names)
 
 
@@ -173,7 +187,7 @@ def render_kernel(k: Kernel, precision: Precision, model: str) -> str:
     if k.kind == "elementwise":
         return _render_elementwise(k, precision, common)
     return template("kernel.cpp.in").substitute(common, cfg=_cfg(k, precision), template=_TEMPLATES[k.kind],
-                                                call=_call_args(k))
+                                                config=_config(k), call=_call_args(k))
 
 
 def _render_elementwise(k: Kernel, precision: Precision, common: dict) -> str:
@@ -184,9 +198,7 @@ def _render_elementwise(k: Kernel, precision: Precision, common: dict) -> str:
     env: dict = {}
     body = []
     if k.node.op == "elementwise_chain":
-        from irc.ir.ops.fused import chain_program
-
-        prog = chain_program(k.node.attrs["program"])
+        prog = k.node.attrs["body"]
         for i, v in enumerate(prog.inputs):
             env[v] = f"f{i}"
     else:

@@ -195,13 +195,13 @@ def estimate(k: Kernel, precision: Precision, board: Board | None, parallelism: 
         if k.kind == "qdense":
             m, kk, n = q["M"], q["K"], q["N"]
             buffers = [("xbuf", m * kk, 16, 1), ("wbuf", kk * p, 8, p)]
-            cycles = (n // p) * (kk * p + m * (kk + p + 2)) + m * kk
+            cycles = (n // p) * (kk * p + p + m * (kk + p + 2)) + m * kk  # the dense template's loops
         else:
             taps = _terms(k)
             img = q["CI"] * q["H"] * q["W"]
             pixels = q["OH"] * q["OW"]
             buffers = [("img", img, 16, 1), ("wt", taps * p, 8, p)]
-            cycles = q["NB"] * (img + (q["CO"] // p) * (p * taps + pixels * (taps + p + 2)))
+            cycles = q["NB"] * (img + (q["CO"] // p) * (p * taps + p + pixels * (taps + p + 2)))  # conv2d's loops
     elif k.kind == "qadd":
         datapath = _scale(_add(_c(dsp=2, lut=40, ff=80), REQUANT), p)
         cycles = q["TOTAL"] // p + 8

@@ -91,18 +91,19 @@ def test_gemm_epilogue_applies_the_named_activation():
     rng = np.random.default_rng(1)
     a, b, c = rng.standard_normal((3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
     gemm = get_op("gemm").reference
-    plain = gemm(a, b, c, alpha=1.0, beta=1.0, trans_a=0, trans_b=0, epilogue="none")
+    kw = dict(alpha=1.0, beta=1.0, trans_a=0, trans_b=0, act_alpha=0.0, act_beta=0.0)
+    plain = gemm(a, b, c, act="none", **kw)
     np.testing.assert_allclose(plain, a @ b + c)
-    relu = gemm(a, b, c, alpha=1.0, beta=1.0, trans_a=0, trans_b=0, epilogue="relu")
+    relu = gemm(a, b, c, act="relu", **kw)
     np.testing.assert_array_equal(relu, np.maximum(plain, 0))
-    leaky = gemm(a, b, c, alpha=1.0, beta=1.0, trans_a=0, trans_b=0, epilogue="leaky_relu")
+    leaky = gemm(a, b, c, act="leaky_relu", **{**kw, "act_alpha": 0.01})
     np.testing.assert_allclose(leaky, np.where(plain >= 0, plain, 0.01 * plain))
 
 
-@pytest.mark.parametrize("epilogue", ["add", "softmax", "bogus"])
-def test_gemm_epilogue_must_be_an_activation(epilogue):
-    with pytest.raises(ModelError, match="epilogue"):
-        get_op("gemm").type_check(_types((2, 3), (3, 4)), {"epilogue": epilogue})
+@pytest.mark.parametrize("act", ["add", "softmax", "bogus"])
+def test_gemm_epilogue_must_be_an_activation(act):
+    with pytest.raises(ModelError, match="attribute 'act'"):
+        get_op("gemm").type_check(_types((2, 3), (3, 4)), {"act": act})
 
 
 @pytest.mark.parametrize("shapes,attrs,message", [

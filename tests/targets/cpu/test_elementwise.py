@@ -108,5 +108,5 @@ def test_nan_propagation_matches_numpy():
 def test_every_elementwise_op_has_a_cpu_kernel():
     from irc.targets.cpu.kernels import KERNELS
 
-    missing = [name for name, d in REGISTRY.items() if "elementwise" in d.tags and name not in KERNELS]
+    missing = [name for name, d in REGISTRY.items() if "elementwise" in d.traits and name not in KERNELS]
     assert missing == []

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 import irc
 from irc.errors import TargetError
+from irc.ir.ops import get_op
+from irc.ir.ops.activation import ACTIVATION_OPS, activation_of
 from irc.ir.ops.fused import ACTIVATIONS
 from irc.ir.types import TensorType
 from tests.targets.harness import assert_matches_interp, one_op_graph
@@ -17,6 +19,14 @@ from tests.targets.harness import assert_matches_interp, one_op_graph
 FLOATS = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
 INTS = [np.int8, np.uint8, np.int32, np.int64]
 GEMM_EPILOGUES = ["none", "relu", "sigmoid", "tanh", "leaky_relu", "hard_sigmoid", "elu", "softplus", "clip"]
+
+
+def _act(name: str) -> dict:
+    """gemm's activation attributes applying op ``name`` with its default attributes."""
+    if name == "none":
+        return {"act": "none"}
+    act, alpha, beta = activation_of(name, get_op(name).check_attrs({}), ACTIVATION_OPS)
+    return {"act": act, "act_alpha": alpha, "act_beta": beta}
 
 
 def _tol(dtype, k: int = 1) -> dict:
@@ -82,7 +92,7 @@ def test_gemm(m, k, n, trans_a, trans_b, c, alpha, beta, epilogue, dtype, thread
     ins = [_data((k, m) if trans_a else (m, k), dtype, rng), _data((n, k) if trans_b else (k, n), dtype, rng)]
     if C_SHAPES[c] is not None:
         ins.append(_data(C_SHAPES[c](m, n), dtype, rng))
-    attrs = dict(alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b, epilogue=epilogue)
+    attrs = dict(alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b, **_act(epilogue))
     g = one_op_graph("gemm", [TensorType.of(x) for x in ins], attrs)
     assert_matches_interp(g, ins, threads=threads, passes=[], **_tol(dtype, k))
 
@@ -126,6 +136,6 @@ def test_matmul_through_the_pipeline():
 
 def test_float_activation_on_integer_gemm_is_refused():
     a = np.ones((2, 3), np.int32)
-    g = one_op_graph("gemm", [TensorType.of(a), TensorType.of(a.T.copy())], {"epilogue": "sigmoid"})
+    g = one_op_graph("gemm", [TensorType.of(a), TensorType.of(a.T.copy())], {"act": "sigmoid"})
     with pytest.raises(TargetError, match="sigmoid"):
         irc.compile(g, target="cpu", passes=[])

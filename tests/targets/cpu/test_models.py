@@ -9,8 +9,8 @@ import pytest
 
 import irc
 import irc.zoo
-from tests.onnx_cases import excluded, run_case, runnable_cases
-from tests.test_zoo import CONFIGS, _input
+from tests.onnx_cases import case_params, check_case
+from tests.support.zoo import CONFIGS, zoo_input
 
 #: every example at one thread; the parallel kernels at two threads on all but the largest model
 CASES = [pytest.param(*c.values, 1, id=f"{c.id}-1t") for c in CONFIGS] + [
@@ -20,16 +20,13 @@ CASES = [pytest.param(*c.values, 1, id=f"{c.id}-1t") for c in CONFIGS] + [
 @pytest.mark.parametrize("name, kw, threads", CASES)
 def test_example_model_matches_onnxruntime(name, kw, threads, ort_run):
     model = irc.zoo.build(name, batch=2, **kw)
-    x = _input(model, 2)
+    x = zoo_input(model, 2)
     got = irc.compile(model, target="cpu", threads=threads)(x)
     (want,) = ort_run(model, {"input": x})
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("case", runnable_cases(), ids=lambda c: c.name)
+@pytest.mark.parametrize("case", case_params())
 def test_onnx_node_case_on_cpu(case):
-    why = excluded().get(case.name)
-    if why:
-        pytest.skip(why)
-    run_case(case, "cpu")
+    check_case(case, "cpu")

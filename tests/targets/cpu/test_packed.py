@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from irc.ir import GraphBuilder
-from irc.ir.ops.fused import ACTIVATIONS, pack_panels
+from irc.ir.ops.fused import ACTIVATIONS
+from irc.targets.cpu.lowering.ops import pack_panels
 from tests.targets.harness import assert_matches_interp
 
 RNG = np.random.default_rng(7)

@@ -13,7 +13,7 @@ from llvmlite import ir
 
 import irc
 import irc.zoo
-from irc.targets.cpu import lltypes as T
+from irc.targets.llvm import lltypes as T
 from irc.targets.cpu import llvm_env, thread_pool
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from irc.ir import Graph, GraphBuilder
+from irc.ir import Graph, GraphBuilder, parse_graph
 from irc.ir.ops.quant import _REQUANT_ATTRS  # noqa: F401  (the op exists: quantized cases below)
 from irc.ir.types import DType, TensorType
 
@@ -27,16 +27,16 @@ class Case:
     rtol: float = 1e-4
     atol: float = 1e-5
 
+    def add_to(self, b: GraphBuilder, prefix: str = "", node_name: str | None = None) -> tuple:
+        """Adds the case's inputs (``{prefix}x{i}``; a numpy array becomes parameter ``{prefix}p{i}``)
+        and its node to ``b``; returns the node's outputs."""
+        vals = [b.param(f"{prefix}p{i}", t) if isinstance(t, np.ndarray) else b.input(f"{prefix}x{i}", t)
+                for i, t in enumerate(self.inputs)]
+        return b.add_node(self.op, vals, self.attrs, node_name=node_name)
+
     def graph(self) -> Graph:
         b = GraphBuilder(f"case_{self.id}")
-        vals = []
-        for i, t in enumerate(self.inputs):
-            if isinstance(t, np.ndarray):
-                vals.append(b.param(f"p{i}", t))
-            else:
-                vals.append(b.input(f"x{i}", t))
-        outs = b.add_node(self.op, vals, self.attrs)
-        return b.build(*outs)
+        return b.build(*self.add_to(b))
 
     def data(self, g: Graph, seed: int = 0) -> list[np.ndarray]:
         rng = np.random.default_rng(seed)
@@ -60,6 +60,16 @@ class Case:
                     x = x * 2
                 out.append(x.astype(dt.numpy))
         return out
+
+
+def combined_graph(cases) -> Graph:
+    """Every case's node in one graph (inputs and parameters renamed per case), so that one
+    module per architecture holds every kernel and one ptxas run checks them all."""
+    b = GraphBuilder("all_kernels")
+    outs = []
+    for c in cases:
+        outs.extend(c.add_to(b, prefix=f"{c.id}_", node_name=c.id))
+    return b.build(*outs)
 
 
 def T(*shape, dt=F32) -> TensorType:
@@ -109,14 +119,14 @@ CASES: list[Case] = (
        Case("div_i64", "div", [T(4, 5, dt=I64), T(1, 5, dt=I64)]),
        Case("where", "where", [T(3, 4, dt=DType.bool), T(3, 4), T(1, 4)]),
        Case("elementwise_chain", "elementwise_chain", [T(3, 4, 5), T(4, 1)],
-            {"program": "graph chain(%x0: f32[3,4,5], %x1: f32[4,1]) {\n  %1: f32[3,4,5] = add(%x0, %x1)\n"
-                        "  %2: f32[3,4,5] = sigmoid(%1)\n  %3: f32[3,4,5] = mul(%2, %x0)\n  return %3\n}\n"})]
+            {"body": parse_graph("graph chain(%x0: f32[3,4,5], %x1: f32[4,1]) {\n  %1: f32[3,4,5] = add(%x0, %x1)\n"
+                                 "  %2: f32[3,4,5] = sigmoid(%1)\n  %3: f32[3,4,5] = mul(%2, %x0)\n  return %3\n}\n")})]
     # products: thin tile, tiled, ONNX gemm with transposes, batched matmul, tensor cores
     + [Case("gemm_fused_thin", "gemm_fused", [T(3, 70), W(70, 50), W(50)], {"act": "relu"}, rtol=1e-4, atol=1e-4),
        Case("gemm_fused_tiled", "gemm_fused", [T(40, 33), W(33, 70), W(70), T(40, 70)], {"act": "hard_swish"},
             atol=1e-4),
        Case("gemm", "gemm", [T(20, 30), T(25, 20), T(1, 25)],
-            {"trans_a": 1, "trans_b": 1, "alpha": 0.5, "beta": 2.0, "epilogue": "relu"}, atol=1e-4),
+            {"trans_a": 1, "trans_b": 1, "alpha": 0.5, "beta": 2.0, "act": "relu"}, atol=1e-4),
        Case("matmul", "matmul", [T(3, 1, 17, 20), T(4, 20, 9)], atol=1e-4),
        Case("matmul_vec", "matmul", [T(20), T(4, 20, 9)], atol=1e-4),
        Case("gemm_fused_bf16", "gemm_fused", [T(24, 40, dt=BF16), W(40, 50, dt=BF16), W(50, dt=BF16)],

@@ -17,17 +17,7 @@ from irc.targets.cuda.emulate import HostKernels
 from irc.targets.cuda.kernel import GpuKernel, GpuModule
 from irc.targets.cuda.kernels import gemm, mma, quant
 from tests.targets.cuda.cases import CASES
-
-
-def compare(got, want, rtol, atol, what=""):
-    assert len(got) == len(want)
-    for i, (a, e) in enumerate(zip(got, want)):
-        assert a.shape == e.shape and a.dtype == e.dtype, f"{what} output {i}"
-        if e.dtype.kind == "f" or e.dtype.name == "bfloat16":
-            np.testing.assert_allclose(a.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol,
-                                       equal_nan=True, err_msg=f"{what} output {i}")
-        else:
-            np.testing.assert_array_equal(a, e, err_msg=f"{what} output {i}")
+from tests.targets.cuda.support import compare
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -92,9 +82,8 @@ def test_mma_gemm_every_tile(tile):
 
 @pytest.mark.parametrize("tile", [*quant.INT_TILES, quant.INT_THIN], ids=lambda t: f"{t.bm}x{t.bn}")
 @pytest.mark.parametrize("dt", [DType.u8, DType.i8])
-def test_dp4a_gemm_every_tile(tile, dt, monkeypatch):
+def test_dp4a_gemm_every_tile(tile, dt):
     m, n, kd = tile.bm + 1, tile.bn + 3, 2 * tile.bk + 5
-    monkeypatch.setattr(quant, "choose_int_tile", lambda *a: tile)
 
     def emit(k, a, b, store):
         def reader(buf, rows, cols, transposed, signed):
@@ -104,7 +93,7 @@ def test_dp4a_gemm_every_tile(tile, dt, monkeypatch):
             return quant.ByteOperand(load, not transposed, signed)
 
         return quant.emit_int8_gemm(k, m, n, kd, 1, reader(a, m, kd, False, dt is DType.i8),
-                                    reader(b, kd, n, True, True), "L", 0, store)
+                                    reader(b, kd, n, True, True), "L", 0, store, tile=tile)
 
     got, want = _run_tile(emit, m, n, kd, 1, dt)
     np.testing.assert_array_equal(got, want.astype(np.int64))

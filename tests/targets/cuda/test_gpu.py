@@ -12,8 +12,7 @@ from irc import zoo
 from irc.ir import interpret
 from irc.passes.pipeline import run_pipeline
 from tests.targets.cuda.cases import CASES
-from tests.targets.cuda.conftest import requires_gpu
-from tests.targets.cuda.test_emulate import compare
+from tests.targets.cuda.support import compare, requires_gpu, train_convnet
 
 pytestmark = [pytest.mark.gpu, requires_gpu]
 
@@ -78,8 +77,6 @@ def test_wrong_input_shape_is_refused_before_the_gpu():
 
 
 def test_training_steps_equal_the_cpu_target():
-    from tests.targets.cuda.test_target import _train
-
-    cpu, _ = _train("cpu")
-    gpu, _ = _train("cuda")
+    cpu, _ = train_convnet("cpu")
+    gpu, _ = train_convnet("cuda")
     np.testing.assert_allclose(gpu["loss"], cpu["loss"], rtol=1e-4)

@@ -10,7 +10,7 @@ import irc
 from irc import zoo
 from irc.errors import InputError
 from irc.targets.cuda.multi import CUDA, MEM_LEVELS, average_weights
-from tests.targets.cuda.conftest import gpu_count
+from tests.targets.cuda.support import gpu_count
 
 
 def test_mask_selects_gpus():

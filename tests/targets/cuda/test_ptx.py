@@ -16,8 +16,8 @@ from irc.targets.cuda import ptx as ptxmod
 from irc.targets.cuda.arch import get_arch
 from irc.targets.cuda.codegen import generate
 from irc.targets.cuda.kernels import KERNELS
-from tests.targets.cuda.cases import CASES
-from tests.targets.cuda.conftest import ARCHS, combined_graph, requires_ptxas
+from tests.targets.cuda.cases import CASES, combined_graph
+from tests.targets.cuda.support import ARCHS, requires_ptxas
 
 
 @functools.cache

@@ -16,7 +16,7 @@ from irc.errors import InputError, TargetError, UnsupportedOpError
 from irc.ir import GraphBuilder
 from irc.ir.types import DType, TensorType
 from irc.targets.cuda.plan import LaunchPlan, check_plan
-from tests.targets.cuda.conftest import gpu_count, requires_ptxas
+from tests.targets.cuda.support import gpu_count, requires_ptxas, train_convnet
 
 
 @pytest.fixture(scope="module")
@@ -143,24 +143,10 @@ def _relu_graph():
     return b.build(b.op("relu", x))
 
 
-def _train(target: str, **options):
-    """Two epochs of a small conv net (conv, relu, max pool, dense, softmax cross-entropy, SGD with
-    momentum): its train step holds the backward kernels (conv_transpose, max_pool_grad...)."""
-    from irc import nn
-
-    m = nn.Sequential([nn.Conv2D(4, 3, activation="relu"), nn.MaxPool2D(2), nn.Flatten(),
-                       nn.Dense(5, activation="softmax")], input_shape=(1, 8, 8), seed=0)
-    m.compile(nn.SGD(0.1, momentum=0.9), "cross_entropy", metrics=["accuracy"], target=target, **options)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((8, 1, 8, 8)).astype(np.float32)
-    y = rng.integers(0, 5, 8)
-    return m.fit(x, y, batch_size=4, epochs=2, verbose=0).history, m
-
-
 def test_training_steps_equal_the_cpu_target_emulated():
     """The train step graph (forward, loss, backward, SGD update) compiled for the GPU, run on
     the host emulation: the same losses as the CPU target, step for step."""
-    cpu, mc = _train("cpu")
-    gpu, mg = _train("cuda", emulate=True)
+    cpu, mc = train_convnet("cpu")
+    gpu, mg = train_convnet("cuda", emulate=True)
     np.testing.assert_allclose(gpu["loss"], cpu["loss"], rtol=1e-5)
     assert gpu["accuracy"] == cpu["accuracy"]

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 import irc.zoo
 from irc.cli.commands import cli, main
 
-from .conftest import SIMULATOR
+from .support import SIMULATOR
 
 
 @pytest.fixture

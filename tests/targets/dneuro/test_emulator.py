@@ -15,8 +15,8 @@ from irc.targets.dneuro.emulator import Emulator
 from irc.targets.dneuro.flow import codes_value
 from irc.targets.dneuro.mapping import map_graph
 
-from .conftest import ZOO, calib_data, float_graph, quantized_graph
 from .qgraphs import lenet, small_convnet
+from .support import ZOO, calib_data, float_graph, quantized_graph
 
 
 def _codes(g, x):

@@ -14,7 +14,7 @@ from irc.passes.pipeline import run_pipeline
 from irc.targets.dneuro.layers import Shape
 from irc.targets.dneuro.mapping import map_graph, map_onnx, unsupported
 
-from .conftest import PREPARE, float_graph, quantized_graph
+from .support import PREPARE, float_graph, quantized_graph
 
 RNG = np.random.default_rng(0)
 

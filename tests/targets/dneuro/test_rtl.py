@@ -17,8 +17,8 @@ from irc.targets.dneuro.sim import available, simulate
 from irc.targets.dneuro.tune import evaluate, minimum, tune
 from irc.targets.dneuro.vectors import beats_to_frames, output_words
 
-from .conftest import SIMULATOR, calib_data, float_graph, needs_sim, quantized_graph
 from .qgraphs import lenet, small_convnet
+from .support import SIMULATOR, calib_data, float_graph, needs_sim, quantized_graph
 
 pytestmark = needs_sim
 

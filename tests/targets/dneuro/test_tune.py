@@ -13,7 +13,7 @@ from irc.targets.dneuro.mapping import map_graph
 from irc.targets.dneuro.resources import Memory, layer_cost, options
 from irc.targets.dneuro.tune import budgets, evaluate, minimum, raises, tune
 
-from .conftest import float_graph
+from .support import float_graph
 
 #: The issue's table: (M20K MB, DSP blocks, multipliers) per size.
 TABLE = {160: (1.12, 156, 312), 220: (1.37, 191, 382), 270: (1.87, 830, 1660), 320: (2.12, 985, 1970),

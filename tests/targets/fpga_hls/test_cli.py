@@ -8,7 +8,7 @@ import pytest
 import irc.zoo
 from irc.cli.commands import main
 
-from .conftest import needs_gxx
+from .support import needs_gxx
 
 
 @pytest.fixture

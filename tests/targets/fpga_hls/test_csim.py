@@ -14,7 +14,7 @@ from irc.errors import TargetError
 from irc.ir import GraphBuilder
 from irc.targets.fpga_hls import toolchain
 
-from .conftest import FIXED, needs_ap, needs_gxx
+from .support import FIXED, needs_ap, needs_gxx
 
 pytestmark = needs_gxx
 SETTINGS = settings(max_examples=3, deadline=None, derandomize=True,

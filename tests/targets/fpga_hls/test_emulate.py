@@ -15,7 +15,7 @@ from irc.targets.fpga_hls.accuracy import output_bounds
 from irc.targets.fpga_hls.precision import parse_precision
 from irc.targets.fpga_hls.vectors import all_values, quantized_graph
 
-from .conftest import FIXED, cnn_graph, mlp_graph, needs_ap, needs_gxx
+from .support import FIXED, cnn_graph, mlp_graph, needs_ap, needs_gxx
 
 
 def _inputs(g, seed=1):

@@ -14,7 +14,7 @@ import irc
 from irc.ir import GraphBuilder
 from irc.targets.fpga_hls.vectors import all_values
 
-from .conftest import cnn_graph, mlp_graph, needs_gxx
+from .support import cnn_graph, mlp_graph, needs_gxx
 
 pytestmark = needs_gxx
 

@@ -17,7 +17,7 @@ import pytest
 import irc
 from irc.targets.fpga_hls import toolchain
 
-from .conftest import FIXED, cnn_graph, mlp_graph, needs_ap, needs_gxx
+from .support import FIXED, cnn_graph, mlp_graph, needs_ap, needs_gxx
 
 
 @pytest.fixture(scope="module")

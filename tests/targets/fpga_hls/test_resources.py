@@ -15,7 +15,7 @@ from irc.targets.fpga_hls.kernels import plan_kernels
 from irc.targets.fpga_hls.precision import parse_precision
 from irc.targets.fpga_hls.resources import estimate, memory_cost, totals
 
-from .conftest import cnn_graph, mlp_graph
+from .support import cnn_graph, mlp_graph
 
 U200 = get_board("u200")
 

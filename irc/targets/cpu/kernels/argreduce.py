@@ -19,12 +19,12 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels import typed_io as io
 from irc.targets.cpu.kernels.registry import cpu_kernel
 from irc.targets.cpu.kernels.strided import add, parallel_nest
-from irc.targets.cpu.scalar import Scalar
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.scalar import Scalar
 
 #: Bits per vector: one AVX-512 register of values, at most MAX_LANES of them (each lane also
 #: carries an i64 index).

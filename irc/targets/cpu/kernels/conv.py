@@ -20,10 +20,10 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.targets.cpu.kernel import KernelBuilder
-from irc.targets.cpu.kernels.elementwise import ACTIVATION_EMITTERS
 from irc.targets.cpu.kernels.lanes import Lanes
 from irc.targets.cpu.kernels.registry import cpu_kernel
 from irc.targets.cpu.kernels.window import Geometry, TileSite, emit_windows, plan_tile
+from irc.targets.llvm.elementwise import ACTIVATION_EMITTERS
 
 
 class _Channels:
@@ -80,6 +80,24 @@ def _epilogue(k: KernelBuilder, lv: Lanes, node: Node, ch: _Channels, plane_size
     return finish
 
 
+def _emit(k: KernelBuilder, node: Node, lv: Lanes, geom: Geometry, tile, ch: _Channels, cin_g: int, weight) -> None:
+    """The window loops of a (transposed) convolution: FMAs of the input planes of each group's
+    channels with ``weight(plane, j, ci, row_tap, kx)``, then the epilogue."""
+    x, y = k.ins[0], k.outs[0]
+    c, in_plane = x.shape[1], math.prod(x.shape[2:])
+
+    def input_plane(plane, ci):
+        b = k.b
+        img, g, _ = ch.split(plane)
+        chan = b.add(b.add(b.mul(img, k.i64(c)), b.mul(g, k.i64(cin_g))), ci)
+        return b.gep(k.ptr(x), [b.mul(chan, k.i64(in_plane))], inbounds=True, source_etype=lv.storage)
+
+    emit_windows(k, lv, geom, tile, planes=x.shape[0] * ch.planes_per_image, channel_loop=cin_g,
+                 input_plane=input_plane, weight=weight, combine="fma", fill=0,
+                 init=lambda plane, j: lv.v.c(0.0),
+                 finish=_epilogue(k, lv, node, ch, math.prod(y.shape[2:]), y.shape[-1], geom.rows), cost=2)
+
+
 @cpu_kernel("conv", "conv_fused")
 def _conv(k: KernelBuilder, node: Node) -> None:
     x, w, y = k.ins[0], k.ins[1], k.outs[0]
@@ -87,7 +105,7 @@ def _conv(k: KernelBuilder, node: Node) -> None:
         return
     a = node.attrs
     rank = x.type.rank - 2
-    c, size = x.shape[1], x.shape[2:]
+    size = x.shape[2:]
     m, cin_g, kernel = w.shape[0], w.shape[1], w.shape[2:]
     group = a["group"]
     geom = Geometry(tuple(size), tuple(y.shape[2:]), tuple(kernel), tuple(a["strides"]), tuple(a["dilations"]),
@@ -95,13 +113,7 @@ def _conv(k: KernelBuilder, node: Node) -> None:
     lv = Lanes(k, x.dtype)
     tile = plan_tile(geom, lv.vl, m // group)
     ch = _Channels(k, group, m // group, tile.channels)
-    in_plane, taps, kw = math.prod(size), math.prod(kernel), kernel[-1]
-
-    def input_plane(plane, ci):
-        b = k.b
-        img, g, _ = ch.split(plane)
-        chan = b.add(b.add(b.mul(img, k.i64(c)), b.mul(g, k.i64(cin_g))), ci)
-        return b.gep(k.ptr(x), [b.mul(chan, k.i64(in_plane))], inbounds=True, source_etype=lv.storage)
+    taps, kw = math.prod(kernel), kernel[-1]
 
     def weight(plane, j, ci, row_tap, kx):
         b = k.b
@@ -110,10 +122,7 @@ def _conv(k: KernelBuilder, node: Node) -> None:
         off = b.add(b.mul(b.add(b.mul(mj, k.i64(cin_g)), ci), k.i64(taps)), b.add(b.mul(row_tap, k.i64(kw)), kx))
         return lv.load(k.ptr(w), off, 0)
 
-    emit_windows(k, lv, geom, tile, planes=x.shape[0] * ch.planes_per_image, channel_loop=cin_g,
-                 input_plane=input_plane, weight=weight, combine="fma", fill=0,
-                 init=lambda plane, j: lv.v.c(0.0),
-                 finish=_epilogue(k, lv, node, ch, math.prod(y.shape[2:]), y.shape[-1], geom.rows), cost=2)
+    _emit(k, node, lv, geom, tile, ch, cin_g, weight)
 
 
 @cpu_kernel("conv_transpose")
@@ -135,14 +144,8 @@ def _conv_transpose(k: KernelBuilder, node: Node) -> None:
     lv = Lanes(k, x.dtype)
     tile = plan_tile(geom, lv.vl, per_group)
     ch = _Channels(k, group, per_group, tile.channels)
-    in_plane, taps, kw = math.prod(size), math.prod(kernel), kernel[-1]
+    taps, kw = math.prod(kernel), kernel[-1]
     row_taps = taps // kw
-
-    def input_plane(plane, ci):
-        b = k.b
-        img, g, _ = ch.split(plane)
-        chan = b.add(b.add(b.mul(img, k.i64(c)), b.mul(g, k.i64(cin_g))), ci)
-        return b.gep(k.ptr(x), [b.mul(chan, k.i64(in_plane))], inbounds=True, source_etype=lv.storage)
 
     def weight(plane, j, ci, row_tap, kx):
         b = k.b
@@ -154,7 +157,4 @@ def _conv_transpose(k: KernelBuilder, node: Node) -> None:
         off = b.add(b.mul(b.add(b.mul(cin, k.i64(per_group)), mo), k.i64(taps)), tap)
         return lv.load(k.ptr(w), off, 0)
 
-    emit_windows(k, lv, geom, tile, planes=x.shape[0] * ch.planes_per_image, channel_loop=cin_g,
-                 input_plane=input_plane, weight=weight, combine="fma", fill=0,
-                 init=lambda plane, j: lv.v.c(0.0),
-                 finish=_epilogue(k, lv, node, ch, math.prod(y.shape[2:]), y.shape[-1], geom.rows), cost=2)
+    _emit(k, node, lv, geom, tile, ch, cin_g, weight)

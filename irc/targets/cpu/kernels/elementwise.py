@@ -1,4 +1,5 @@
-"""Element-wise kernels: one broadcasting map emitter and a table of scalar functions.
+"""Element-wise kernels: one broadcasting map emitter over the shared scalar table
+(irc.targets.llvm.elementwise.SCALAR).
 
 The map collapses the output's dimensions wherever every operand is contiguous across them (a
 same-shape add becomes one flat loop; a bias add over NCHW becomes two), runs the outermost
@@ -13,32 +14,19 @@ from collections.abc import Callable, Sequence
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.targets.cpu.kernel import KernelBuilder, c_strides
-from irc.targets.cpu.kernels.registry import cpu_kernel, same_shape_inputs
-from irc.targets.cpu.scalar import Scalar, convert
-
-
-def broadcast_strides(shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, ...]:
-    """Element strides of a C-contiguous ``shape`` read as ``out_shape`` (0 on broadcast axes)."""
-    pad = len(out_shape) - len(shape)
-    st = c_strides(shape)
-    return tuple(0 if d < pad or shape[d - pad] == 1 else st[d - pad] for d in range(len(out_shape)))
-
-
-def collapse(shape: Sequence[int], strides: Sequence[Sequence[int]]):
-    """Merge adjacent dimensions that every operand walks contiguously; drop size-1 dims."""
-    dims = [(d, [s[k] for s in strides]) for k, d in enumerate(shape) if d != 1]
-    out: list[tuple[int, list[int]]] = []
-    for d, st in dims:
-        if out:
-            pd, pst = out[-1]
-            if all(ps == s * d for ps, s in zip(pst, st)):
-                out[-1] = (pd * d, st)
-                continue
-        out.append((d, st))
-    if not out:
-        out = [(1, [0] * len(strides))]
-    return [d for d, _ in out], [[st[i] for _, st in out] for i in range(len(strides))]
+from irc.targets.cpu.kernel import KernelBuilder
+from irc.targets.cpu.kernels.registry import cpu_kernel
+from irc.targets.llvm.elementwise import (
+    COST,
+    SCALAR,
+    broadcast_strides,
+    chain_cost,
+    chain_fn,
+    collapse,
+    inplace_rule,
+    same_shape_inputs,
+    scalar_fn,
+)
 
 
 def emit_map(k: KernelBuilder, fn: Callable[..., object], in_dtypes: Sequence[DType] | None = None,
@@ -59,175 +47,15 @@ def emit_map(k: KernelBuilder, fn: Callable[..., object], in_dtypes: Sequence[DT
             k.store(out, k.offset(idx, strides[-1]), fn(*vals))
 
 
-#: op -> fn(k, attrs, input dtypes, output dtype, *values) -> value: the scalar meaning of every
-#: element-wise op, shared by its own kernel and by fused element-wise chains.
-SCALAR: dict[str, Callable[..., object]] = {}
-#: op -> relative cost per element (transcendental functions cost more), for parallel thresholds.
-COST: dict[str, int] = {}
+def _emit_op(k: KernelBuilder, node: Node) -> None:
+    emit_map(k, scalar_fn(k, node), cost=COST[node.op])
 
 
-def _kernel(op: str, cost: int, inplace=same_shape_inputs):
-    COST[op] = cost
-
-    @cpu_kernel(op, inplace=inplace)
-    def emit(k: KernelBuilder, node: Node) -> None:
-        dts = [b.dtype for b in k.ins]
-        emit_map(k, lambda *v: SCALAR[op](k, node.attrs, dts, k.outs[0].dtype, *v), cost=cost)
-
-    return emit
-
-
-def _unary(op: str, f: Callable[..., object], cost: int = 1):
-    SCALAR[op] = lambda k, attrs, dts, out, x: f(Scalar(k, dts[0]), x, **attrs)
-    _kernel(op, cost)
-
-
-def _sigmoid(s: Scalar, x):
-    one = s.c(1)
-    return s.b.fdiv(one, s.add(one, s.intrinsic("exp", s.neg(x))))
-
-
-def _softplus(s: Scalar, x):
-    # x > 0: x + log1p(exp(-x)); else log1p(exp(x)) — never overflows.
-    pos = s.gt(x, s.c(0))
-    t = s.intrinsic("exp", s.neg(s.abs(x)))
-    l1p = s.libm("log1p", t)
-    return s.select(pos, s.add(x, l1p), l1p)
-
-
-def _sign(s: Scalar, x):
-    if not s.signed:
-        return s.select(s.eq(x, s.c(0)), s.c(0), s.c(1))
-    return s.select(s.gt(x, s.c(0)), s.c(1), s.select(s.lt(x, s.c(0)), s.c(-1), x))
-
-
-def _elu(s: Scalar, x, alpha, gamma=1.0):
-    neg = s.mul(s.c(alpha), s.libm("expm1", s.min(x, s.c(0))))
-    y = s.select(s.gt(x, s.c(0)), x, neg)
-    return y if gamma == 1.0 else s.mul(s.c(gamma), y)
-
-
-def _clip(s: Scalar, x, min, max):
-    if not s.is_float:
-        info_lo, info_hi = _int_range(s.dt)
-        lo = info_lo if min <= info_lo else math.ceil(min)
-        hi = info_hi if max >= info_hi else math.floor(max)
-        return s.min(s.max(x, s.c(lo)), s.c(hi))
-    if min != -math.inf:
-        x = s.max(x, s.c(min))
-    if max != math.inf:
-        x = s.min(x, s.c(max))
-    return x
-
-
-def _int_range(dt: DType) -> tuple[int, int]:
-    import numpy as np
-
-    info = np.iinfo(dt.numpy)
-    return int(info.min), int(info.max)
-
-
-def _hard_sigmoid(s: Scalar, x, alpha, beta):
-    return s.min(s.max(s.add(s.mul(s.c(alpha), x), s.c(beta)), s.c(0)), s.c(1))
-
-
-def _hard_swish(s: Scalar, x):
-    return s.mul(x, _hard_sigmoid(s, x, 1 / 6, 0.5))
-
-
-#: Epilogue activations of fused kernels: act name -> fn(scalar ops, value, alpha, beta).
-ACTIVATION_EMITTERS = {
-    "relu": lambda s, x, a, b: s.select(s.lt(x, s.c(0)), s.c(0), x),
-    "leaky_relu": lambda s, x, a, b: s.select(s.ge(x, s.c(0)), x, s.mul(x, s.c(a))),
-    "clip": lambda s, x, a, b: _clip(s, x, a, b),
-    "sigmoid": lambda s, x, a, b: _sigmoid(s, x),
-    "tanh": lambda s, x, a, b: s.intrinsic("tanh", x),
-    "hard_sigmoid": lambda s, x, a, b: _hard_sigmoid(s, x, a, b),
-    "hard_swish": lambda s, x, a, b: _hard_swish(s, x),
-}
-
-_unary("neg", lambda s, x: s.neg(x))
-_unary("abs", lambda s, x: s.abs(x))
-_unary("sqrt", lambda s, x: s.intrinsic("sqrt", x))
-_unary("exp", lambda s, x: s.intrinsic("exp", x), cost=8)
-_unary("log", lambda s, x: s.intrinsic("log", x), cost=8)
-_unary("erf", lambda s, x: s.libm("erf", x), cost=16)
-_unary("reciprocal", lambda s, x: s.b.fdiv(s.c(1), x))
-_unary("floor", lambda s, x: s.intrinsic("floor", x))
-_unary("ceil", lambda s, x: s.intrinsic("ceil", x))
-_unary("round", lambda s, x: s.intrinsic("roundeven", x))
-_unary("sign", _sign)
-_unary("sin", lambda s, x: s.intrinsic("sin", x), cost=16)
-_unary("cos", lambda s, x: s.intrinsic("cos", x), cost=16)
-_unary("tanh", lambda s, x: s.intrinsic("tanh", x), cost=16)
-_unary("sigmoid", _sigmoid, cost=8)
-_unary("softplus", _softplus, cost=16)
-_unary("softsign", lambda s, x: s.b.fdiv(x, s.add(s.c(1), s.abs(x))))
-_unary("relu", lambda s, x: ACTIVATION_EMITTERS["relu"](s, x, 0, 0))
-_unary("leaky_relu", lambda s, x, alpha: ACTIVATION_EMITTERS["leaky_relu"](s, x, alpha, 0))
-_unary("elu", _elu, cost=8)
-_unary("selu", lambda s, x, alpha, gamma: _elu(s, x, alpha, gamma), cost=8)
-_unary("hard_sigmoid", _hard_sigmoid)
-_unary("hard_swish", _hard_swish)
-_unary("clip", _clip)
-_unary("identity", lambda s, x: x)
-_unary("not", lambda s, x: s.b.not_(x))
-
-
-SCALAR["cast"] = lambda k, attrs, dts, out, x: convert(k, x, dts[0], out)
-_kernel("cast", 1, inplace=lambda n: [0] if n.inputs[0].type.nbytes == n.outputs[0].type.nbytes else [])
-
-
-def _binary(op: str, f: Callable[..., object], cost: int = 1):
-    SCALAR[op] = lambda k, attrs, dts, out, a, b: f(Scalar(k, dts[0]), a, b)
-    _kernel(op, cost)
-
-
-def _pow(s: Scalar, a, b):
-    if s.is_float:
-        return s.intrinsic("pow", a, b)
-    # Integers: through f64, as the reference does.
-    k = s.k
-    f = Scalar(k, DType.f64)
-    y = f.intrinsic("pow", convert(k, a, s.dt, DType.f64), convert(k, b, s.dt, DType.f64))
-    return convert(k, y, DType.f64, s.dt)
-
-
-_binary("add", lambda s, a, b: s.add(a, b))
-_binary("sub", lambda s, a, b: s.sub(a, b))
-_binary("mul", lambda s, a, b: s.mul(a, b))
-_binary("div", lambda s, a, b: s.div(a, b))
-_binary("pow", _pow, cost=16)
-_binary("max", lambda s, a, b: s.max(a, b))
-_binary("min", lambda s, a, b: s.min(a, b))
-_binary("prelu", lambda s, x, sl: s.select(s.ge(x, s.c(0)), x, s.mul(x, sl)))
-_binary("equal", lambda s, a, b: s.eq(a, b))
-_binary("less", lambda s, a, b: s.lt(a, b))
-_binary("less_equal", lambda s, a, b: s.le(a, b))
-_binary("greater", lambda s, a, b: s.gt(a, b))
-_binary("greater_equal", lambda s, a, b: s.ge(a, b))
-_binary("and", lambda s, a, b: s.b.and_(a, b))
-_binary("or", lambda s, a, b: s.b.or_(a, b))
-_binary("xor", lambda s, a, b: s.b.xor(a, b))
-
-
-SCALAR["where"] = lambda k, attrs, dts, out, c, a, b: k.b.select(c, a, b)
-_kernel("where", 1, inplace=lambda n: [i for i in (1, 2) if n.inputs[i].type == n.outputs[0].type])
+for _op in SCALAR:
+    cpu_kernel(_op, inplace=inplace_rule(_op))(_emit_op)
 
 
 @cpu_kernel("elementwise_chain", inplace=same_shape_inputs)
 def _chain(k: KernelBuilder, node: Node) -> None:
     """The chain's sub-graph evaluated per element, every intermediate in a register."""
-    from irc.ir.ops.fused import chain_program
-
-    g = chain_program(node.attrs["program"])
-
-    def body(*vals):
-        env = dict(zip(g.inputs, vals))
-        for n in g.nodes:
-            dts = [v.dtype for v in n.inputs]
-            env[n.outputs[0]] = SCALAR[n.op](k, n.attrs, dts, n.outputs[0].dtype, *(env[v] for v in n.inputs))
-        return env[g.outputs[0]]
-
-    emit_map(k, body, cost=sum(COST.get(n.op, 1) for n in g.nodes))
-
+    emit_map(k, chain_fn(k, node), cost=chain_cost(node))

@@ -14,9 +14,10 @@ import math
 from llvmlite import ir
 
 from irc.ir.graph import Node
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import KernelBuilder, c_strides
+from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.registry import cpu_kernel
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import c_strides
 
 
 def _slot(k: KernelBuilder, t: ir.Type) -> ir.Value:

@@ -13,10 +13,11 @@ import math
 from llvmlite import ir
 
 from irc.ir.graph import Node
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import Buf, KernelBuilder
+from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.registry import cpu_kernel
 from irc.targets.cpu.kernels.strided import add, elem_ptr, emit_copy, load_raw, parallel_nest, store_raw
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import Buf
 
 
 @cpu_kernel("slice")

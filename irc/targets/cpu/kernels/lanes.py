@@ -16,9 +16,9 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder
-from irc.targets.cpu.scalar import Scalar
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.scalar import Scalar
 
 
 def acc_dtype(dt: DType) -> DType:
@@ -207,22 +207,7 @@ class Lanes:
 
     def hreduce(self, v: ir.Value, combine: Callable[[Scalar, ir.Value, ir.Value], ir.Value]) -> ir.Value:
         """combine() over the lanes of ``v`` by halving, down to one scalar."""
-        b = self.b
-        n = v.type.count
-        while n > 1:
-            half = n // 2
-            undef = ir.Constant(v.type, ir.Undefined)
-            lo = b.shuffle_vector(v, undef, ir.Constant(ir.VectorType(T.I32, half), list(range(half))))
-            hi = b.shuffle_vector(v, undef, ir.Constant(ir.VectorType(T.I32, half), list(range(half, 2 * half))))
-            if n % 2:  # an odd lane left over joins the first lane afterwards
-                odd = b.extract_element(v, ir.Constant(T.I32, n - 1))
-                merged = combine(Scalar(self.k, self.acc, half), lo, hi)
-                first = b.extract_element(merged, ir.Constant(T.I32, 0))
-                v = b.insert_element(merged, combine(self.s, first, odd), ir.Constant(T.I32, 0))
-            else:
-                v = combine(Scalar(self.k, self.acc, half), lo, hi)
-            n = half
-        return b.extract_element(v, ir.Constant(T.I32, 0))
+        return fold_lanes(self.k, self.acc, v, combine)
 
     def slot(self, lanes: int, init: ir.Value) -> ir.Value:
         """A stack slot (promoted to a register by LLVM) holding a vector or scalar accumulator."""
@@ -348,3 +333,24 @@ def exp(s: Scalar, x: ir.Value) -> ir.Value:
     # 2**n built in the exponent field; n = 128 (x near the top) gives inf, as it should.
     scale = b.bitcast(b.shl(b.add(ni, _splat_const(it, 127)), _splat_const(it, 23)), s.t)
     return s.select(under, s.c(0.0), s.mul(y, scale))
+
+
+def fold_lanes(k: KernelBuilder, acc: DType, v: ir.Value, combine: Callable[[Scalar, ir.Value, ir.Value], ir.Value]):
+    """combine() over the lanes of vector ``v`` (of compute type ``acc``) by halving, down to one
+    scalar."""
+    b = k.b
+    n = v.type.count
+    while n > 1:
+        half = n // 2
+        undef = ir.Constant(v.type, ir.Undefined)
+        lo = b.shuffle_vector(v, undef, ir.Constant(ir.VectorType(T.I32, half), list(range(half))))
+        hi = b.shuffle_vector(v, undef, ir.Constant(ir.VectorType(T.I32, half), list(range(half, 2 * half))))
+        if n % 2:  # an odd lane left over joins the first lane afterwards
+            odd = b.extract_element(v, ir.Constant(T.I32, n - 1))
+            merged = combine(Scalar(k, acc, half), lo, hi)
+            first = b.extract_element(merged, ir.Constant(T.I32, 0))
+            v = b.insert_element(merged, combine(Scalar(k, acc), first, odd), ir.Constant(T.I32, 0))
+        else:
+            v = combine(Scalar(k, acc, half), lo, hi)
+        n = half
+    return b.extract_element(v, ir.Constant(T.I32, 0))

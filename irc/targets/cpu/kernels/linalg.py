@@ -21,16 +21,15 @@ import math
 from llvmlite import ir
 
 from irc.ir.graph import Node
-from irc.ir.ops.fused import activation_of
-from irc.ir.ops.registry import get_op
+from irc.ir.ops.activation import ACTIVATIONS, activation_node
 from irc.ir.types import DType
 from irc.targets.cpu import gemm
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder
-from irc.targets.cpu.kernels.elementwise import ACTIVATION_EMITTERS, SCALAR, broadcast_strides
 from irc.targets.cpu.kernels.lanes import Lanes, add, iota
 from irc.targets.cpu.kernels.norm import flat_offset
 from irc.targets.cpu.kernels.registry import CpuContext, cpu_kernel
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.elementwise import ACTIVATION_EMITTERS, SCALAR, broadcast_strides
 
 #: Vectors of outputs a direct-kernel row chunk keeps in registers.
 ROW_VECTORS = 4
@@ -75,22 +74,18 @@ class _Product:
 
 def _activation(node: Node) -> tuple[str, dict] | None:
     """(activation op, its attributes) applied last, or None."""
-    if node.op == "gemm":
-        name = node.attrs["epilogue"]
-        return None if name == "none" else (name, get_op(name).check_attrs({}))
-    if node.op == "gemm_fused" and node.attrs["act"] != "none":
-        return node.attrs["act"], {"act_alpha": node.attrs["act_alpha"], "act_beta": node.attrs["act_beta"]}
+    if node.op in ("gemm", "gemm_fused"):
+        return activation_node(node.attrs["act"], node.attrs["act_alpha"], node.attrs["act_beta"])
     return None
 
 
 def _engine_act(node: Node) -> tuple[str, float, float] | None:
-    """The activation as the GEMM engine's epilogue names it: (act, alpha, beta)."""
-    act = _activation(node)
-    if act is None:
+    """The activation as the GEMM engine's epilogue names it: (act, alpha, beta); None for one
+    it does not implement."""
+    if _activation(node) is None:
         return "none", 0.0, 0.0
-    if node.op == "gemm_fused":
-        return act[0], act[1]["act_alpha"], act[1]["act_beta"]
-    return activation_of(*act)
+    a = node.attrs
+    return (a["act"], a["act_alpha"], a["act_beta"]) if a["act"] in ACTIVATIONS else None
 
 
 class _Finish:
@@ -154,8 +149,7 @@ class _Finish:
     def _apply_act(self, v: ir.Value, lanes: int) -> ir.Value:
         lv, b = self.lv, self.k.b
         name, attrs = self.act
-        spec = (name, attrs["act_alpha"], attrs["act_beta"]) if self.node.op == "gemm_fused" \
-            else activation_of(name, attrs)
+        spec = _engine_act(self.node)
         if spec is not None:
             return ACTIVATION_EMITTERS[spec[0]](lv.ops(lanes), v, spec[1], spec[2])
         # The element-wise table's scalar form (elu, selu, softplus, softsign), lane by lane.

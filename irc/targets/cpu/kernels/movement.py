@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from irc.ir.graph import Node
 from irc.targets.cpu.kernel import KernelBuilder
-from irc.targets.cpu.kernels.elementwise import broadcast_strides
 from irc.targets.cpu.kernels.registry import cpu_kernel
 from irc.targets.cpu.kernels.strided import emit_copy
+from irc.targets.llvm.elementwise import broadcast_strides
 
 
 @cpu_kernel("transpose")
@@ -26,22 +26,24 @@ def _transpose(k: KernelBuilder, node: Node) -> None:
 
 @cpu_kernel("concat")
 def _concat(k: KernelBuilder, node: Node) -> None:
-    out = k.outs[0]
-    axis = node.attrs["axis"]
-    at = 0
-    for x in k.ins:
-        emit_copy(k, x.shape, out, at * out.strides[axis], out.strides, x, 0, x.strides)
-        at += x.shape[axis]
+    _slabs(k, k.outs[0], k.ins, node.attrs["axis"], into_whole=True)
 
 
 @cpu_kernel("split")
 def _split(k: KernelBuilder, node: Node) -> None:
-    x = k.ins[0]
-    axis = node.attrs["axis"]
+    _slabs(k, k.ins[0], k.outs, node.attrs["axis"], into_whole=False)
+
+
+def _slabs(k: KernelBuilder, whole, parts, axis: int, *, into_whole: bool) -> None:
+    """Copies between ``whole`` and its consecutive slabs ``parts`` along ``axis``."""
     at = 0
-    for out in k.outs:
-        emit_copy(k, out.shape, out, 0, out.strides, x, at * x.strides[axis], x.strides)
-        at += out.shape[axis]
+    for part in parts:
+        slab = at * whole.strides[axis]
+        if into_whole:
+            emit_copy(k, part.shape, whole, slab, whole.strides, part, 0, part.strides)
+        else:
+            emit_copy(k, part.shape, part, 0, part.strides, whole, slab, whole.strides)
+        at += part.shape[axis]
 
 
 @cpu_kernel("expand")

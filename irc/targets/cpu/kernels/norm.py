@@ -10,15 +10,17 @@ overflows; its exp is the vectorised one of lanes.py. Everything computes in f32
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 from llvmlite import ir
 
 from irc.ir.graph import Node
-from irc.targets.cpu.kernel import KernelBuilder, c_strides
-from irc.targets.cpu.kernels.elementwise import broadcast_strides
+from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.lanes import Lanes, add, exp, maximum
 from irc.targets.cpu.kernels.registry import cpu_kernel
-from irc.targets.cpu.scalar import Scalar
+from irc.targets.llvm.builder import c_strides
+from irc.targets.llvm.elementwise import broadcast_strides
+from irc.targets.llvm.scalar import Scalar
 
 #: Relative cost of one element of exp, for parallel thresholds.
 EXP_COST = 8
@@ -149,19 +151,24 @@ def _affine(k: KernelBuilder, lv: Lanes, xp, yp, n: int, shift: ir.Value, mul: i
 def _batch_norm(k: KernelBuilder, node: Node) -> None:
     """Per (sample, channel) plane: one scale and shift from the running statistics."""
     x, y = k.ins[0], k.outs[0]
-    if y.size == 0:
-        return
-    ch = x.shape[1]
-    plane = math.prod(x.shape[2:])
     lv = Lanes(k, x.dtype)
     s = lv.s
-    with k.parallel_loop(x.shape[0] * ch, work_per_iter=plane + 8) as u:
-        b = k.b
-        c = b.srem(u, k.i64(ch))
+    for c, base, plane in _planes(k, lambda plane: plane + 8):
         scale, bias, mean, var = (_channel_param(k, lv, buf, c) for buf in k.ins[1:5])
-        mul = b.fdiv(scale, s.intrinsic("sqrt", s.add(var, s.c(node.attrs["epsilon"]))))
-        base = b.mul(u, k.i64(plane))
+        mul = k.b.fdiv(scale, s.intrinsic("sqrt", s.add(var, s.c(node.attrs["epsilon"]))))
         _affine(k, lv, lv.at(k.ptr(x), base), lv.at(k.ptr(y), base), plane, mean, mul, bias)
+
+
+def _planes(k: KernelBuilder, work: Callable[[int], int]) -> Iterator[tuple[ir.Value, ir.Value, int]]:
+    """The body once per (sample, channel) plane of ``k.ins[0]``, on the thread pool: yields
+    (channel, offset of the plane, plane size); ``work(plane size)`` is the work per plane.
+    Nothing when the output is empty."""
+    x = k.ins[0]
+    if k.outs[0].size == 0:
+        return
+    ch, plane = x.shape[1], math.prod(x.shape[2:])
+    with k.parallel_loop(x.shape[0] * ch, work_per_iter=work(plane)) as u:
+        yield k.b.srem(u, k.i64(ch)), k.b.mul(u, k.i64(plane)), plane
 
 
 def _mean_and_rstd(k: KernelBuilder, lv: Lanes, xp, n: int, epsilon: float) -> tuple[ir.Value, ir.Value]:
@@ -181,15 +188,8 @@ def _mean_and_rstd(k: KernelBuilder, lv: Lanes, xp, n: int, epsilon: float) -> t
 @cpu_kernel("instance_norm", inplace=_first_input)
 def _instance_norm(k: KernelBuilder, node: Node) -> None:
     x, y = k.ins[0], k.outs[0]
-    if y.size == 0:
-        return
-    ch = x.shape[1]
-    plane = math.prod(x.shape[2:])
     lv = Lanes(k, x.dtype)
-    with k.parallel_loop(x.shape[0] * ch, work_per_iter=3 * plane) as u:
-        b = k.b
-        c = b.srem(u, k.i64(ch))
-        base = b.mul(u, k.i64(plane))
+    for c, base, plane in _planes(k, lambda plane: 3 * plane):
         xp, yp = lv.at(k.ptr(x), base), lv.at(k.ptr(y), base)
         mean, rstd = _mean_and_rstd(k, lv, xp, plane, node.attrs["epsilon"])
         scale, bias = (_channel_param(k, lv, buf, c) for buf in k.ins[1:3])

@@ -31,9 +31,9 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.targets.cpu import gemm
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.registry import CpuContext, cpu_kernel
+from irc.targets.llvm import lltypes as T
 
 
 def _epilogue(node: Node, bias: str) -> gemm.Epilogue:

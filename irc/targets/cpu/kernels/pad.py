@@ -17,10 +17,10 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.registry import cpu_kernel
 from irc.targets.cpu.kernels.strided import add, elem_ptr, emit_copy, fill, parallel_nest
+from irc.targets.llvm import lltypes as T
 
 
 def pad_value_bits(value: float, dt) -> tuple[ir.Constant, int | None]:

@@ -87,27 +87,22 @@ def _max_pool(k: KernelBuilder, node: Node) -> None:
     x, y = k.ins[0], k.outs[0]
     if y.size == 0:
         return
-    geom = _geometry(node, x, y)
     lv = Lanes(k, x.dtype, INT_LANES if x.dtype.is_int else None)
-    tile = plan_tile(geom, lv.vl, 1)
-    plane_in, plane_out = math.prod(x.shape[2:]), math.prod(y.shape[2:])
+    geom, tile = _plan(node, lv)
     fill = -math.inf if x.dtype.is_float else _lowest(x.dtype)
     counts = taps_per_axis(node, x, y, False)
     empty = x.dtype.is_float and any((c == 0).any() for c in counts)
     tables = _AxisTables(k, lv, [(c > 0).astype(np.int32) for c in counts], tile.vectors * lv.vl, DType.i32) \
         if empty else None
 
-    def finish(plane: ir.Value, site: TileSite, acc: ir.Value) -> None:
+    def value(site: TileSite, acc: ir.Value) -> ir.Value:
+        if tables is None:
+            return acc
         b = k.b
-        if tables is not None:
-            has = b.mul(lv.splat(tables.row(site.row)), tables.lanes(site.o0, lv.vl))
-            acc = b.select(b.icmp_signed("==", has, ir.Constant(has.type, None)), lv.v.c(_lowest(x.dtype)), acc)
-        off = b.add(b.mul(plane, k.i64(plane_out)), b.add(b.mul(site.row, k.i64(y.shape[-1])), site.o0))
-        lv.store_masked(k.ptr(y), off, acc, site.mask)
+        has = b.mul(lv.splat(tables.row(site.row)), tables.lanes(site.o0, lv.vl))
+        return b.select(b.icmp_signed("==", has, ir.Constant(has.type, None)), lv.v.c(_lowest(x.dtype)), acc)
 
-    emit_windows(k, lv, geom, tile, planes=x.shape[0] * x.shape[1], channel_loop=1,
-                 input_plane=lambda plane, ci: lv.at(k.ptr(x), k.b.mul(plane, k.i64(plane_in))),
-                 weight=None, combine="max", fill=fill, init=lambda plane, j: lv.v.c(fill), finish=finish)
+    _emit_pool(k, lv, geom, tile, "max", fill, value)
 
 
 @cpu_kernel("average_pool")
@@ -115,25 +110,41 @@ def _average_pool(k: KernelBuilder, node: Node) -> None:
     x, y = k.ins[0], k.outs[0]
     if y.size == 0:
         return
-    geom = _geometry(node, x, y)
     lv = Lanes(k, x.dtype)
-    tile = plan_tile(geom, lv.vl, 1)
-    plane_in, plane_out = math.prod(x.shape[2:]), math.prod(y.shape[2:])
+    geom, tile = _plan(node, lv)
     counts = taps_per_axis(node, x, y, bool(node.attrs["count_include_pad"]))
     tables = _AxisTables(k, lv, [c.astype(np.float64) for c in counts], tile.vectors * lv.vl, lv.acc)
 
-    def finish(plane: ir.Value, site: TileSite, acc: ir.Value) -> None:
-        b, s = k.b, lv.v
+    def value(site: TileSite, acc: ir.Value) -> ir.Value:
+        s = lv.v
         count = s.mul(lv.splat(tables.row(site.row)), tables.lanes(site.o0, lv.vl))
         # Windows with no element to average give 0 (dilation can step over a short input).
-        mean = b.fdiv(acc, s.max(count, s.c(1.0)))
-        mean = s.select(s.gt(count, s.c(0.0)), mean, s.c(0.0))
+        mean = k.b.fdiv(acc, s.max(count, s.c(1.0)))
+        return s.select(s.gt(count, s.c(0.0)), mean, s.c(0.0))
+
+    _emit_pool(k, lv, geom, tile, "add", 0, value)
+
+
+def _plan(node: Node, lv: Lanes):
+    """The window geometry of a pool node and its tile for ``lv``'s vector length."""
+    geom = _geometry(node, lv.k.ins[0], lv.k.outs[0])
+    return geom, plan_tile(geom, lv.vl, 1)
+
+
+def _emit_pool(k: KernelBuilder, lv: Lanes, geom, tile, combine: str, fill, value) -> None:
+    """The window loops of a pool over every (sample, channel) plane, ``combine`` over each
+    window from ``fill``; ``value(site, acc)`` is what each output site stores."""
+    x, y = k.ins[0], k.outs[0]
+    plane_in, plane_out = math.prod(x.shape[2:]), math.prod(y.shape[2:])
+
+    def finish(plane: ir.Value, site: TileSite, acc: ir.Value) -> None:
+        b = k.b
         off = b.add(b.mul(plane, k.i64(plane_out)), b.add(b.mul(site.row, k.i64(y.shape[-1])), site.o0))
-        lv.store_masked(k.ptr(y), off, mean, site.mask)
+        lv.store_masked(k.ptr(y), off, value(site, acc), site.mask)
 
     emit_windows(k, lv, geom, tile, planes=x.shape[0] * x.shape[1], channel_loop=1,
                  input_plane=lambda plane, ci: lv.at(k.ptr(x), k.b.mul(plane, k.i64(plane_in))),
-                 weight=None, combine="add", fill=0, init=lambda plane, j: lv.v.c(0.0), finish=finish)
+                 weight=None, combine=combine, fill=fill, init=lambda plane, j: lv.v.c(fill), finish=finish)
 
 
 @cpu_kernel("global_average_pool", "global_max_pool")

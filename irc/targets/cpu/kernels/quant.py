@@ -25,12 +25,12 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.passes.int8_gemm import tile_of
-from irc.targets.cpu import lltypes as T
 from irc.targets.cpu.gemm_int8 import MicroKernel, micro_kernel
 from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.registry import CpuContext, cpu_kernel
-from irc.targets.cpu.scalar import convert
+from irc.targets.cpu.lowering.int8_gemm import tile_of
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.scalar import convert
 
 #: Output positions of the im2col matrix are padded to a multiple of this (the widest tile).
 COLUMN_ALIGN = 64

@@ -26,13 +26,15 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import KernelBuilder, c_strides
+from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels import lanes
 from irc.targets.cpu.kernels import typed_io as io
+from irc.targets.cpu.kernels.lanes import fold_lanes
 from irc.targets.cpu.kernels.registry import cpu_kernel
 from irc.targets.cpu.kernels.strided import add, parallel_nest
-from irc.targets.cpu.scalar import Scalar
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import c_strides
+from irc.targets.llvm.scalar import Scalar
 
 #: Bits of accumulator per vector step along a reduced run: four AVX-512 registers, so four
 #: independent chains hide the latency of the combining instruction.
@@ -255,7 +257,7 @@ def _inner_reduced(k, plan, runs, xs, kept, red, os_, count) -> None:
             s0 = Scalar(k, plan.acc)
             total = k.b.load(slots[-1], typ=slots[-1].allocated_type)
             for slot in slots[:-1]:
-                total = p.combine(s0, total, _fold(k, plan.acc, k.b.load(slot, typ=slot.allocated_type), p.combine))
+                total = p.combine(s0, total, fold_lanes(k, plan.acc, k.b.load(slot, typ=slot.allocated_type), p.combine))
             results.append(total)
         value = plan.finish(Scalar(k, plan.acc), results, count)
         io.store(k, out, k.offset(idx, [os_[i] for i in kept]), value, plan.result)
@@ -356,20 +358,6 @@ def _slot(k: KernelBuilder, acc: DType, lanes: int, init) -> ir.Value:
         p = k.b.alloca(s.t)
     k.b.store(s.c(init), p)
     return p
-
-
-def _fold(k: KernelBuilder, acc: DType, v: ir.Value, combine: Combine) -> ir.Value:
-    """combine() over the lanes of ``v`` (a power of two of them) by halving."""
-    b = k.b
-    n = v.type.count
-    while n > 1:
-        half = n // 2
-        undef = ir.Constant(v.type, ir.Undefined)
-        lo = b.shuffle_vector(v, undef, ir.Constant(ir.VectorType(T.I32, half), list(range(half))))
-        hi = b.shuffle_vector(v, undef, ir.Constant(ir.VectorType(T.I32, half), list(range(half, n))))
-        v = combine(Scalar(k, acc, half), lo, hi)
-        n = half
-    return b.extract_element(v, ir.Constant(T.I32, 0))
 
 
 REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "reduce_l1", "reduce_l2",

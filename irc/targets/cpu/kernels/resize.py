@@ -19,10 +19,11 @@ from llvmlite import ir
 from irc.ir.graph import Node
 from irc.ir.ops.resize import _round, source_coords
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import KernelBuilder, elements
+from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.lanes import constant_array
 from irc.targets.cpu.kernels.registry import cpu_kernel
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import elements
 
 
 def axis_tables(mode: str, transform: str, nearest_mode: str, in_len: int, out_len: int, scale: float, stride: int):

@@ -19,9 +19,10 @@ from collections.abc import Iterator, Sequence
 
 from llvmlite import ir
 
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import PARALLEL_MIN_WORK, Buf, KernelBuilder
-from irc.targets.cpu.kernels.elementwise import collapse
+from irc.targets.cpu.kernel import PARALLEL_MIN_WORK, KernelBuilder
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import Buf
+from irc.targets.llvm.elementwise import collapse
 
 #: A parallel nest flattens leading dimensions until there are this many iterations to share.
 FLATTEN_MIN = 64

@@ -11,8 +11,9 @@ from __future__ import annotations
 from llvmlite import ir
 
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import Buf, KernelBuilder
+from irc.targets.cpu.kernel import KernelBuilder
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import Buf
 
 _FBITS = {T.F16: 16, T.F32: 32, T.F64: 64}
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import KernelBuilder, c_strides
+from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.lanes import Lanes, iota, maximum
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import c_strides
 
 #: Accumulators per tile: enough independent chains to cover FMA latency on two ports,
 #: few enough to stay in 32 vector registers next to the loaded inputs.

@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 
 from irc.ir.graph import Node
-from irc.targets.cpu import lltypes as T
 from irc.targets.cuda.kernel import GpuKernel, Launch, grid1d
 from irc.targets.cuda.kernels.gemm import to_f32
 from irc.targets.cuda.kernels.linalg import float_only, from_f32
 from irc.targets.cuda.kernels.reduce import fconst
 from irc.targets.cuda.kernels.registry import cuda_kernel
+from irc.targets.llvm import lltypes as T
 
 
 def _taps(kernel) -> list[tuple[int, ...]]:

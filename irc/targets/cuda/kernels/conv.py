@@ -25,11 +25,11 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
 from irc.targets.cuda.kernel import GpuKernel, Launch, grid1d
 from irc.targets.cuda.kernels.gemm import Operand, to_f32
 from irc.targets.cuda.kernels.linalg import epilogue_store, float_only, gemm_any
 from irc.targets.cuda.kernels.registry import cuda_kernel
+from irc.targets.llvm import lltypes as T
 
 
 def _geometry(k: GpuKernel, node: Node):
@@ -42,6 +42,43 @@ def _geometry(k: GpuKernel, node: Node):
         group=at["group"], kernel=tuple(w.shape[2:]), in_sp=tuple(x.shape[2:]), out_sp=tuple(out.shape[2:]),
         strides=tuple(at["strides"]), pads=tuple(at["pads"][:nsp]), dil=tuple(at["dilations"]),
     )
+
+
+class Im2col:
+    """The convolution as a grouped GEMM (grid z: groups) over implicit matrices: W [group][mg,
+    kd] (rows: output channels of the group) times the im2col matrix [kd, batch * pixels]."""
+
+    def __init__(self, geo):
+        self.geo = geo
+        self.group = geo["group"]
+        self.mg = geo["cout"] // self.group
+        self.cin_g = geo["cin"] // self.group
+        self.kprod = math.prod(geo["kernel"])
+        self.kd = self.cin_g * self.kprod
+        self.p = math.prod(geo["out_sp"])
+        self.ncols = geo["batch"] * self.p
+
+    def w_offset(self, k: GpuKernel, g, i, kk):
+        """Offset of weight row i (of group g), column kk."""
+        row = k.add(k.mul(g, self.mg), i) if self.group > 1 else i
+        return k.add(k.mul(row, self.kd), kk)
+
+    def x_offset(self, k: GpuKernel, g, j, kk):
+        """(offset, inside-the-input flag or None) of im2col element (kk, j) of group g."""
+        geo = self.geo
+        img, pix = k.udiv(j, self.p), k.urem(j, self.p)
+        oc = k.unravel(pix, geo["out_sp"])
+        ci, r = k.udiv(kk, self.kprod), k.urem(kk, self.kprod)
+        kc = k.unravel(r, geo["kernel"])
+        if self.group > 1:
+            ci = k.add(k.mul(g, self.cin_g), ci)
+        return _input_offset(k, geo, img, ci, oc, kc)
+
+    def out_offset(self, k: GpuKernel, g, i, j):
+        """(output channel, output offset) of GEMM element (i, j) of group g."""
+        co = k.add(k.mul(g, self.mg), i) if self.group > 1 else i
+        img, pix = k.udiv(j, self.p), k.urem(j, self.p)
+        return co, k.add(k.mul(k.add(k.mul(img, self.geo["cout"]), co), self.p), pix)
 
 
 def _input_offset(k: GpuKernel, geo, img, ci, ocoords, kcoords):
@@ -81,52 +118,31 @@ def _conv(k: GpuKernel, node: Node) -> Launch:
         return _direct(k, node)
     geo = _geometry(k, node)
     x, w, out = geo["x"], geo["w"], geo["out"]
-    group = geo["group"]
-    mg = geo["cout"] // group
-    cin_g = geo["cin"] // group
-    kprod = math.prod(geo["kernel"])
-    kd = cin_g * kprod
-    p = math.prod(geo["out_sp"])
-    ncols = geo["batch"] * p
+    im = Im2col(geo)
     epi = _epilogue_args(k, node)
 
-    def w_offset(k, g, i, kk):
-        row = k.add(k.mul(g, mg), i) if group > 1 else i
-        return k.add(k.mul(row, kd), kk)
-
     def load_w(k, g, i, kk):
-        return to_f32(k, k.load(w, w_offset(k, g, i, kk)), w.dtype)
+        return to_f32(k, k.load(w, im.w_offset(k, g, i, kk)), w.dtype)
 
     def raw_w(k, g, i, kk):
-        return k.b.load(k.addr(w, w_offset(k, g, i, kk)), typ=T.I16, align=2)
-
-    def x_offset(k, g, j, kk):
-        img, pix = k.udiv(j, p), k.urem(j, p)
-        oc = k.unravel(pix, geo["out_sp"])
-        ci, r = k.udiv(kk, kprod), k.urem(kk, kprod)
-        kc = k.unravel(r, geo["kernel"])
-        if group > 1:
-            ci = k.add(k.mul(g, cin_g), ci)
-        return _input_offset(k, geo, img, ci, oc, kc)
+        return k.b.load(k.addr(w, im.w_offset(k, g, i, kk)), typ=T.I16, align=2)
 
     def load_x(k, g, j, kk):
-        off, ok = x_offset(k, g, j, kk)
+        off, ok = im.x_offset(k, g, j, kk)
         v = to_f32(k, k.load(x, off), x.dtype)
         return v if ok is None else k.b.select(ok, v, k.f32(0.0))
 
     def raw_x(k, g, j, kk):
-        off, ok = x_offset(k, g, j, kk)
+        off, ok = im.x_offset(k, g, j, kk)
         v = k.b.load(k.addr(x, off), typ=T.I16, align=2)
         return v if ok is None else k.b.select(ok, v, ir.Constant(T.I16, 0))
 
     def store(k, g, i, j, acc):
-        co = k.add(k.mul(g, mg), i) if group > 1 else i
-        img, pix = k.udiv(j, p), k.urem(j, p)
-        off = k.add(k.mul(k.add(k.mul(img, geo["cout"]), co), p), pix)
+        co, off = im.out_offset(k, g, i, j)
         epilogue_store(k, out, off, acc, bias_index=co, **epi)
 
     sixteen = x.dtype in (DType.f16, DType.bf16)
-    return gemm_any(k, mg, ncols, kd, group, Operand(load_w, True, raw_w if sixteen else None),
+    return gemm_any(k, im.mg, im.ncols, im.kd, im.group, Operand(load_w, True, raw_w if sixteen else None),
                     Operand(load_x, False, raw_x if sixteen else None), store, x.dtype)
 
 

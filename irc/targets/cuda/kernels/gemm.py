@@ -1,13 +1,15 @@
-"""The tiled GEMM every matrix product and convolution runs on (SIMT, fp32 accumulate).
+"""The tiled GEMM every matrix product and convolution runs on: one scaffold, three ways to
+multiply and accumulate (FMA on f32 here, tensor-core ``mma`` in mma.py, int8 ``dp4a`` in quant.py).
 
     C[b, m, n] = sum_k A[b, m, k] * B[b, k, n]     then the caller's epilogue stores C
 
-A block computes a BM x BN tile of C; each of its threads a TM x TN micro-tile held in
-registers (register blocking: every value read from shared memory feeds TM or TN FMAs). The
-K loop stages BK-deep slices of A and B through shared memory, double buffered: while the
-block computes on one slice, each thread has its loads of the next slice in flight, then
-stores them to the other buffer, so one barrier per slice suffices. A is kept transposed in
-shared memory (As[k][m]) so that both fragments are contiguous runs read as 16-byte vectors.
+A block computes a BM x BN tile of C (grid x: N tiles, y: M tiles, z: batch or groups); each of
+its workers (a thread, or a warp for ``mma``) a TM x TN sub-tile held in registers. The K loop
+stages BK-deep slices of A and B through shared memory, double buffered: while the block
+computes on one slice, each thread has its loads of the next slice in flight, then stores them
+to the other buffer, so one barrier per slice suffices. The multiply-accumulate (a ``Mac``)
+decides the shared-memory layout, the accumulators and the math on one staged slice; the
+scaffold does the rest (tile set-up, staging, grid mapping, edge masks, the epilogue call).
 
 Operands are not tensors but *readers*: ``Operand.load(k, batch, i, kk)`` returns the element
 (row i of A / column i of B, depth kk) in f32. A plain matrix, a transposed one, a broadcast
@@ -16,20 +18,24 @@ kernel serves gemm, matmul and conv. Loads past the matrix edge are clamped to a
 and masked to zero (no branches); whole-tile shapes skip the masks at compile time. The
 ``store(k, batch, m, n, acc)`` callback is the fused epilogue (bias, residual, activation).
 
-Tiles are chosen by a written-down rule (``choose_tile``): the largest tile that still gives
-enough blocks to fill a large GPU, with thin tiles for the few-row products of batch-1 inference.
+Tiles are chosen by one written-down rule (``choose_tile``) over each Mac's tile table: the
+largest tile that still gives enough blocks to fill a large GPU, with thin tiles for the
+few-row products of batch-1 inference.
+
+The SIMT Mac keeps A transposed in shared memory (As[k][m]) so that both fragments are
+contiguous runs read as 16-byte vectors; every value read from shared memory feeds TM or TN FMAs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from llvmlite import ir
 
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
 from irc.targets.cuda.kernel import GpuKernel, Launch
+from irc.targets.llvm import lltypes as T
 
 #: Blocks that keep a big GPU busy (132 SMs x 2 resident blocks, rounded)
 TARGET_BLOCKS = 256
@@ -37,43 +43,36 @@ TARGET_BLOCKS = 256
 
 @dataclass(frozen=True, slots=True)
 class Tile:
+    """A block computes bm x bn of C through bk-deep slices; each of its workers (one thread, or
+    a warp of ``lanes`` threads) a tm x tn sub-tile."""
+
     bm: int
     bn: int
     bk: int
     tm: int
     tn: int
+    lanes: int = 1
 
     @property
-    def threads(self) -> int:
+    def workers(self) -> int:
         return (self.bm // self.tm) * (self.bn // self.tn)
 
     @property
-    def shared_bytes(self) -> int:
-        return 2 * self.bk * (self.bm + self.bn) * 4
+    def threads(self) -> int:
+        return self.workers * self.lanes
 
     def __str__(self) -> str:
-        return f"{self.bm}x{self.bn}x{self.bk}/{self.tm}x{self.tn}"
+        return f"{self.bm}x{self.bn}x{self.bk}/{self.tm}x{self.tn}" + (" warps" if self.lanes > 1 else "")
 
 
-TILES = (
-    Tile(128, 128, 8, 8, 8),
-    Tile(64, 128, 8, 4, 8),
-    Tile(64, 64, 8, 4, 4),
-    Tile(32, 64, 8, 2, 4),
-    Tile(32, 32, 8, 2, 2),
-)
-#: few rows (batch-1 fully connected layers): one row group per thread column
-THIN = Tile(8, 128, 16, 1, 4)
-
-
-def choose_tile(m: int, n: int, batch: int = 1) -> Tile:
-    """The rule: m <= 8 takes the thin tile; otherwise the largest tile whose grid has at least
-    TARGET_BLOCKS blocks, else the tile with the most blocks (ties to the smaller tile: the same
-    parallelism with less padding)."""
-    if m <= 8:
-        return THIN
+def choose_tile(m: int, n: int, batch: int, tiles: Sequence[Tile], thin: Tile | None = None) -> Tile:
+    """The rule: m <= 8 takes the thin tile (if any); otherwise the largest tile whose grid has
+    at least TARGET_BLOCKS blocks, else the tile with the most blocks (ties to the smaller tile:
+    the same parallelism with less padding). ``tiles`` go from largest to smallest."""
+    if thin is not None and m <= 8:
+        return thin
     best = None
-    for t in TILES:
+    for t in tiles:
         blocks = -(-m // t.bm) * -(-n // t.bn) * batch
         if blocks >= TARGET_BLOCKS:
             return t
@@ -130,65 +129,153 @@ def matrix(buf, rows: int, cols: int, *, transposed: bool = False, batch_stride:
     return Operand(value, k_contiguous=not transposed, raw=raw if sixteen else None)
 
 
-def emit_gemm(k: GpuKernel, m: int, n: int, kdim: int, batch: int, a: Operand, b: Operand, store: Store,
-              tile: Tile | None = None) -> Launch:
-    """Emit the tiled GEMM into kernel ``k``; returns its launch (grid x: N tiles, y: M tiles,
-    z: batch)."""
-    t = tile or choose_tile(m, n, batch)
+class Mac:
+    """How a block multiplies and accumulates one staged slice. ``elem``: the shared-memory
+    element; ``pad``: None keeps each slice k-major (S[kk][i]), else rows of bk + pad elements
+    (S[i][kk]); ``acc``: the accumulator type; ``names``: the two shared arrays; ``tiles`` and
+    ``thin``: the tiles ``choose_tile`` picks from."""
+
+    elem: ir.Type
+    acc: ir.Type
+    pad: int | None
+    names: tuple[str, str]
+    tiles: tuple[Tile, ...]
+    thin: Tile | None = None
+
+    def reader(self, op):
+        """The function reading one element of operand ``op`` in ``elem``."""
+        return op.load
+
+    def setup(self, k: GpuKernel, t: Tile, tid: ir.Value):
+        """This thread's place in the block (computed once, before the K loop)."""
+        raise NotImplementedError
+
+    def count(self, t: Tile) -> int:
+        """How many accumulator registers a thread keeps."""
+        raise NotImplementedError
+
+    def step(self, k: GpuKernel, t: Tile, place, a_sh, b_sh, a_base, b_base, accs: list) -> list:
+        """The accumulators after the slice at ``a_base``/``b_base`` of the shared arrays."""
+        raise NotImplementedError
+
+    def outputs(self, k: GpuKernel, t: Tile, place, accs: list):
+        """(row in the block tile, column in the block tile, value) of every C element this
+        thread holds."""
+        raise NotImplementedError
+
+
+class MicroTile(Mac):
+    """Each thread owns a tm x tn micro-tile at (row0, col0) of the block tile."""
+
+    def setup(self, k: GpuKernel, t: Tile, tid: ir.Value):
+        cols_per_row = t.bn // t.tn
+        tx, ty = k.urem(tid, cols_per_row), k.udiv(tid, cols_per_row)
+        return k.mul(ty, t.tm), k.mul(tx, t.tn)
+
+    def count(self, t: Tile) -> int:
+        return t.tm * t.tn
+
+    def outputs(self, k: GpuKernel, t: Tile, place, accs: list):
+        row0, col0 = place
+        for i in range(t.tm):
+            for j in range(t.tn):
+                yield k.add(row0, i), k.add(col0, j), accs[i * t.tn + j]
+
+
+class Fma(MicroTile):
+    """f32 FMAs on fragments read from shared memory as vectors."""
+
+    elem = acc = T.F32
+    pad = None
+    names = ("As", "Bs")
+    tiles = (
+        Tile(128, 128, 8, 8, 8),
+        Tile(64, 128, 8, 4, 8),
+        Tile(64, 64, 8, 4, 4),
+        Tile(32, 64, 8, 2, 4),
+        Tile(32, 32, 8, 2, 2),
+    )
+    #: few rows (batch-1 fully connected layers): one row group per thread column
+    thin = Tile(8, 128, 16, 1, 4)
+
+    def step(self, k: GpuKernel, t: Tile, place, a_sh, b_sh, a_base, b_base, accs: list) -> list:
+        row0, col0 = place
+        f32 = T.F32
+        fma = k.mod.declare_raw("llvm.fma.f32", f32, [f32, f32, f32])
+        for kk in range(t.bk):
+            af = _frag(k, a_sh, k.add(a_base, k.add(k.i(kk * t.bm), row0)), t.tm)
+            bf = _frag(k, b_sh, k.add(b_base, k.add(k.i(kk * t.bn), col0)), t.tn)
+            accs = [k.b.call(fma, [af[i], bf[j], accs[i * t.tn + j]]) for i in range(t.tm) for j in range(t.tn)]
+        return accs
+
+
+FMA = Fma()
+TILES = Fma.tiles
+THIN = Fma.thin
+
+
+def emit_tiled(k: GpuKernel, m: int, n: int, kdim: int, batch: int, a, b, store: Store, mac: Mac,
+               tile: Tile | None = None) -> Launch:
+    """Emit the tiled GEMM into kernel ``k`` with multiply-accumulate ``mac``; returns its launch
+    (grid x: N tiles, y: M tiles, z: batch). ``a`` and ``b`` are readers with a ``k_contiguous``
+    layout that ``mac.reader`` turns into element loads."""
+    t = tile or choose_tile(m, n, batch, mac.tiles, mac.thin)
     bld = k.b
-    f32 = T.F32
+    elem = mac.elem
     nthreads = t.threads
+    row_len = None if mac.pad is None else t.bk + mac.pad
     tid = k.tid()
-    bn_i, bm_i = k.ctaid("x"), k.ctaid("y")
     bz = k.ctaid("z") if batch > 1 else k.i(0)
-    m0 = k.mul(bm_i, t.bm)
-    n0 = k.mul(bn_i, t.bn)
-    a_sh = k.shared("As", f32, 2 * t.bk * t.bm)
-    b_sh = k.shared("Bs", f32, 2 * t.bk * t.bn)
+    m0 = k.mul(k.ctaid("y"), t.bm)
+    n0 = k.mul(k.ctaid("x"), t.bn)
+
+    def slab(rows: int) -> int:
+        """Elements of one buffer of a rows x bk slice."""
+        return rows * (t.bk if row_len is None else row_len)
+
+    a_sh = k.shared(mac.names[0], elem, 2 * slab(t.bm))
+    b_sh = k.shared(mac.names[1], elem, 2 * slab(t.bn))
     full_m, full_n, full_k = m % t.bm == 0, n % t.bn == 0, kdim % t.bk == 0
     ktiles = -(-kdim // t.bk)
+    zero = ir.Constant(elem, 0.0 if elem == T.F32 else 0)
 
-    def fetch(op: Operand, rows: int, base, extent: int, full_rows: bool, k0):
+    def fetch(op, rows: int, base, extent: int, full_rows: bool, k0):
         """This thread's share of one slice: [(valid-in-tile, smem index, value)]."""
+        read = mac.reader(op)
         out = []
         for inside, i_rel, kk_rel in slice_elements(k, tid, rows, t.bk, nthreads, op.k_contiguous):
             i_abs, kk_abs = k.add(base, i_rel), k.add(k0, kk_rel)
-            ok = None
-            if not full_rows:
-                ok = k.lt(i_abs, extent)
+            ok = None if full_rows else k.lt(i_abs, extent)
             if not full_k:
                 c = k.lt(kk_abs, kdim)
                 ok = c if ok is None else bld.and_(ok, c)
             if ok is not None:
                 i_abs = bld.select(ok, i_abs, k.i(0))
                 kk_abs = bld.select(ok, kk_abs, k.i(0))
-            v = op.load(k, bz, i_abs, kk_abs)
+            v = read(k, bz, i_abs, kk_abs)
             if ok is not None:
-                v = bld.select(ok, v, k.f32(0.0))
-            out.append((inside, k.add(k.mul(kk_rel, rows), i_rel), v))
+                v = bld.select(ok, v, zero)
+            idx = k.add(k.mul(kk_rel, rows), i_rel) if row_len is None else k.add(k.mul(i_rel, row_len), kk_rel)
+            out.append((inside, idx, v))
         return out
 
     def put(sh, rows: int, buf_idx, vals):
-        base = k.mul(buf_idx, rows * t.bk)
+        base = k.mul(buf_idx, slab(rows))
         for inside, idx, v in vals:
-            ptr = k.sgep(sh, f32, k.add(base, idx))
+            ptr = k.sgep(sh, elem, k.add(base, idx))
             if inside is None:
                 bld.store(v, ptr)
             else:
                 with k.if_(inside):
                     bld.store(v, ptr)
 
-    # -- accumulators (allocas promoted to registers by mem2reg)
+    place = mac.setup(k, t, tid)
+    # accumulators: allocas promoted to registers by mem2reg
     with bld.goto_entry_block():
-        acc_slots = [[bld.alloca(f32) for _ in range(t.tn)] for _ in range(t.tm)]
-    for row in acc_slots:
-        for s in row:
-            bld.store(k.f32(0.0), s)
-    cols_per_row = t.bn // t.tn
-    tx = k.urem(tid, cols_per_row)
-    ty = k.udiv(tid, cols_per_row)
-    row0 = k.mul(ty, t.tm)
-    col0 = k.mul(tx, t.tn)
+        slots = [bld.alloca(mac.acc) for _ in range(mac.count(t))]
+    acc_zero = ir.Constant(mac.acc, 0.0 if mac.acc == T.F32 else 0)
+    for s in slots:
+        bld.store(acc_zero, s)
 
     put(a_sh, t.bm, k.i(0), fetch(a, t.bm, m0, m, full_m, k.i(0)))
     put(b_sh, t.bn, k.i(0), fetch(b, t.bn, n0, n, full_n, k.i(0)))
@@ -197,46 +284,45 @@ def emit_gemm(k: GpuKernel, m: int, n: int, kdim: int, batch: int, a: Operand, b
         cur = k.urem(kt, 2)
         nxt = bld.sub(k.i(1), cur)
         has_next = k.lt(k.add(kt, 1), ktiles)
-        k_next = k.mul(k.add(kt, 1), t.bk)
         # loads of the next slice are issued before the math on this one (clamped to slice 0
         # on the last iteration: always a valid address, never stored)
-        k_load = bld.select(has_next, k_next, k.i(0))
+        k_load = bld.select(has_next, k.mul(k.add(kt, 1), t.bk), k.i(0))
         na = fetch(a, t.bm, m0, m, full_m, k_load)
         nb = fetch(b, t.bn, n0, n, full_n, k_load)
-        a_base = k.mul(cur, t.bm * t.bk)
-        b_base = k.mul(cur, t.bn * t.bk)
-        accs = [[bld.load(s, typ=f32) for s in row] for row in acc_slots]
-        for kk in range(t.bk):
-            af = _frag(k, a_sh, k.add(a_base, k.add(k.i(kk * t.bm), row0)), t.tm)
-            bf = _frag(k, b_sh, k.add(b_base, k.add(k.i(kk * t.bn), col0)), t.tn)
-            fma = k.mod.declare_raw("llvm.fma.f32", f32, [f32, f32, f32])
-            accs = [[bld.call(fma, [af[i], bf[j], accs[i][j]]) for j in range(t.tn)] for i in range(t.tm)]
-        for i, row in enumerate(acc_slots):
-            for j, s in enumerate(row):
-                bld.store(accs[i][j], s)
+        accs = [bld.load(s, typ=mac.acc) for s in slots]
+        accs = mac.step(k, t, place, a_sh, b_sh, k.mul(cur, slab(t.bm)), k.mul(cur, slab(t.bn)), accs)
+        for s, v in zip(slots, accs):
+            bld.store(v, s)
         with k.if_(has_next):
             put(a_sh, t.bm, nxt, na)
             put(b_sh, t.bn, nxt, nb)
         k.barrier()
 
-    for i in range(t.tm):
-        mi = k.add(m0, k.add(row0, i))
-        for j in range(t.tn):
-            nj = k.add(n0, k.add(col0, j))
-            ok = None
-            if not full_m:
-                ok = k.lt(mi, m)
-            if not full_n:
-                c = k.lt(nj, n)
-                ok = c if ok is None else bld.and_(ok, c)
-            acc = bld.load(acc_slots[i][j], typ=f32)
-            if ok is None:
+    accs = [bld.load(s, typ=mac.acc) for s in slots]
+    for mr, nc, acc in mac.outputs(k, t, place, accs):
+        mi, nj = k.add(m0, mr), k.add(n0, nc)
+        ok = None if full_m else k.lt(mi, m)
+        if not full_n:
+            c = k.lt(nj, n)
+            ok = c if ok is None else bld.and_(ok, c)
+        if ok is None:
+            store(k, bz, mi, nj, acc)
+        else:
+            with k.if_(ok):
                 store(k, bz, mi, nj, acc)
-            else:
-                with k.if_(ok):
-                    store(k, bz, mi, nj, acc)
     grid = (-(-n // t.bn), -(-m // t.bm), batch)
-    return Launch(grid, (nthreads, 1, 1), t.shared_bytes, ((n, t.bn), (m, t.bm), (batch, 1)))
+    shared = 2 * (slab(t.bm) + slab(t.bn)) * _bytes(elem)
+    return Launch(grid, (nthreads, 1, 1), shared, ((n, t.bn), (m, t.bm), (batch, 1)))
+
+
+def emit_gemm(k: GpuKernel, m: int, n: int, kdim: int, batch: int, a: Operand, b: Operand, store: Store,
+              tile: Tile | None = None) -> Launch:
+    """The SIMT GEMM (f32 FMAs) into kernel ``k``; returns its launch."""
+    return emit_tiled(k, m, n, kdim, batch, a, b, store, FMA, tile)
+
+
+def _bytes(t: ir.Type) -> int:
+    return 4 if t == T.F32 else t.width // 8
 
 
 def slice_elements(k: GpuKernel, tid, rows: int, depth: int, nthreads: int, k_contiguous: bool):
@@ -268,19 +354,15 @@ def slice_elements(k: GpuKernel, tid, rows: int, depth: int, nthreads: int, k_co
 
 
 def _frag(k: GpuKernel, sh, start, count: int) -> list[ir.Value]:
-    """``count`` consecutive f32 from shared memory, as 16-byte vector loads where aligned."""
+    """``count`` consecutive f32 from shared memory, as 16-byte (or 8-byte) vector loads where
+    aligned."""
     bld = k.b
+    width = 4 if count % 4 == 0 else 2 if count % 2 == 0 else 1
+    if width == 1:
+        return [bld.load(k.sgep(sh, T.F32, k.add(start, q)), typ=T.F32) for q in range(count)]
+    vt = ir.VectorType(T.F32, width)
     out: list[ir.Value] = []
-    if count % 4 == 0:
-        v4 = ir.VectorType(T.F32, 4)
-        for q in range(count // 4):
-            vec = bld.load(k.sgep(sh, T.F32, k.add(start, 4 * q)), typ=v4, align=16)
-            out.extend(bld.extract_element(vec, k.i32(e)) for e in range(4))
-        return out
-    if count % 2 == 0:
-        v2 = ir.VectorType(T.F32, 2)
-        for q in range(count // 2):
-            vec = bld.load(k.sgep(sh, T.F32, k.add(start, 2 * q)), typ=v2, align=8)
-            out.extend(bld.extract_element(vec, k.i32(e)) for e in range(2))
-        return out
-    return [bld.load(k.sgep(sh, T.F32, k.add(start, q)), typ=T.F32) for q in range(count)]
+    for q in range(count // width):
+        vec = bld.load(k.sgep(sh, T.F32, k.add(start, width * q)), typ=vt, align=4 * width)
+        out.extend(bld.extract_element(vec, k.i32(e)) for e in range(width))
+    return out

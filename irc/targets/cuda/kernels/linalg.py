@@ -8,14 +8,15 @@ from __future__ import annotations
 import math
 
 from irc.ir.graph import Node
+from irc.ir.ops.activation import activation_node
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import c_strides
-from irc.targets.cpu.kernels.elementwise import ACTIVATION_EMITTERS
-from irc.targets.cpu.scalar import Scalar
 from irc.targets.cuda.kernel import GpuKernel, Launch
 from irc.targets.cuda.kernels.gemm import Operand, emit_gemm, matrix, to_f32
 from irc.targets.cuda.kernels.registry import cuda_kernel
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import c_strides
+from irc.targets.llvm.elementwise import ACTIVATION_EMITTERS
+from irc.targets.llvm.scalar import Scalar
 
 FLOATS = (DType.f32, DType.f16, DType.bf16)
 
@@ -31,7 +32,7 @@ def from_f32(k: GpuKernel, v, dt: DType):
 
 
 def activation(k: GpuKernel, v, act: str, alpha: float, beta: float):
-    """The epilogue activation ``act`` on an f32 value (the CPU target's definitions)."""
+    """The epilogue activation ``act`` on an f32 value (the definitions both targets share)."""
     if act == "none":
         return v
     return ACTIVATION_EMITTERS[act](Scalar(k, DType.f32), v, alpha, beta)
@@ -78,7 +79,7 @@ def _gemm_fused(k: GpuKernel, node: Node) -> Launch:
 
 @cuda_kernel("gemm", kind="gemm", check=float_only)
 def _onnx_gemm(k: GpuKernel, node: Node) -> Launch:
-    """ONNX Gemm: epilogue(alpha * A' B' + beta * C) with C broadcast to [M, N]."""
+    """ONNX Gemm: act(alpha * A' B' + beta * C) with C broadcast to [M, N]."""
     out = k.outs[0]
     a, b, *rest = k.ins
     c = rest[0] if rest else None
@@ -95,7 +96,7 @@ def _onnx_gemm(k: GpuKernel, node: Node) -> Launch:
         shape = (1,) * pad + tuple(c.shape)
         st = (0,) * pad + tuple(cs)
         c_strides_mn = tuple(0 if shape[d] == 1 else st[d] for d in range(2))
-    act = at["epilogue"]
+    act = activation_node(at["act"], at["act_alpha"], at["act_beta"])
 
     def store(k, bz, mi, nj, acc):
         if at["alpha"] != 1.0:
@@ -105,10 +106,10 @@ def _onnx_gemm(k: GpuKernel, node: Node) -> Launch:
             if at["beta"] != 1.0:
                 cv = k.b.fmul(cv, k.f32(at["beta"]))
             acc = k.b.fadd(acc, cv)
-        if act != "none":
-            from irc.targets.cpu.kernels.elementwise import SCALAR
+        if act is not None:
+            from irc.targets.llvm.elementwise import SCALAR
 
-            acc = SCALAR[act](k, {}, [DType.f32], DType.f32, acc)
+            acc = SCALAR[act[0]](k, act[1], [DType.f32], DType.f32, acc)
         k.store(out, k.add(k.mul(mi, n), nj), from_f32(k, acc, out.dtype))
 
     return gemm_any(k, m, n, kd, 1, a_op, b_op, store, a.dtype)

@@ -12,11 +12,11 @@ import math
 from llvmlite import ir
 
 from irc.ir.graph import Node
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import c_strides
 from irc.targets.cuda.kernel import GpuKernel, Launch, grid1d
 from irc.targets.cuda.kernels.elementwise import emit_map
 from irc.targets.cuda.kernels.registry import cuda_kernel
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import c_strides
 
 
 def _copy(k: GpuKernel, src, dst, n: int, src_off=None, dst_off=None) -> None:
@@ -34,28 +34,29 @@ def _reshape(k: GpuKernel, node: Node) -> Launch:
 
 @cuda_kernel("transpose", kind="movement")
 def _transpose(k: GpuKernel, node: Node) -> Launch:
-    x, out = k.ins[0], k.outs[0]
-    perm = node.attrs["perm"]
-    xs = c_strides(x.shape)
-    st = [xs[p] for p in perm]
-    _copy(k, x, out, out.size, src_off=lambda i: k.offset(k.unravel(i, out.shape), st))
-    return grid1d(out.size)
+    xs = c_strides(k.ins[0].shape)
+    st = [xs[p] for p in node.attrs["perm"]]
+    return _copy_from(k, lambda idx: k.offset(idx, st))
 
 
 @cuda_kernel("slice", kind="movement")
 def _slice(k: GpuKernel, node: Node) -> Launch:
-    x, out = k.ins[0], k.outs[0]
     at = node.attrs
-    xs = c_strides(x.shape)
+    xs = c_strides(k.ins[0].shape)
 
-    def src(i):
-        idx = k.unravel(i, out.shape)
+    def src(idx):
         off = k.i(sum(s * st for s, st in zip(at["starts"], xs)))
         for d, v in enumerate(idx):
             off = k.add(off, k.mul(v, at["steps"][d] * xs[d]))
         return off
 
-    _copy(k, x, out, out.size, src_off=src)
+    return _copy_from(k, src)
+
+
+def _copy_from(k: GpuKernel, src_off) -> Launch:
+    """out[idx] = x[src_off(idx)] for every coordinate list idx of the output."""
+    x, out = k.ins[0], k.outs[0]
+    _copy(k, x, out, out.size, src_off=lambda i: src_off(k.unravel(i, out.shape)))
     return grid1d(out.size)
 
 
@@ -70,9 +71,7 @@ def _tile(k: GpuKernel, node: Node) -> Launch:
     xs = c_strides(x.shape)
     if out.size == 0:
         return grid1d(0)
-    _copy(k, x, out, out.size,
-          src_off=lambda i: k.offset([k.urem(v, x.shape[d]) for d, v in enumerate(k.unravel(i, out.shape))], xs))
-    return grid1d(out.size)
+    return _copy_from(k, lambda idx: k.offset([k.urem(v, x.shape[d]) for d, v in enumerate(idx)], xs))
 
 
 @cuda_kernel("pad", kind="movement")
@@ -120,38 +119,32 @@ def _pad(k: GpuKernel, node: Node) -> Launch:
 @cuda_kernel("concat", kind="movement")
 def _concat(k: GpuKernel, node: Node) -> Launch:
     """One grid-stride loop per input, each writing its slab of the output."""
-    out = k.outs[0]
-    axis = node.attrs["axis"]
-    inner = math.prod(out.shape[axis + 1:])
-    start = 0
-    for x in k.ins:
-        n_ax = x.shape[axis]
-        if x.size:
-            def dst(i, start=start, n_ax=n_ax):
-                o, rest = k.udiv(i, n_ax * inner), k.urem(i, n_ax * inner)
-                return k.add(k.mul(o, out.shape[axis] * inner), k.add(rest, start * inner))
-
-            _copy(k, x, out, x.size, dst_off=dst)
-        start += n_ax
-    return grid1d(max(x.size for x in k.ins) if k.ins else 0)
+    return _slabs(k, k.outs[0], k.ins, node.attrs["axis"], into_whole=True)
 
 
 @cuda_kernel("split", kind="movement")
 def _split(k: GpuKernel, node: Node) -> Launch:
-    x = k.ins[0]
-    axis = node.attrs["axis"]
-    inner = math.prod(x.shape[axis + 1:])
-    start = 0
-    for out in k.outs:
-        n_ax = out.shape[axis]
-        if out.size:
-            def src(i, start=start, n_ax=n_ax):
-                o, rest = k.udiv(i, n_ax * inner), k.urem(i, n_ax * inner)
-                return k.add(k.mul(o, x.shape[axis] * inner), k.add(rest, start * inner))
+    """One grid-stride loop per output, each reading its slab of the input."""
+    return _slabs(k, k.ins[0], k.outs, node.attrs["axis"], into_whole=False)
 
-            _copy(k, x, out, out.size, src_off=src)
+
+def _slabs(k: GpuKernel, whole, parts, axis: int, *, into_whole: bool) -> Launch:
+    """Copies between ``whole`` and its consecutive slabs ``parts`` along ``axis``."""
+    inner = math.prod(whole.shape[axis + 1:])
+    start = 0
+    for part in parts:
+        n_ax = part.shape[axis]
+        if part.size:
+            def slab(i, start=start, n_ax=n_ax):
+                o, rest = k.udiv(i, n_ax * inner), k.urem(i, n_ax * inner)
+                return k.add(k.mul(o, whole.shape[axis] * inner), k.add(rest, start * inner))
+
+            if into_whole:
+                _copy(k, part, whole, part.size, dst_off=slab)
+            else:
+                _copy(k, whole, part, part.size, src_off=slab)
         start += n_ax
-    return grid1d(max((o.size for o in k.outs), default=0))
+    return grid1d(max((p.size for p in parts), default=0))
 
 
 def _index(k: GpuKernel, ind, off, n: int):

@@ -26,38 +26,19 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
 from irc.targets.cuda import asm
 from irc.targets.cuda.kernel import GpuKernel, Launch, grid1d
-from irc.targets.cuda.kernels.conv import _geometry, _input_offset
-from irc.targets.cuda.kernels.gemm import Tile, slice_elements
+from irc.targets.cuda.kernels.conv import Im2col, _geometry
+from irc.targets.cuda.kernels.gemm import MicroTile, Tile, emit_tiled
 from irc.targets.cuda.kernels.registry import cuda_kernel
 from irc.targets.cuda.kernels.rows import fold, rows, rows_launch
+from irc.targets.llvm import lltypes as T
 
 ONES = 0x01010101
 
 
-@dataclass(frozen=True, slots=True)
-class IntTile(Tile):
-    """A GEMM tile over bytes: shared memory holds bk + 4 bytes per row (padding against bank
-    conflicts) instead of bk floats."""
-
-    @property
-    def shared_bytes(self) -> int:
-        return 2 * (self.bm + self.bn) * (self.bk + 4)
-
-
-INT_TILES = (IntTile(64, 64, 32, 4, 4), IntTile(32, 64, 32, 2, 4))
-INT_THIN = IntTile(8, 128, 32, 1, 4)
-
-
-def choose_int_tile(m: int, n: int, batch: int) -> IntTile:
-    if m <= 8:
-        return INT_THIN
-    for t in INT_TILES:
-        if -(-m // t.bm) * -(-n // t.bn) * batch >= 256:
-            return t
-    return INT_TILES[-1]
+INT_TILES = (Tile(64, 64, 32, 4, 4), Tile(32, 64, 32, 2, 4))
+INT_THIN = Tile(8, 128, 32, 1, 4)
 
 
 @dataclass(frozen=True)
@@ -83,115 +64,63 @@ def requantize(k: GpuKernel, acc32, m0, shift, zp: int, lo: int, hi: int):
     return b.select(b.icmp_signed(">", y, c(hi)), c(hi), y)
 
 
+class Dp4a(MicroTile):
+    """Four byte products summed into an i32 per ``dp4a``, over bytes staged k-contiguous (rows
+    padded by 4 bytes); with a nonzero activation zero point, the weight sums that take it out
+    are formed by the same instruction, one per weight row or column this thread touches."""
+
+    elem = T.I8
+    acc = T.I32
+    pad = 4
+    names = ("Lq", "Rq")
+    tiles = INT_TILES
+    thin = INT_THIN
+
+    def __init__(self, left_signed: bool, right_signed: bool, zp_side: str, zero_point: int):
+        self.signed = (left_signed, right_signed)
+        self.zp_side = zp_side
+        self.zero_point = zero_point
+
+    def _sums(self, t: Tile) -> int:
+        """Weight sums: per column of R (activation on the left), or per row of L."""
+        return t.tn if self.zp_side == "L" else t.tm
+
+    def count(self, t: Tile) -> int:
+        return t.tm * t.tn + self._sums(t)
+
+    def step(self, k: GpuKernel, t: Tile, place, a_sh, b_sh, a_base, b_base, accs: list) -> list:
+        row0, col0 = place
+        row_len = t.bk + self.pad
+        ls, rs = self.signed
+        ones = ir.Constant(T.I32, ONES)
+        prods, sums = accs[: t.tm * t.tn], accs[t.tm * t.tn:]
+
+        def word(sh, idx):
+            return k.b.load(k.sgep(sh, T.I8, idx), typ=T.I32, align=4)
+
+        for q in range(0, t.bk, 4):
+            lw = [word(a_sh, k.add(a_base, k.add(k.mul(k.add(row0, i), row_len), q))) for i in range(t.tm)]
+            rw = [word(b_sh, k.add(b_base, k.add(k.mul(k.add(col0, j), row_len), q))) for j in range(t.tn)]
+            prods = [asm.dp4a(k, lw[i], rw[j], prods[i * t.tn + j], ls, rs) for i in range(t.tm) for j in range(t.tn)]
+            wts, wsigned = (rw, rs) if self.zp_side == "L" else (lw, ls)
+            sums = [asm.dp4a(k, wts[j], ones, sums[j], wsigned, False) for j in range(self._sums(t))]
+        return prods + sums
+
+    def outputs(self, k: GpuKernel, t: Tile, place, accs: list):
+        sums = accs[t.tm * t.tn:]
+        for i, (mr, nc, acc) in enumerate(super().outputs(k, t, place, accs)):
+            if self.zero_point:
+                ws = sums[i % t.tn] if self.zp_side == "L" else sums[i // t.tn]
+                acc = k.b.sub(acc, k.b.mul(ws, ir.Constant(T.I32, self.zero_point)))
+            yield mr, nc, acc
+
+
 def emit_int8_gemm(k: GpuKernel, m: int, n: int, kdim: int, batch: int, left: ByteOperand, right: ByteOperand,
-                   zp_side: str, zero_point: int, store) -> Launch:
+                   zp_side: str, zero_point: int, store, tile: Tile | None = None) -> Launch:
     """acc[b, i, j] = sum_k (L - zL) (R - zR) for the side ``zp_side`` ('L' or 'R') holding the
     activation with ``zero_point``; ``store(k, bz, i, j, acc_i32)`` is the epilogue."""
-    t = choose_int_tile(m, n, batch)
-    bld = k.b
-    i8, i32 = T.I8, T.I32
-    row_len = t.bk + 4
-    nthreads = t.threads
-    tid = k.tid()
-    bz = k.ctaid("z") if batch > 1 else k.i(0)
-    m0 = k.mul(k.ctaid("y"), t.bm)
-    n0 = k.mul(k.ctaid("x"), t.bn)
-    l_sh = k.shared("Lq", i8, 2 * t.bm * row_len)
-    r_sh = k.shared("Rq", i8, 2 * t.bn * row_len)
-    full_m, full_n, full_k = m % t.bm == 0, n % t.bn == 0, kdim % t.bk == 0
-    ktiles = -(-kdim // t.bk)
-
-    def fetch(op: ByteOperand, rows: int, base, extent: int, full_rows: bool, k0):
-        out = []
-        for inside, i_rel, kk_rel in slice_elements(k, tid, rows, t.bk, nthreads, op.k_contiguous):
-            i_abs, kk_abs = k.add(base, i_rel), k.add(k0, kk_rel)
-            ok = None if full_rows else k.lt(i_abs, extent)
-            if not full_k:
-                c = k.lt(kk_abs, kdim)
-                ok = c if ok is None else bld.and_(ok, c)
-            if ok is not None:
-                i_abs = bld.select(ok, i_abs, k.i(0))
-                kk_abs = bld.select(ok, kk_abs, k.i(0))
-            v = op.load(k, bz, i_abs, kk_abs)
-            if ok is not None:
-                v = bld.select(ok, v, ir.Constant(i8, 0))
-            out.append((inside, k.add(k.mul(i_rel, row_len), kk_rel), v))
-        return out
-
-    def put(sh, rows, buf_idx, vals):
-        base = k.mul(buf_idx, rows * row_len)
-        for inside, idx, v in vals:
-            ptr = k.sgep(sh, i8, k.add(base, idx))
-            if inside is None:
-                bld.store(v, ptr)
-            else:
-                with k.if_(inside):
-                    bld.store(v, ptr)
-
-    def word(sh, idx):
-        return bld.load(k.sgep(sh, i8, idx), typ=i32, align=4)
-
-    cols_per_row = t.bn // t.tn
-    tx, ty = k.urem(tid, cols_per_row), k.udiv(tid, cols_per_row)
-    row0, col0 = k.mul(ty, t.tm), k.mul(tx, t.tn)
-    wsum_n = t.tn if zp_side == "L" else t.tm  # weight sums: per column of R, or per row of L
-    with bld.goto_entry_block():
-        acc_slots = [[bld.alloca(i32) for _ in range(t.tn)] for _ in range(t.tm)]
-        sum_slots = [bld.alloca(i32) for _ in range(wsum_n)]
-    for s in [s for row in acc_slots for s in row] + sum_slots:
-        bld.store(ir.Constant(i32, 0), s)
-    ones = ir.Constant(i32, ONES)
-
-    put(l_sh, t.bm, k.i(0), fetch(left, t.bm, m0, m, full_m, k.i(0)))
-    put(r_sh, t.bn, k.i(0), fetch(right, t.bn, n0, n, full_n, k.i(0)))
-    k.barrier()
-    with k.loop(ktiles, name="kt") as kt:
-        cur = k.urem(kt, 2)
-        nxt = bld.sub(k.i(1), cur)
-        has_next = k.lt(k.add(kt, 1), ktiles)
-        k_load = bld.select(has_next, k.mul(k.add(kt, 1), t.bk), k.i(0))
-        nl = fetch(left, t.bm, m0, m, full_m, k_load)
-        nr = fetch(right, t.bn, n0, n, full_n, k_load)
-        lb, rb = k.mul(cur, t.bm * row_len), k.mul(cur, t.bn * row_len)
-        accs = [[bld.load(s, typ=i32) for s in row] for row in acc_slots]
-        sums = [bld.load(s, typ=i32) for s in sum_slots]
-        for q in range(0, t.bk, 4):
-            lw = [word(l_sh, k.add(lb, k.add(k.mul(k.add(row0, i), row_len), q))) for i in range(t.tm)]
-            rw = [word(r_sh, k.add(rb, k.add(k.mul(k.add(col0, j), row_len), q))) for j in range(t.tn)]
-            accs = [[asm.dp4a(k, lw[i], rw[j], accs[i][j], left.signed, right.signed) for j in range(t.tn)]
-                    for i in range(t.tm)]
-            wts, wsigned = (rw, right.signed) if zp_side == "L" else (lw, left.signed)
-            sums = [asm.dp4a(k, wts[j], ones, sums[j], wsigned, False) for j in range(wsum_n)]
-        for i, row in enumerate(acc_slots):
-            for j, s in enumerate(row):
-                bld.store(accs[i][j], s)
-        for s, v in zip(sum_slots, sums):
-            bld.store(v, s)
-        with k.if_(has_next):
-            put(l_sh, t.bm, nxt, nl)
-            put(r_sh, t.bn, nxt, nr)
-        k.barrier()
-
-    sums = [bld.load(s, typ=i32) for s in sum_slots]
-    for i in range(t.tm):
-        mi = k.add(m0, k.add(row0, i))
-        for j in range(t.tn):
-            nj = k.add(n0, k.add(col0, j))
-            acc = bld.load(acc_slots[i][j], typ=i32)
-            if zero_point:
-                ws = sums[j] if zp_side == "L" else sums[i]
-                acc = bld.sub(acc, bld.mul(ws, ir.Constant(i32, zero_point)))
-            ok = None if full_m else k.lt(mi, m)
-            if not full_n:
-                c = k.lt(nj, n)
-                ok = c if ok is None else bld.and_(ok, c)
-            if ok is None:
-                store(k, bz, mi, nj, acc)
-            else:
-                with k.if_(ok):
-                    store(k, bz, mi, nj, acc)
-    grid = (-(-n // t.bn), -(-m // t.bm), batch)
-    return Launch(grid, (nthreads, 1, 1), t.shared_bytes, ((n, t.bn), (m, t.bm), (batch, 1)))
+    return emit_tiled(k, m, n, kdim, batch, left, right, store, Dp4a(left.signed, right.signed, zp_side, zero_point),
+                      tile)
 
 
 def _requant_store(k: GpuKernel, node: Node, out, bias, mult, shift, channel, off, acc) -> None:
@@ -228,36 +157,23 @@ def _qconv(k: GpuKernel, node: Node) -> Launch:
     geo = _geometry(k, node)
     x, w, out = geo["x"], geo["w"], geo["out"]
     bias, mult, shift = k.ins[2:5]
-    group = geo["group"]
-    mg, cin_g = geo["cout"] // group, geo["cin"] // group
-    kprod = math.prod(geo["kernel"])
-    kd = cin_g * kprod
-    p = math.prod(geo["out_sp"])
+    im = Im2col(geo)
     zx = node.attrs["x_zero_point"]
     zx_bits = ir.Constant(T.I8, zx if zx < 128 else zx - 256)
 
     def load_w(k, g, i, kk):
-        row = k.add(k.mul(g, mg), i) if group > 1 else i
-        return k.b.load(k.addr(w, k.add(k.mul(row, kd), kk)), typ=T.I8)
+        return k.b.load(k.addr(w, im.w_offset(k, g, i, kk)), typ=T.I8)
 
     def load_x(k, g, j, kk):
-        img, pix = k.udiv(j, p), k.urem(j, p)
-        oc = k.unravel(pix, geo["out_sp"])
-        ci, r = k.udiv(kk, kprod), k.urem(kk, kprod)
-        kc = k.unravel(r, geo["kernel"])
-        if group > 1:
-            ci = k.add(k.mul(g, cin_g), ci)
-        off, ok = _input_offset(k, geo, img, ci, oc, kc)
+        off, ok = im.x_offset(k, g, j, kk)
         v = k.b.load(k.addr(x, off), typ=T.I8)
         return v if ok is None else k.b.select(ok, v, zx_bits)
 
     def store(k, g, i, j, acc):
-        co = k.add(k.mul(g, mg), i) if group > 1 else i
-        img, pix = k.udiv(j, p), k.urem(j, p)
-        off = k.add(k.mul(k.add(k.mul(img, geo["cout"]), co), p), pix)
+        co, off = im.out_offset(k, g, i, j)
         _requant_store(k, node, out, bias, mult, shift, co, off, acc)
 
-    return emit_int8_gemm(k, mg, geo["batch"] * p, kd, group, ByteOperand(load_w, True, True),
+    return emit_int8_gemm(k, im.mg, im.ncols, im.kd, im.group, ByteOperand(load_w, True, True),
                           ByteOperand(load_x, False, x.dtype is DType.i8), "R", zx, store)
 
 

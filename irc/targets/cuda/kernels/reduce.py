@@ -17,11 +17,11 @@ from llvmlite import ir
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import c_strides
 from irc.targets.cuda.kernel import GpuKernel, Launch
 from irc.targets.cuda.kernels.registry import cuda_kernel
 from irc.targets.cuda.kernels.rows import fold, lane_loop, rows, rows_launch
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import c_strides
 
 # ------------------------------------------------------------------------------ value helpers
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from irc.ir.graph import Node
 from irc.targets.cuda.arch import Arch
 from irc.targets.cuda.kernel import GpuKernel, Launch
+from irc.targets.llvm.registry import register
 
 Emit = Callable[[GpuKernel, Node], Launch]
 
@@ -46,15 +47,5 @@ UNSUPPORTED: dict[str, str] = {
 
 
 def cuda_kernel(*ops: str, kind: str, view: bool = False, inplace=None, check=None):
-    def wrap(fn: Emit) -> Emit:
-        for op in ops:
-            assert op not in KERNELS, f"CUDA kernel for {op} defined twice"
-            KERNELS[op] = GpuKernelDef(op, fn, kind, view, inplace, check)
-        return fn
+    return register(KERNELS, "CUDA", ops, lambda op, fn: GpuKernelDef(op, fn, kind, view, inplace, check))
 
-    return wrap
-
-
-def same_shape_inputs(node: Node) -> list[int]:
-    out = node.outputs[0].type
-    return [i for i, v in enumerate(node.inputs) if v.type == out]

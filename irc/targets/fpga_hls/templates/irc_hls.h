@@ -2,7 +2,9 @@
 //
 // Each generated kernel (kernels/k*.cpp) defines a configuration struct C (shape constants, the
 // parallelism factor P, the number types data_t/acc_t/store_t and the epilogue) and calls one
-// of these templates from its top function, which carries the m_axi/s_axilite interface.
+// of these templates from its top function, which carries the m_axi/s_axilite interface. dense,
+// conv2d and global_pool serve every number format: they take C wrapped in a numeric policy
+// (real_policy for float and ap_fixed, int8_policy for quantized layers).
 // Loops follow one pattern: burst loads into on-chip buffers (PIPELINE II=1), a compute loop
 // pipelined at II=1 whose inner loop over P lanes is fully unrolled (the arrays it reads are
 // partitioned so that P lanes read in the same cycle), and a store loop.
@@ -50,62 +52,160 @@ struct pack {
     T v[P];
 };
 
-// ------------------------------------------------------------------------------- dense (GEMM)
-// y[M][N] = out(x[M][K] @ w[K][N] + bias[N] + res[M][N]); P output columns per cycle.
+// ------------------------------------------------------------------------------- numeric policies
+// dense, conv2d and global_pool are written once; a numeric policy Q, built on the kernel's
+// configuration C (shape constants, the parallelism factor P), says what their arithmetic is:
+//   x_t, w_t, b_t, y_t          element types of input, weights, bias and output in device memory
+//   xbuf_t, wbuf_t, bbuf_t, acc_t  types of the on-chip buffers and of the accumulators
+//   load_x, load_w, load_b      device element -> on-chip element
+//   mac(acc, x, w)              acc += x * w
+//   finish(acc, c, o, post...)  output element o (of output channel c) from its accumulator and
+//                               the epilogue's other operands: a residual, or requantize factors
+// and, for global_pool, the running reduction of one channel:
+//   state_t, start(channel), fold(state, x), finish(state)
+
+// Values as they are: float or ap_fixed (C derives from irc_precision), or plain integers in max
+// pooling. C gives acc_t (exact sums for fixed point); for dense and conv HAS_BIAS, HAS_RES and
+// out(), the fused activation rounded once to data_t; for global pooling AVG and HW.
 template <class C>
-void dense(const typename C::store_t* x, const typename C::store_t* w, const typename C::store_t* bias,
-           const typename C::store_t* res, typename C::store_t* y) {
+struct real_policy : C {
     typedef typename C::data_t data_t;
     typedef typename C::acc_t acc_t;
-    static_assert(C::N % C::P == 0, "the parallelism factor must divide N");
-    data_t xbuf[C::M * C::K];
-    data_t wbuf[C::K][C::P];
+    typedef typename C::store_t x_t;
+    typedef typename C::store_t w_t;
+    typedef typename C::store_t b_t;
+    typedef typename C::store_t y_t;
+    typedef data_t xbuf_t;
+    typedef data_t wbuf_t;
+    typedef data_t bbuf_t;
+    static xbuf_t load_x(x_t v) { return C::load(v); }
+    static wbuf_t load_w(w_t v) { return C::load(v); }
+    static bbuf_t load_b(const b_t* bias, int c) { return C::HAS_BIAS ? C::load(bias[c]) : data_t(0); }
+    static void mac(acc_t& acc, xbuf_t x, wbuf_t w) {
+#pragma HLS INLINE
+        acc += x * w;
+    }
+    static y_t finish(acc_t v, int, int o, const typename C::store_t* res) {
+#pragma HLS INLINE
+        if (C::HAS_RES) v += C::load(res[o]);
+        return C::store(C::out(v));
+    }
+    struct state_t {
+        acc_t sum;
+        data_t best;
+    };
+    static state_t start(const x_t* channel) {
+        state_t s;
+        s.sum = 0;
+        s.best = C::load(channel[0]);
+        return s;
+    }
+    static void fold(state_t& s, x_t x) {
+#pragma HLS INLINE
+        const data_t v = C::load(x);
+        s.sum += v;
+        s.best = v > s.best ? v : s.best;
+    }
+    static y_t finish(const state_t& s) { return C::store(C::AVG ? C::mean(s.sum, C::HW) : s.best); }
+};
+
+// The integer arithmetic of irc's quantization (irc/ir/quant_arith.py), bit for bit:
+// int32 accumulators wrap modulo 2^32; requantize is clamp(zp + ((acc * M0 + 2^(shift-1)) >> shift))
+// with a 64-bit product and an arithmetic shift (round half up).
+inline int32_t wrap_add(int32_t a, int32_t b) { return int32_t(uint32_t(a) + uint32_t(b)); }
+
+inline int64_t requantize(int64_t acc, int64_t m0, int shift, int64_t zp, int64_t lo, int64_t hi) {
+    const int64_t y = ((acc * m0 + (int64_t(1) << (shift - 1))) >> shift) + zp;
+    return y < lo ? lo : (y > hi ? hi : y);
+}
+
+// int8: u8/i8 activations (zero point XZP) times i8 weights into wrapping int32 accumulators
+// that start at the int32 bias; the output is requantized per output channel (mult, shift) to
+// y_t with zero point YZP, clamped to [YMIN, YMAX]. C gives x_t, y_t and those constants.
+// Global average pooling sums x - XZP in 64 bits and requantizes the sum with C's M0 and SH.
+template <class C>
+struct int8_policy : C {
+    typedef int8_t w_t;
+    typedef int32_t b_t;
+    typedef int16_t xbuf_t;  // x - XZP
+    typedef int8_t wbuf_t;
+    typedef int32_t bbuf_t;
+    typedef int32_t acc_t;
+    static xbuf_t load_x(typename C::x_t v) { return int16_t(int(v) - C::XZP); }
+    static wbuf_t load_w(w_t v) { return v; }
+    static bbuf_t load_b(const b_t* bias, int c) { return bias[c]; }
+    static void mac(acc_t& acc, xbuf_t x, wbuf_t w) {
+#pragma HLS INLINE
+        acc = wrap_add(acc, int32_t(x) * int32_t(w));
+    }
+    static typename C::y_t finish(acc_t v, int c, int, const int32_t* mult, const int32_t* shift) {
+#pragma HLS INLINE
+        return typename C::y_t(requantize(v, mult[c], shift[c], C::YZP, C::YMIN, C::YMAX));
+    }
+    typedef int64_t state_t;
+    static state_t start(const typename C::x_t*) { return 0; }
+    static void fold(state_t& s, typename C::x_t x) {
+#pragma HLS INLINE
+        s += int(x) - C::XZP;
+    }
+    static typename C::y_t finish(state_t s) {
+        return typename C::y_t(requantize(s, C::M0, C::SH, C::YZP, C::YMIN, C::YMAX));
+    }
+};
+
+// ------------------------------------------------------------------------------- dense (GEMM)
+// y[M][N] = finish(bias[N] + x[M][K] @ w[K][N], post...); P output columns per cycle.
+template <class Q, class... Post>
+void dense(const typename Q::x_t* x, const typename Q::w_t* w, const typename Q::b_t* bias,
+           typename Q::y_t* y, Post... post) {
+    typedef typename Q::acc_t acc_t;
+    static_assert(Q::N % Q::P == 0, "the parallelism factor must divide N");
+    typename Q::xbuf_t xbuf[Q::M * Q::K];
+    typename Q::wbuf_t wbuf[Q::K][Q::P];
 #pragma HLS ARRAY_PARTITION variable=wbuf dim=2 complete
-    data_t bbuf[C::P];
+    typename Q::bbuf_t bbuf[Q::P];
 #pragma HLS ARRAY_PARTITION variable=bbuf complete
-    acc_t acc[C::P];
+    acc_t acc[Q::P];
 #pragma HLS ARRAY_PARTITION variable=acc complete
 load_x:
-    for (int i = 0; i < C::M * C::K; i++) {
+    for (int i = 0; i < Q::M * Q::K; i++) {
 #pragma HLS PIPELINE II=1
-        xbuf[i] = C::load(x[i]);
+        xbuf[i] = Q::load_x(x[i]);
     }
 tile:
-    for (int t = 0; t < C::N / C::P; t++) {
+    for (int t = 0; t < Q::N / Q::P; t++) {
     load_w:
-        for (int i = 0; i < C::K * C::P; i++) {
+        for (int i = 0; i < Q::K * Q::P; i++) {
 #pragma HLS PIPELINE II=1
-            const int k = i / C::P, p = i % C::P;
-            wbuf[k][p] = C::load(w[k * C::N + t * C::P + p]);
+            const int k = i / Q::P, p = i % Q::P;
+            wbuf[k][p] = Q::load_w(w[k * Q::N + t * Q::P + p]);
         }
     load_b:
-        for (int p = 0; p < C::P; p++) {
+        for (int p = 0; p < Q::P; p++) {
 #pragma HLS PIPELINE II=1
-            bbuf[p] = C::HAS_BIAS ? C::load(bias[t * C::P + p]) : data_t(0);
+            bbuf[p] = Q::load_b(bias, t * Q::P + p);
         }
     row:
-        for (int m = 0; m < C::M; m++) {
+        for (int m = 0; m < Q::M; m++) {
         init:
-            for (int p = 0; p < C::P; p++) {
+            for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
                 acc[p] = acc_t(bbuf[p]);
             }
         mac:
-            for (int k = 0; k < C::K; k++) {
+            for (int k = 0; k < Q::K; k++) {
 #pragma HLS PIPELINE II=1
-                const data_t xv = xbuf[m * C::K + k];
-                for (int p = 0; p < C::P; p++) {
+                const typename Q::xbuf_t xv = xbuf[m * Q::K + k];
+                for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
-                    acc[p] += xv * wbuf[k][p];
+                    Q::mac(acc[p], xv, wbuf[k][p]);
                 }
             }
         store:
-            for (int p = 0; p < C::P; p++) {
+            for (int p = 0; p < Q::P; p++) {
 #pragma HLS PIPELINE II=1
-                const int o = m * C::N + t * C::P + p;
-                acc_t v = acc[p];
-                if (C::HAS_RES) v += C::load(res[o]);
-                y[o] = C::store(C::out(v));
+                const int n = t * Q::P + p;
+                y[m * Q::N + n] = Q::finish(acc[p], n, m * Q::N + n, post...);
             }
         }
     }
@@ -114,69 +214,69 @@ tile:
 // ------------------------------------------------------------------------------- conv (2-D)
 // Tiled direct convolution, no im2col: one input image is held on chip, P output channels
 // (of one group) are computed per tile, each output pixel accumulating CI/G*KH*KW taps at II=1.
-template <class C>
-void conv2d(const typename C::store_t* x, const typename C::store_t* w, const typename C::store_t* bias,
-            const typename C::store_t* res, typename C::store_t* y) {
-    typedef typename C::data_t data_t;
-    typedef typename C::acc_t acc_t;
-    const int CIG = C::CI / C::G, COG = C::CO / C::G, TAPS = CIG * C::KH * C::KW;
-    const int IMG = C::CI * C::H * C::W;
-    static_assert((C::CO / C::G) % C::P == 0, "the parallelism factor must divide the output channels per group");
-    data_t img[IMG];
-    data_t wt[C::P][TAPS];
+// Padding reads xbuf_t(0): real zero (for int8, the zero point, as x - XZP is buffered).
+template <class Q, class... Post>
+void conv2d(const typename Q::x_t* x, const typename Q::w_t* w, const typename Q::b_t* bias,
+            typename Q::y_t* y, Post... post) {
+    typedef typename Q::xbuf_t xbuf_t;
+    typedef typename Q::acc_t acc_t;
+    const int CIG = Q::CI / Q::G, COG = Q::CO / Q::G, TAPS = CIG * Q::KH * Q::KW;
+    const int IMG = Q::CI * Q::H * Q::W;
+    static_assert((Q::CO / Q::G) % Q::P == 0, "the parallelism factor must divide the output channels per group");
+    xbuf_t img[IMG];
+    typename Q::wbuf_t wt[Q::P][TAPS];
 #pragma HLS ARRAY_PARTITION variable=wt dim=1 complete
-    data_t bt[C::P];
+    typename Q::bbuf_t bt[Q::P];
 #pragma HLS ARRAY_PARTITION variable=bt complete
-    acc_t acc[C::P];
+    acc_t acc[Q::P];
 #pragma HLS ARRAY_PARTITION variable=acc complete
 batch:
-    for (int n = 0; n < C::NB; n++) {
+    for (int n = 0; n < Q::NB; n++) {
     load_x:
         for (int i = 0; i < IMG; i++) {
 #pragma HLS PIPELINE II=1
-            img[i] = C::load(x[n * IMG + i]);
+            img[i] = Q::load_x(x[n * IMG + i]);
         }
     tile:
-        for (int t = 0; t < C::CO / C::P; t++) {
-            const int co0 = t * C::P;
+        for (int t = 0; t < Q::CO / Q::P; t++) {
+            const int co0 = t * Q::P;
             const int g = co0 / COG;
         load_w:
-            for (int i = 0; i < C::P * TAPS; i++) {
+            for (int i = 0; i < Q::P * TAPS; i++) {
 #pragma HLS PIPELINE II=1
-                wt[i / TAPS][i % TAPS] = C::load(w[co0 * TAPS + i]);
+                wt[i / TAPS][i % TAPS] = Q::load_w(w[co0 * TAPS + i]);
             }
         load_b:
-            for (int p = 0; p < C::P; p++) {
+            for (int p = 0; p < Q::P; p++) {
 #pragma HLS PIPELINE II=1
-                bt[p] = C::HAS_BIAS ? C::load(bias[co0 + p]) : data_t(0);
+                bt[p] = Q::load_b(bias, co0 + p);
             }
         pixel:
-            for (int o = 0; o < C::OH * C::OW; o++) {
-                const int oh = o / C::OW, ow = o % C::OW;
+            for (int o = 0; o < Q::OH * Q::OW; o++) {
+                const int oh = o / Q::OW, ow = o % Q::OW;
             init:
-                for (int p = 0; p < C::P; p++) {
+                for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
                     acc[p] = acc_t(bt[p]);
                 }
             mac:
                 for (int i = 0; i < TAPS; i++) {
 #pragma HLS PIPELINE II=1
-                    const int ci = i / (C::KH * C::KW), kh = (i / C::KW) % C::KH, kw = i % C::KW;
-                    const int ih = oh * C::SH - C::PT + kh * C::DH, iw = ow * C::SW - C::PL + kw * C::DW;
-                    const bool inside = ih >= 0 && ih < C::H && iw >= 0 && iw < C::W;
-                    const data_t xv = inside ? img[((g * CIG + ci) * C::H + ih) * C::W + iw] : data_t(0);
-                    for (int p = 0; p < C::P; p++) {
+                    const int ci = i / (Q::KH * Q::KW), kh = (i / Q::KW) % Q::KH, kw = i % Q::KW;
+                    const int ih = oh * Q::SH - Q::PT + kh * Q::DH, iw = ow * Q::SW - Q::PL + kw * Q::DW;
+                    const bool inside = ih >= 0 && ih < Q::H && iw >= 0 && iw < Q::W;
+                    const xbuf_t xv = inside ? img[((g * CIG + ci) * Q::H + ih) * Q::W + iw] : xbuf_t(0);
+                    for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
-                        acc[p] += xv * wt[p][i];
+                        Q::mac(acc[p], xv, wt[p][i]);
                     }
                 }
             store:
-                for (int p = 0; p < C::P; p++) {
+                for (int p = 0; p < Q::P; p++) {
 #pragma HLS PIPELINE II=1
-                    const int oi = ((n * C::CO + co0 + p) * C::OH + oh) * C::OW + ow;
-                    acc_t v = acc[p];
-                    if (C::HAS_RES) v += C::load(res[oi]);
-                    y[oi] = C::store(C::out(v));
+                    const int co = co0 + p;
+                    const int oi = ((n * Q::CO + co) * Q::OH + oh) * Q::OW + ow;
+                    y[oi] = Q::finish(acc[p], co, oi, post...);
                 }
             }
         }
@@ -237,41 +337,35 @@ batch:
     }
 }
 
-// Global max or average over all HW positions of each channel; P channels per cycle.
-template <class C>
-void global_pool(const typename C::store_t* x, typename C::store_t* y) {
-    typedef typename C::data_t data_t;
-    typedef typename C::acc_t acc_t;
-    static_assert(C::C % C::P == 0, "the parallelism factor must divide the channels");
-    acc_t sum[C::P];
-#pragma HLS ARRAY_PARTITION variable=sum complete
-    data_t best[C::P];
-#pragma HLS ARRAY_PARTITION variable=best complete
+// Global max or average over all HW positions of each channel; P channels per cycle. Each
+// channel's running state (sum and maximum, or an int8 sum) is the numeric policy Q's.
+template <class Q>
+void global_pool(const typename Q::x_t* x, typename Q::y_t* y) {
+    static_assert(Q::C % Q::P == 0, "the parallelism factor must divide the channels");
+    typename Q::state_t st[Q::P];
+#pragma HLS ARRAY_PARTITION variable=st complete
 batch:
-    for (int n = 0; n < C::NB; n++) {
+    for (int n = 0; n < Q::NB; n++) {
     tile:
-        for (int t = 0; t < C::C / C::P; t++) {
-            const int c0 = n * C::C + t * C::P;
+        for (int t = 0; t < Q::C / Q::P; t++) {
+            const int c0 = n * Q::C + t * Q::P;
         init:
-            for (int p = 0; p < C::P; p++) {
+            for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
-                sum[p] = 0;
-                best[p] = C::load(x[(c0 + p) * C::HW]);
+                st[p] = Q::start(x + (c0 + p) * Q::HW);
             }
         reduce:
-            for (int i = 0; i < C::HW; i++) {
+            for (int i = 0; i < Q::HW; i++) {
 #pragma HLS PIPELINE II=1
-                for (int p = 0; p < C::P; p++) {
+                for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
-                    const data_t v = C::load(x[(c0 + p) * C::HW + i]);
-                    sum[p] += v;
-                    best[p] = v > best[p] ? v : best[p];
+                    Q::fold(st[p], x[(c0 + p) * Q::HW + i]);
                 }
             }
         store:
-            for (int p = 0; p < C::P; p++) {
+            for (int p = 0; p < Q::P; p++) {
 #pragma HLS PIPELINE II=1
-                y[c0 + p] = C::store(C::AVG ? C::mean(sum[p], C::HW) : best[p]);
+                y[c0 + p] = Q::finish(st[p]);
             }
         }
     }
@@ -374,124 +468,6 @@ write:
 }
 
 // ------------------------------------------------------------------------------- int8
-// The integer arithmetic of irc's quantization (irc/ir/quant_arith.py), bit for bit:
-// int32 accumulators wrap modulo 2^32; requantize is clamp(zp + ((acc * M0 + 2^(shift-1)) >> shift))
-// with a 64-bit product and an arithmetic shift (round half up).
-inline int32_t wrap_add(int32_t a, int32_t b) { return int32_t(uint32_t(a) + uint32_t(b)); }
-
-inline int64_t requantize(int32_t acc, int64_t m0, int shift, int64_t zp, int64_t lo, int64_t hi) {
-    const int64_t y = ((int64_t(acc) * m0 + (int64_t(1) << (shift - 1))) >> shift) + zp;
-    return y < lo ? lo : (y > hi ? hi : y);
-}
-
-// y[M][N] = requantize(bias[N] + sum_k (x[M][K] - XZP) * w[K][N]) per output column.
-template <class C>
-void qdense(const typename C::x_t* x, const int8_t* w, const int32_t* bias, const int32_t* mult,
-            const int32_t* shift, typename C::y_t* y) {
-    static_assert(C::N % C::P == 0, "the parallelism factor must divide N");
-    int16_t xbuf[C::M * C::K];
-    int8_t wbuf[C::K][C::P];
-#pragma HLS ARRAY_PARTITION variable=wbuf dim=2 complete
-    int32_t acc[C::P];
-#pragma HLS ARRAY_PARTITION variable=acc complete
-load_x:
-    for (int i = 0; i < C::M * C::K; i++) {
-#pragma HLS PIPELINE II=1
-        xbuf[i] = int16_t(int(x[i]) - C::XZP);
-    }
-tile:
-    for (int t = 0; t < C::N / C::P; t++) {
-    load_w:
-        for (int i = 0; i < C::K * C::P; i++) {
-#pragma HLS PIPELINE II=1
-            wbuf[i / C::P][i % C::P] = w[(i / C::P) * C::N + t * C::P + i % C::P];
-        }
-    row:
-        for (int m = 0; m < C::M; m++) {
-        init:
-            for (int p = 0; p < C::P; p++) {
-#pragma HLS UNROLL
-                acc[p] = bias[t * C::P + p];
-            }
-        mac:
-            for (int k = 0; k < C::K; k++) {
-#pragma HLS PIPELINE II=1
-                const int16_t xv = xbuf[m * C::K + k];
-                for (int p = 0; p < C::P; p++) {
-#pragma HLS UNROLL
-                    acc[p] = wrap_add(acc[p], int32_t(xv) * int32_t(wbuf[k][p]));
-                }
-            }
-        store:
-            for (int p = 0; p < C::P; p++) {
-#pragma HLS PIPELINE II=1
-                const int n = t * C::P + p;
-                y[m * C::N + n] = typename C::y_t(requantize(acc[p], mult[n], shift[n], C::YZP, C::YMIN, C::YMAX));
-            }
-        }
-    }
-}
-
-// Quantized direct convolution (padding holds the zero point, i.e. real zero).
-template <class C>
-void qconv2d(const typename C::x_t* x, const int8_t* w, const int32_t* bias, const int32_t* mult,
-             const int32_t* shift, typename C::y_t* y) {
-    const int CIG = C::CI / C::G, COG = C::CO / C::G, TAPS = CIG * C::KH * C::KW;
-    const int IMG = C::CI * C::H * C::W;
-    static_assert((C::CO / C::G) % C::P == 0, "the parallelism factor must divide the output channels per group");
-    int16_t img[IMG];
-    int8_t wt[C::P][TAPS];
-#pragma HLS ARRAY_PARTITION variable=wt dim=1 complete
-    int32_t acc[C::P];
-#pragma HLS ARRAY_PARTITION variable=acc complete
-batch:
-    for (int n = 0; n < C::NB; n++) {
-    load_x:
-        for (int i = 0; i < IMG; i++) {
-#pragma HLS PIPELINE II=1
-            img[i] = int16_t(int(x[n * IMG + i]) - C::XZP);
-        }
-    tile:
-        for (int t = 0; t < C::CO / C::P; t++) {
-            const int co0 = t * C::P;
-            const int g = co0 / COG;
-        load_w:
-            for (int i = 0; i < C::P * TAPS; i++) {
-#pragma HLS PIPELINE II=1
-                wt[i / TAPS][i % TAPS] = w[co0 * TAPS + i];
-            }
-        pixel:
-            for (int o = 0; o < C::OH * C::OW; o++) {
-                const int oh = o / C::OW, ow = o % C::OW;
-            init:
-                for (int p = 0; p < C::P; p++) {
-#pragma HLS UNROLL
-                    acc[p] = bias[co0 + p];
-                }
-            mac:
-                for (int i = 0; i < TAPS; i++) {
-#pragma HLS PIPELINE II=1
-                    const int ci = i / (C::KH * C::KW), kh = (i / C::KW) % C::KH, kw = i % C::KW;
-                    const int ih = oh * C::SH - C::PT + kh * C::DH, iw = ow * C::SW - C::PL + kw * C::DW;
-                    const bool inside = ih >= 0 && ih < C::H && iw >= 0 && iw < C::W;
-                    const int16_t xv = inside ? img[((g * CIG + ci) * C::H + ih) * C::W + iw] : int16_t(0);
-                    for (int p = 0; p < C::P; p++) {
-#pragma HLS UNROLL
-                        acc[p] = wrap_add(acc[p], int32_t(xv) * int32_t(wt[p][i]));
-                    }
-                }
-            store:
-                for (int p = 0; p < C::P; p++) {
-#pragma HLS PIPELINE II=1
-                    const int co = co0 + p;
-                    y[((n * C::CO + co) * C::OH + oh) * C::OW + ow] =
-                        typename C::y_t(requantize(acc[p], mult[co], shift[co], C::YZP, C::YMIN, C::YMAX));
-                }
-            }
-        }
-    }
-}
-
 // y = requantize(AM * (a - AZP) + BM * (b - BZP)), element-wise.
 template <class C>
 void qadd(const typename C::a_t* a, const typename C::b_t* b, typename C::y_t* y) {
@@ -502,42 +478,7 @@ add:
         for (int p = 0; p < C::P; p++) {
 #pragma HLS UNROLL
             const int64_t acc = int64_t(C::AM) * (int(a[i + p]) - C::AZP) + int64_t(C::BM) * (int(b[i + p]) - C::BZP);
-            const int64_t r = ((acc * C::M0 + (int64_t(1) << (C::SH - 1))) >> C::SH) + C::YZP;
-            y[i + p] = typename C::y_t(r < C::YMIN ? C::YMIN : (r > C::YMAX ? C::YMAX : r));
-        }
-    }
-}
-
-// Quantized global average pool: requantize(sum over HW of (x - XZP)); P channels per cycle.
-template <class C>
-void qglobal_pool(const typename C::x_t* x, typename C::y_t* y) {
-    static_assert(C::C % C::P == 0, "the parallelism factor must divide the channels");
-    int64_t sum[C::P];
-#pragma HLS ARRAY_PARTITION variable=sum complete
-batch:
-    for (int n = 0; n < C::NB; n++) {
-    tile:
-        for (int t = 0; t < C::C / C::P; t++) {
-            const int c0 = n * C::C + t * C::P;
-        init:
-            for (int p = 0; p < C::P; p++) {
-#pragma HLS UNROLL
-                sum[p] = 0;
-            }
-        reduce:
-            for (int i = 0; i < C::HW; i++) {
-#pragma HLS PIPELINE II=1
-                for (int p = 0; p < C::P; p++) {
-#pragma HLS UNROLL
-                    sum[p] += int(x[(c0 + p) * C::HW + i]) - C::XZP;
-                }
-            }
-        store:
-            for (int p = 0; p < C::P; p++) {
-#pragma HLS PIPELINE II=1
-                const int64_t r = ((sum[p] * C::M0 + (int64_t(1) << (C::SH - 1))) >> C::SH) + C::YZP;
-                y[c0 + p] = typename C::y_t(r < C::YMIN ? C::YMIN : (r > C::YMAX ? C::YMAX : r));
-            }
+            y[i + p] = typename C::y_t(requantize(acc, C::M0, C::SH, C::YZP, C::YMIN, C::YMAX));
         }
     }
 }

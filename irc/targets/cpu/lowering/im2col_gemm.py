@@ -1,16 +1,19 @@
-"""Lowering of convolutions and matrix products onto the packed GEMM engine (CPU target)."""
+"""Lowering of convolutions and matrix products onto the CPU's packed GEMM engine."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from irc.ir.graph import Graph, Node
-from irc.ir.ops.fused import pack_panels
 from irc.ir.types import DType
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 from irc.passes.rewrite import RewriteContext, rewrite
+from irc.targets.cpu.gemm import choose_tile
+from irc.targets.cpu.lowering.ops import pack_panels
 
 #: Cost rule for convolutions. im2col + GEMM reaches the GEMM's speed but pays for copying the
 #: input K = Cin/group*kh*kw times; it wins when each GEMM tile has enough work: K and the
@@ -29,12 +32,6 @@ def uses_gemm(node: Node) -> bool:
             and w.shape[0] // group >= MIN_COUT)
 
 
-def _tile(m: int, n: int, vector_bits: int):
-    from irc.targets.cpu.gemm import choose_tile
-
-    return choose_tile(m, n, vector_bits)
-
-
 def _conv(node: Node, ctx: RewriteContext):
     w = ctx.const(node.inputs[1])
     if w is None or not uses_gemm(node):
@@ -43,7 +40,7 @@ def _conv(node: Node, ctx: RewriteContext):
     cout, cin_g, *ks = w.shape
     cout_g = cout // group
     p = math.prod(node.outputs[0].shape[2:])
-    tile = _tile(cout_g, p, ctx.options.get("vector_bits", 512))
+    tile = choose_tile(cout_g, p, ctx.options["vector_bits"])
     wp = np.stack([pack_panels(w[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1), tile.mr) for g in range(group)])
     a = node.attrs
     return (ctx.make("conv_gemm", [node.inputs[0], ctx.param(wp, "w_packed"), *node.inputs[2:]],
@@ -58,16 +55,28 @@ def _gemm(node: Node, ctx: RewriteContext):
     if bc is None or a.dtype is not DType.f32:
         return None
     m, n = node.outputs[0].shape
-    tile = _tile(m, n, ctx.options.get("vector_bits", 512))
-    return (ctx.make("gemm_packed", [a, ctx.param(pack_panels(np.ascontiguousarray(bc.T), tile.nr), "b_packed"),
-                                     *node.inputs[2:]], n=n, **{k: node.attrs[k] for k in ("act", "act_alpha", "act_beta")}),)
+    tile = choose_tile(m, n, ctx.options["vector_bits"])
+    bp = ctx.param(pack_panels(np.ascontiguousarray(bc.T), tile.nr), "b_packed")
+    return (ctx.make("gemm_packed", [a, bp, *node.inputs[2:]], n=n,
+                     **{k: node.attrs[k] for k in ("act", "act_alpha", "act_beta")}),)
 
 
-@register_pass("im2col_gemm")
 def im2col_gemm(g: Graph, *, vector_bits: int = 512) -> Graph:
+    """The im2col_gemm pass as a function (see Im2colGemm)."""
+    return rewrite(g, {"conv_fused": [_conv], "gemm_fused": [_gemm]}, options={"vector_bits": vector_bits})
+
+
+@register_pass
+@dataclass(frozen=True)
+class Im2colGemm(Pass):
     """Matches conv_fused with constant weights and gemm_fused with a constant right operand
     (f32). Convolutions that pass the cost rule (``uses_gemm``) become conv_gemm: im2col + GEMM
     per image and group, weights packed here, once, into MR-row panels. Products become
     gemm_packed with B packed into NR-column panels. The tile (MR, NR) comes from the GEMM's
-    cost rule for this CPU's vector width (irc.targets.cpu.gemm.choose_tile)."""
-    return rewrite(g, {"conv_fused": [_conv], "gemm_fused": [_gemm]}, options={"vector_bits": vector_bits})
+    cost rule for this CPU's vector width (``vector_bits``, see irc.targets.cpu.gemm.choose_tile)."""
+
+    name: ClassVar[str] = "im2col_gemm"
+    vector_bits: int = 512
+
+    def run(self, g: Graph) -> Graph:
+        return im2col_gemm(g, vector_bits=self.vector_bits)

@@ -1,21 +1,22 @@
 """Scalar arithmetic in LLVM for one irc element type: the vocabulary element-wise kernels are
 written in. Integer ops pick signed or unsigned instructions from the dtype; integer division
-by zero (and INT_MIN / -1) yields 0 instead of trapping, so no input can crash the process."""
+by zero (and INT_MIN / -1) yields 0 instead of trapping, so no input can crash the process.
+Functions are declared through ``k.state.declare``, which each target resolves its own way."""
 
 from __future__ import annotations
 
 from llvmlite import ir
 
 from irc.ir.types import DType
-from irc.targets.cpu import lltypes as T
-from irc.targets.cpu.kernel import KernelBuilder
+from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.builder import KernelBase
 
 
 class Scalar:
     """Arithmetic on compute-type values of dtype ``dt`` inside kernel ``k``; with ``lanes`` the
     values are vectors of that many elements (constants become splats)."""
 
-    def __init__(self, k: KernelBuilder, dt: DType, lanes: int = 0):
+    def __init__(self, k: KernelBase, dt: DType, lanes: int = 0):
         self.k = k
         self.dt = dt
         self.elem = T.compute_type(dt)
@@ -29,7 +30,7 @@ class Scalar:
         return self.k.b  # the builder changes when a parallel body is emitted
 
     def c(self, v) -> ir.Constant:
-        one = KernelBuilder.const(self.dt, v)
+        one = KernelBase.const(self.dt, v)
         return ir.Constant(self.t, [one.constant] * self.lanes) if self.lanes else one
 
     # -- intrinsics and libm
@@ -132,7 +133,7 @@ class Scalar:
         return self.b.fcmp_unordered("uno", a, a)
 
 
-def convert(k: KernelBuilder, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+def convert(k: KernelBase, v: ir.Value, src: DType, dst: DType) -> ir.Value:
     """Cast a compute-type value between element types, with numpy's semantics
     (float to int truncates toward zero; anything to bool is ``!= 0``)."""
     b = k.b

@@ -1,6 +1,6 @@
 """How irc element types look in LLVM: the storage type (what sits in memory) and the compute
 type (what arithmetic runs on). bool is stored as a byte and computed as i1; bf16 is stored as
-its 16 bits and computed as f32, since LLVM's x86 back end has no bf16 arithmetic."""
+its 16 bits and computed as f32 (neither LLVM's x86 back end nor every GPU has bf16 arithmetic)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,10 @@ def suffix(t: ir.Type) -> str:
     if isinstance(t, ir.VectorType):
         return f"v{t.count}{suffix(t.element)}"
     return {F16: "f16", F32: "f32", F64: "f64"}.get(t) or f"i{t.width}"
+
+
+def align(t: ir.Type) -> int:
+    """The natural alignment of a scalar storage type in bytes."""
+    if isinstance(t, ir.IntType):
+        return max(1, t.width // 8)
+    return {F16: 2, F32: 4, F64: 8}.get(t, 1)

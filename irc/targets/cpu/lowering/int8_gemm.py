@@ -11,14 +11,18 @@ multiplied pairwise into int32, exact, no saturation). Each has a tile:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
 from irc.errors import InputError
 from irc.ir.graph import Graph, Node
-from irc.ir.ops.quant import pack_rows4
 from irc.ir.types import DType
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 from irc.passes.rewrite import RewriteContext, rewrite
+from irc.targets.cpu.llvm_env import cpu_spec
+from irc.targets.cpu.lowering.ops import pack_rows4
 
 #: isa -> (columns per vector step, vector steps per tile, MR rows). NR = columns * steps.
 TILES = {
@@ -41,8 +45,6 @@ def choose_isa(cpu: str = "host", int8_isa: str = "auto") -> str:
         if int8_isa not in TILES:
             raise InputError(f"unknown int8 micro-kernel '{int8_isa}' (known: auto, {', '.join(TILES)})")
         return int8_isa
-    from irc.targets.cpu.llvm_env import cpu_spec
-
     spec = cpu_spec(cpu)
     if "+avx512vnni" in spec.features and "+avx512bw" in spec.features:
         return "vnni512"
@@ -108,13 +110,25 @@ def _gemm(node: Node, ctx: RewriteContext):
                      **{k: at[k] for k in ("y_zero_point", "y_dtype", "y_min", "y_max", "y_scale")}),)
 
 
-@register_pass("int8_gemm")
 def int8_gemm(g: Graph, *, cpu: str = "host", int8_isa: str = "auto") -> Graph:
-    """Matches qconv (2-D) and qgemm with constant weights, bias and multipliers, and lowers them
-    to qconv_gemm / qgemm_packed: weights packed for the micro-kernel of this CPU (``isa``, see
-    choose_isa; ``int8_isa`` forces one), the activations' zero point (and the +128 that makes
-    i8 data unsigned) folded into an effective bias. A graph without them is unchanged."""
+    """The int8_gemm pass as a function (see Int8Gemm)."""
     if not any(n.op in ("qconv", "qgemm") for n in g.nodes):
         return g
     isa = choose_isa(cpu, int8_isa)
     return rewrite(g, {"qconv": [_conv], "qgemm": [_gemm]}, options={"isa": isa})
+
+
+@register_pass
+@dataclass(frozen=True)
+class Int8Gemm(Pass):
+    """Matches qconv (2-D) and qgemm with constant weights, bias and multipliers, and lowers them
+    to qconv_gemm / qgemm_packed: weights packed for the micro-kernel of this CPU (``cpu``, see
+    choose_isa; ``int8_isa`` forces one), the activations' zero point (and the +128 that makes
+    i8 data unsigned) folded into an effective bias. A graph without them is unchanged."""
+
+    name: ClassVar[str] = "int8_gemm"
+    cpu: str = "host"
+    int8_isa: str = "auto"
+
+    def run(self, g: Graph) -> Graph:
+        return int8_gemm(g, cpu=self.cpu, int8_isa=self.int8_isa)

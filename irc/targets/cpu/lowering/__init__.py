@@ -1,0 +1,11 @@
+"""The CPU target's own lowering: the ops only it makes and the passes that make them.
+
+- ``ops``: gemm_packed, conv_gemm, qgemm_packed, qconv_gemm (packed-weight GEMMs) and their
+  packing helpers;
+- ``im2col_gemm``: conv_fused / gemm_fused onto the packed f32 GEMM engine;
+- ``int8_gemm``: qconv / qgemm onto the u8 x s8 -> s32 GEMM of this CPU.
+
+Importing this package registers the ops and the passes (the CPU target imports it).
+"""
+
+from irc.targets.cpu.lowering import im2col_gemm, int8_gemm, ops  # noqa: F401
