@@ -108,9 +108,9 @@ def gemm_table(threads_list, budget) -> None:
     import irc
     from irc.bench import measure
     from irc.ir import GraphBuilder
-    from irc.targets.cpu.lowering.ops import pack_panels
     from irc.targets.cpu.gemm import choose_tile
     from irc.targets.cpu.llvm_env import cpu_spec
+    from irc.targets.cpu.lowering.ops import pack_panels
 
     try:
         from threadpoolctl import threadpool_limits
@@ -148,8 +148,8 @@ def fma_peak_gflops() -> float:
 
     from llvmlite import ir
 
-    from irc.targets.llvm import lltypes as T
     from irc.targets.cpu import llvm_env
+    from irc.targets.llvm import lltypes as T
 
     spec = llvm_env.cpu_spec()
     vl = spec.vector_bits // 32

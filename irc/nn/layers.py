@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from irc.errors import InputError, ModelError
-from irc.nn import initializers
 from irc.frontend.trace import Tensor, concatenate, reshape
+from irc.nn import initializers
 
 
 class Symbol:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from irc.errors import InputError, IRCError, ModelError
+from irc.frontend.trace import Tracer
 from irc.ir.builder import GraphBuilder
 from irc.nn import losses as _losses
 from irc.nn import optimizers as _optimizers
@@ -33,7 +34,6 @@ from irc.nn.data import BatchLoader, dropout_masks
 from irc.nn.layers import LAYERS, Input, InputLayer, Layer, Symbol
 from irc.nn.step import _Ctx, inference_graph, train_step_graph
 from irc.targets.state import StatefulExecutable
-from irc.frontend.trace import Tracer
 
 
 class TrainingError(IRCError):

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from irc.errors import ModelError
+from irc.frontend.trace import Tensor, Tracer
 from irc.ir.graph import Graph
 from irc.passes.autodiff import gradients
 from irc.targets.state import STATE_KEY
-from irc.frontend.trace import Tensor, Tracer
 
 
 class _Ctx:

@@ -18,6 +18,8 @@ The registered pass ``autodiff`` does this for a whole graph: it appends the gra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -27,7 +29,7 @@ from irc.ir.builder import rebuild_from
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops import get_op
 from irc.passes.grads import unsupported_reason, zero_gradient, zeros_like
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 
 
 def _depends_on(nodes: Sequence[Node], roots: Sequence[Value]) -> set[Value]:
@@ -91,13 +93,8 @@ def gradients(tracer: Tracer, nodes: Sequence[Node], loss: Value, wrt: Sequence[
     return [ct.get(v) for v in wrt]
 
 
-@register_pass("autodiff")
 def autodiff(g: Graph, *, loss: str | None = None, wrt: Sequence[str] | None = None) -> Graph:
-    """Appends gradients to ``g``: matches the ``loss`` output (default: the first output) and the
-    ``wrt`` values (names of parameters or inputs; default: every float parameter); produces
-    ``g``'s outputs followed by one gradient per ``wrt`` value (of its type; zeros where the loss
-    does not depend on it); assumes a float loss (a non-scalar loss is differentiated as the
-    sum of its elements)."""
+    """The autodiff pass as a function (see Autodiff)."""
     by_name = {v.name: v for v in g.values()}
     if loss is None:
         loss_v = g.outputs[0]
@@ -127,3 +124,20 @@ def autodiff(g: Graph, *, loss: str | None = None, wrt: Sequence[str] | None = N
         seen.add(v)
         values.append(v)
     return b.build(*g.outputs, *values).replace(meta=dict(g.meta))
+
+
+@register_pass
+@dataclass(frozen=True)
+class Autodiff(Pass):
+    """Appends gradients to ``g``: matches the ``loss`` output (default: the first output) and the
+    ``wrt`` values (names of parameters or inputs; default: every float parameter); produces
+    ``g``'s outputs followed by one gradient per ``wrt`` value (of its type; zeros where the loss
+    does not depend on it); assumes a float loss (a non-scalar loss is differentiated as the
+    sum of its elements)."""
+
+    name: ClassVar[str] = "autodiff"
+    loss: str | None = None
+    wrt: Sequence[str] | None = None
+
+    def run(self, g: Graph) -> Graph:
+        return autodiff(g, loss=self.loss, wrt=self.wrt)

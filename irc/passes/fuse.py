@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops.fused import activation_of
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 from irc.passes.rewrite import RewriteContext, rewrite
 
 _FUSED = ("conv_fused", "gemm_fused")
@@ -117,12 +120,22 @@ def _act(node: Node, ctx: RewriteContext):
 _ACTS = ["relu", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_swish"]
 
 
-@register_pass("fuse")
 def fuse(g: Graph) -> Graph:
+    """The fuse pass as a function (see Fuse)."""
+    patterns = {"conv": [_conv], "gemm": [_gemm], "matmul": [_matmul], "add": [_add]}
+    patterns.update({a: [_act] for a in _ACTS})
+    return rewrite(g, patterns)
+
+
+@register_pass
+@dataclass(frozen=True)
+class Fuse(Pass):
     """Matches conv, gemm and 2-D matmul and grows them into conv_fused / gemm_fused whose
     epilogue takes the following per-channel bias add, residual add (a same-shape add) and one
     activation: act(conv(x, w) + bias + residual), one kernel on every target. An op is only
     absorbed when its input is used nowhere else, so no work is ever duplicated."""
-    patterns = {"conv": [_conv], "gemm": [_gemm], "matmul": [_matmul], "add": [_add]}
-    patterns.update({a: [_act] for a in _ACTS})
-    return rewrite(g, patterns)
+
+    name: ClassVar[str] = "fuse"
+
+    def run(self, g: Graph) -> Graph:
+        return fuse(g)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from irc.ir.builder import GraphBuilder
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.ops import get_op
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 
 
 def _elementwise(n: Node) -> bool:
     return "elementwise" in get_op(n.op).traits and len(n.outputs) == 1
 
 
-@register_pass("fuse_elementwise")
 def fuse_elementwise(g: Graph) -> Graph:
-    """Groups connected element-wise nodes whose intermediate values are read only inside the
-    group and have the group's output shape, and replaces each group of two or more by one
-    ``elementwise_chain`` node: one pass over memory instead of one per op. Inputs may
-    broadcast; the chain computes at the output's resolution."""
+    """The fuse_elementwise pass as a function (see FuseElementwise)."""
     uses: dict[Value, int] = {}
     for n in g.nodes:
         for v in n.inputs:
@@ -52,6 +51,20 @@ def fuse_elementwise(g: Graph) -> Graph:
         return g
     nodes = [fused.get(n, n) for n in g.nodes if n not in dropped]
     return g.replace(nodes=nodes)
+
+
+@register_pass
+@dataclass(frozen=True)
+class FuseElementwise(Pass):
+    """Groups connected element-wise nodes whose intermediate values are read only inside the
+    group and have the group's output shape, and replaces each group of two or more by one
+    ``elementwise_chain`` node: one pass over memory instead of one per op. Inputs may
+    broadcast; the chain computes at the output's resolution."""
+
+    name: ClassVar[str] = "fuse_elementwise"
+
+    def run(self, g: Graph) -> Graph:
+        return fuse_elementwise(g)
 
 
 def _chain(members: list[Node]) -> Node:

@@ -8,9 +8,8 @@ its target's module is imported.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from irc.errors import InputError
@@ -55,43 +54,11 @@ PASSES: dict[str, type[Pass]] = {}
 _LOADERS: dict[str, Callable[[], object]] = {}
 
 
-def register_pass(arg):
-    """Register a pass. On a :class:`Pass` subclass: ``@register_pass`` (its ``name`` is the key).
-    On a function ``fn(graph, *, option=default, ...) -> graph``: ``@register_pass("name")`` makes
-    the pass class, whose fields are the function's keyword-only parameters."""
-    if isinstance(arg, str):
-        def wrap(fn: Callable[..., Graph]) -> Callable[..., Graph]:
-            _add(function_pass(arg, fn))
-            fn.pass_name = arg
-            return fn
-
-        return wrap
-    _add(arg)
-    return arg
-
-
-def _add(cls: type[Pass]) -> None:
+def register_pass(cls: type[Pass]) -> type[Pass]:
+    """Class decorator: register a :class:`Pass` subclass under its ``name``."""
     assert cls.name, f"{cls.__name__} has no pass name"
     assert cls.name not in PASSES, f"pass {cls.name} registered twice"
     PASSES[cls.name] = cls
-
-
-def function_pass(name: str, fn: Callable[..., Graph]) -> type[Pass]:
-    """The Pass class of ``fn``: one field per keyword-only parameter, with its annotation and
-    default; ``run`` calls ``fn`` with them."""
-    spec = []
-    for p in inspect.signature(fn).parameters.values():
-        if p.kind is inspect.Parameter.KEYWORD_ONLY:
-            kind = Any if p.annotation is inspect.Parameter.empty else p.annotation
-            spec.append((p.name, kind) if p.default is inspect.Parameter.empty
-                        else (p.name, kind, field(default=p.default)))
-
-    def run(self, g: Graph) -> Graph:
-        return fn(g, **{f.name: getattr(self, f.name) for f in fields(self)})
-
-    cls = make_dataclass("".join(w.capitalize() for w in name.split("_")) + "Pass", spec, bases=(Pass,),
-                         frozen=True, namespace={"run": run, "__doc__": fn.__doc__, "__module__": fn.__module__})
-    cls.name = name
     return cls
 
 

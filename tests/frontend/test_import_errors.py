@@ -59,7 +59,8 @@ def test_every_unsupported_op_is_listed_in_one_error():
         helper.make_node("Det", ["x"], ["c"], name="det1"),
         helper.make_node("NonZero", ["x"], ["d"], name="nz2"),
     ]
-    m = _model(nodes, [_vi("x", [3, 3])], [_vi("b", None, TensorProto.INT64), _vi("c", None), _vi("d", None, TensorProto.INT64)])
+    outs = [_vi("b", None, TensorProto.INT64), _vi("c", None), _vi("d", None, TensorProto.INT64)]
+    m = _model(nodes, [_vi("x", [3, 3])], outs)
     with pytest.raises(UnsupportedOpError) as e:
         import_onnx(m)
     msg = str(e.value)

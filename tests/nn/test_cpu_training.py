@@ -26,7 +26,8 @@ def _mlp():
                          input_shape=(1, 8, 8), name="mlp", seed=2)
 
 
-@pytest.mark.parametrize("make, opt", [(_mlp, lambda: nn.SGD(0.1, momentum=0.9, nesterov=True)),
+@pytest.mark.parametrize("make, opt", [pytest.param(_mlp, lambda: nn.SGD(0.1, momentum=0.9, nesterov=True),
+                                                    marks=pytest.mark.slow),
                                        (_cnn, lambda: nn.Adam(0.01))])
 def test_cpu_train_step_matches_the_interpreter(make, opt, digits):
     (x, y), (xv, yv) = digits

@@ -15,6 +15,7 @@ from irc.ir.interp import interpret
 from irc.ir.ops import REGISTRY
 from irc.passes.autodiff import autodiff
 from irc.passes.grads import unsupported_reason, zero_gradient
+from tests.support.marks import params
 
 EPS = 1e-6
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -76,7 +77,7 @@ UNARY = {
 }
 
 
-@pytest.mark.parametrize("op", sorted(UNARY))
+@pytest.mark.parametrize("op", params(sorted(UNARY), fast={"abs", "exp", "tanh", "sigmoid"}))
 @SETTINGS
 @given(data=st.data())
 def test_unary(op, data):
@@ -181,6 +182,7 @@ def conv_config(draw, transpose=False):
     return x, w, bias, attrs
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(cfg=conv_config())
 def test_conv(cfg):
@@ -323,7 +325,7 @@ REDUCE = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod"
           "reduce_sum_square", "reduce_log_sum", "reduce_log_sum_exp"]
 
 
-@pytest.mark.parametrize("op", REDUCE)
+@pytest.mark.parametrize("op", params(REDUCE, fast={"reduce_sum", "reduce_max"}))
 @SETTINGS
 @given(data=st.data())
 def test_reductions(op, data):

@@ -204,6 +204,7 @@ def test_checkpoint_is_written_atomically(tmp_path, digits):
 # ---------------------------------------------------------------------------- fine-tuning ONNX
 
 
+@pytest.mark.slow
 def test_imported_onnx_model_can_be_fine_tuned(digits, tmp_path):
     (x, y), (xv, yv) = digits
 

@@ -13,9 +13,9 @@ from irc.ir import quant_arith as qa
 from irc.ir.builder import GraphBuilder
 from irc.ir.interp import interpret
 from irc.ir.types import DType
-from irc.targets.cpu.lowering.int8_gemm import TILES, choose_isa
 from irc.passes.pipeline import run_pipeline
 from irc.targets.cpu import CpuTarget
+from irc.targets.cpu.lowering.int8_gemm import TILES, choose_isa
 
 RNG = np.random.default_rng(11)
 
@@ -68,6 +68,7 @@ CONVS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("isa", ISAS)
 def test_qconv_gemm_is_bit_exact(isa):
     for case in CONVS:
@@ -119,7 +120,8 @@ def test_elementwise_int8_kernels_are_bit_exact():
         assert w.dtype == o.dtype and np.array_equal(w, o, equal_nan=True)
 
 
-@pytest.mark.parametrize("name, scheme", [("small_resnet", "asym"), ("lenet5", "sym"), ("mlp", "asym")])
+@pytest.mark.parametrize("name, scheme", [pytest.param("small_resnet", "asym", marks=pytest.mark.slow), ("lenet5", "sym"),
+                                          pytest.param("mlp", "asym", marks=pytest.mark.slow)])
 def test_quantized_model_on_cpu_equals_interpreter(name, scheme):
     model = irc.zoo.build(name, batch=2)
     inp = model.graph.input[0].name

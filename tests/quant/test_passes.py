@@ -138,7 +138,8 @@ def test_layers_that_stay_float_are_reported():
 ZOO_ERROR = {"mlp": (0.04, 0.8), "lenet5": (0.04, 0.9), "small_resnet": (0.04, 0.9), "vgg_cifar": (0.07, 0.9)}
 
 
-@pytest.mark.parametrize("name", sorted(ZOO_ERROR))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("small_resnet", "vgg_cifar") else n
+                                  for n in sorted(ZOO_ERROR)])
 def test_zoo_model_within_stated_error(name):
     rel_max, agree_min = ZOO_ERROR[name]
     g = import_onnx(irc.zoo.build(name, batch=16))

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-#: (model, size arguments): small configurations of every zoo model, plus the real ResNet-18.
+#: (model, size arguments): small configurations of every zoo model, plus the real ResNet-18 (slow).
 CONFIGS = [
     pytest.param("mlp", {}, id="mlp"),
     pytest.param("lenet5", {}, id="lenet5"),
@@ -15,7 +15,7 @@ CONFIGS = [
     pytest.param("mobilenet_v2", {"width": 0.35, "image": 32, "classes": 10}, id="mobilenet_v2_0.35"),
     pytest.param("vgg_cifar", {"width": 0.25}, id="vgg_cifar_0.25"),
     pytest.param("vgg_cifar", {"width": 0.25, "flatten": "view"}, id="vgg_cifar_view_flatten"),
-    pytest.param("resnet18", {}, id="resnet18_224"),
+    pytest.param("resnet18", {}, id="resnet18_224", marks=pytest.mark.slow),
 ]
 
 

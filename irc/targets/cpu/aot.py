@@ -3,8 +3,8 @@
 ``write_shared_library`` turns a compiled graph into ``<name>.so`` and ``<name>.h``:
 object code emitted by llvmlite's target machine (position independent), the weights embedded
 by an assembler ``.incbin`` (fast even for hundreds of megabytes), linked by the system C
-compiler against libm; the library carries its own copy of the thread pool (thread_pool.py). Both files appear atomically: they are built in a temporary
-folder and renamed into place.
+compiler against libm; the library carries its own copy of the thread pool (thread_pool.py).
+Both files appear atomically: they are built in a temporary folder and renamed into place.
 
 The C ABI (every symbol is prefixed with the model's name, so several models link together):
 

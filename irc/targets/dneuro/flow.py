@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from irc.ir.interp import interpret
 from irc.ir.types import DType, TensorType
 from irc.ir.verify import verify
 from irc.passes.calibrate import sample_batches
-from irc.passes.registry import register_pass
+from irc.passes.registry import Pass, register_pass
 from irc.targets.base import Target
 from irc.targets.dneuro.devices import DEFAULT_DEVICE, get_device
 from irc.targets.dneuro.emulator import Emulator
@@ -55,12 +56,8 @@ OPTIONS: dict[str, Any] = {
 }
 
 
-@register_pass("dneuro_check")
 def dneuro_check(g: Graph, *, calib=None) -> Graph:
-    """DNeuro flow, before quantization: maps the float graph to blocks (an UnsupportedOpError
-    lists every layer without one, with its replacement) and runs it in the interpreter on the
-    first calibration batch; records the output ranges in ``meta["dneuro"]``. Leaves the graph
-    as it is."""
+    """The dneuro_check pass as a function (see DneuroCheck)."""
     lg = map_graph(g)
     info: dict[str, Any] = {"blocks": len(lg)}
     if calib is not None:
@@ -71,6 +68,21 @@ def dneuro_check(g: Graph, *, calib=None) -> Graph:
             raise TargetError(f"the float model gives non-finite outputs ({', '.join(bad)}) on the calibration data")
         info["float_outputs"] = {v.name: [float(np.min(a)), float(np.max(a))] for v, a in zip(g.outputs, outs)}
     return g.replace(meta={**g.meta, "dneuro": json.dumps(info)})
+
+
+@register_pass
+@dataclass(frozen=True)
+class DneuroCheck(Pass):
+    """DNeuro flow, before quantization: maps the float graph to blocks (an UnsupportedOpError
+    lists every layer without one, with its replacement) and runs it in the interpreter on the
+    first calibration batch; records the output ranges in ``meta["dneuro"]``. Leaves the graph
+    as it is."""
+
+    name: ClassVar[str] = "dneuro_check"
+    calib: Any = None
+
+    def run(self, g: Graph) -> Graph:
+        return dneuro_check(g, calib=self.calib)
 
 
 def codes_value(g: Graph):

@@ -70,6 +70,7 @@ def test_irc_load_round_trip(tmp_path):
         m(np.zeros((3, 3), np.float32))
 
 
+@pytest.mark.slow
 @needs_cc
 def test_conv_model_library_runs_its_own_thread_pool(tmp_path):
     """LeNet-5 (im2col convs, packed GEMMs, memsets in kernels) as a library at 2 threads: its
@@ -86,6 +87,7 @@ def test_conv_model_library_runs_its_own_thread_pool(tmp_path):
         np.testing.assert_allclose(lib(x), compiled(x), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 @needs_cc
 def test_weights_are_embedded(tmp_path):
     """The library works after the Python objects that built it are gone (no pointer to them)."""

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from irc.ir.ops.fused import ACTIVATIONS
 from irc.ir.types import TensorType
+from tests.support.marks import grid, slow
 from tests.targets.harness import assert_matches_interp, one_op_graph
 
 FLOATS = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
@@ -50,6 +51,7 @@ def conv_cases(draw, transpose=False):
     return rank, group, cin_g, cout_g, kernel, strides, dil, pads, size
 
 
+@slow
 @settings(max_examples=120, deadline=None)
 @given(case=conv_cases(), batch=st.integers(1, 2), bias=st.booleans(), dtype=st.sampled_from(FLOATS),
        threads=st.sampled_from([1, 2]), seed=st.integers(0, 999))
@@ -67,8 +69,7 @@ def test_conv(case, batch, bias, dtype, threads, seed):
     assert_matches_interp(g, ins, threads=threads, passes=[], **_tol(dtype))
 
 
-@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
-@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("dtype, act", grid(FLOATS, sorted(ACTIVATIONS), fast={"float32-relu"}))
 def test_conv_fused_epilogues(act, dtype):
     rng = np.random.default_rng(len(act))
     x = _data((2, 6, 9, 21), dtype, rng)
@@ -83,10 +84,10 @@ def test_conv_fused_epilogues(act, dtype):
 
 @pytest.mark.parametrize("shape,group,kernel,strides,pads", [
     ((1, 32, 30, 30), 32, (3, 3), (1, 1), (1, 1, 1, 1)),   # depthwise, rows of 2 vectors
-    ((2, 16, 23, 47), 16, (3, 3), (2, 2), (1, 1, 1, 1)),   # depthwise, stride 2
-    ((1, 8, 12, 12), 1, (5, 5), (1, 1), (2, 2, 2, 2)),    # dense, runs on the direct kernel without passes
-    ((1, 3, 40, 40), 1, (7, 7), (2, 2), (3, 3, 3, 3)),    # a stem: 3 input channels
-    ((1, 4, 9, 300), 2, (1, 9), (1, 5), (0, 4, 0, 4)),    # long rows, stride 5 (lane by lane loads)
+    pytest.param((2, 16, 23, 47), 16, (3, 3), (2, 2), (1, 1, 1, 1), marks=slow),  # depthwise, stride 2
+    pytest.param((1, 8, 12, 12), 1, (5, 5), (1, 1), (2, 2, 2, 2), marks=slow),  # dense, the direct kernel without passes
+    pytest.param((1, 3, 40, 40), 1, (7, 7), (2, 2), (3, 3, 3, 3), marks=slow),  # a stem: 3 input channels
+    pytest.param((1, 4, 9, 300), 2, (1, 9), (1, 5), (0, 4, 0, 4), marks=slow),  # long rows, stride 5 (lane by lane loads)
 ])
 def test_conv_typical_layers(shape, group, kernel, strides, pads):
     rng = np.random.default_rng(0)
@@ -121,6 +122,7 @@ def test_conv_with_weights_as_parameters_through_the_pipeline():
     assert_matches_interp(g, [x], threads=2)
 
 
+@slow
 @settings(max_examples=100, deadline=None)
 @given(case=conv_cases(transpose=True), batch=st.integers(1, 2), bias=st.booleans(), dtype=st.sampled_from(FLOATS),
        data=st.data(), threads=st.sampled_from([1, 2]), seed=st.integers(0, 999))

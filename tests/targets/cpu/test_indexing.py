@@ -52,6 +52,7 @@ def test_gather(shape, dt, it, ishape, data):
     check("gather", [sample(shape, dt), idx], {"axis": axis})
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6), dt=dtypes, it=index_dtypes,
        data=st.data())
@@ -86,6 +87,7 @@ def test_large_gathers_run_in_parallel():
     check("gather_elements", [x, ie], {"axis": 2}, threads=2)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=40),
        dt=st.sampled_from([d for d in ALL_DTYPES if d is not DType.bool]), op=st.sampled_from(["argmax", "argmin"]),

@@ -14,6 +14,7 @@ from irc.ir.ops import get_op
 from irc.ir.ops.activation import ACTIVATION_OPS, activation_of
 from irc.ir.ops.fused import ACTIVATIONS
 from irc.ir.types import TensorType
+from tests.support.marks import grid, slow
 from tests.targets.harness import assert_matches_interp, one_op_graph
 
 FLOATS = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
@@ -65,6 +66,7 @@ def matmul_shapes(draw):
     return a, b
 
 
+@slow
 @settings(max_examples=60, deadline=None)
 @given(shapes=matmul_shapes(), dtype=st.sampled_from(FLOATS + INTS), threads=st.sampled_from([1, 2]),
        seed=st.integers(0, 999))
@@ -79,6 +81,7 @@ C_SHAPES = {"none": None, "n": lambda m, n: (n,), "1n": lambda m, n: (1, n), "m1
             "mn": lambda m, n: (m, n), "11": lambda m, n: (1, 1), "scalar": lambda m, n: ()}
 
 
+@slow
 @settings(max_examples=60, deadline=None)
 @given(m=dims, k=dims, n=dims, trans_a=st.integers(0, 1), trans_b=st.integers(0, 1),
        c=st.sampled_from(sorted(C_SHAPES)), alpha=st.sampled_from([1.0, 0.5, -2.0]),
@@ -97,8 +100,7 @@ def test_gemm(m, k, n, trans_a, trans_b, c, alpha, beta, epilogue, dtype, thread
     assert_matches_interp(g, ins, threads=threads, passes=[], **_tol(dtype, k))
 
 
-@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
-@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("dtype, act", grid(FLOATS, sorted(ACTIVATIONS), fast={"float64-relu"}))
 def test_gemm_fused(act, dtype):
     rng = np.random.default_rng(len(act))
     for m, k, n in [(3, 4, 5), (20, 33, 70), (1, 8, 9), (9, 8, 1)]:

@@ -10,11 +10,13 @@ import pytest
 import irc
 import irc.zoo
 from tests.onnx_cases import case_params, check_case
+from tests.support.marks import slow_except
 from tests.support.zoo import CONFIGS, zoo_input
 
-#: every example at one thread; the parallel kernels at two threads on all but the largest model
-CASES = [pytest.param(*c.values, 1, id=f"{c.id}-1t") for c in CONFIGS] + [
-    pytest.param(*c.values, 2, id=f"{c.id}-2t") for c in CONFIGS if c.id != "resnet18_224"]
+#: every example at one thread; the parallel kernels at two threads on all but the largest model;
+#: the MLP at one thread and LeNet-5 at two run without the slow marker
+CASES = slow_except({"mlp-1t", "lenet5-2t"}, [pytest.param(*c.values, 1, id=f"{c.id}-1t") for c in CONFIGS] + [
+    pytest.param(*c.values, 2, id=f"{c.id}-2t") for c in CONFIGS if c.id != "resnet18_224"])
 
 
 @pytest.mark.parametrize("name, kw, threads", CASES)

@@ -11,6 +11,7 @@ from hypothesis.extra import numpy as hnp
 from irc.errors import ShapeError
 from irc.ir import GraphBuilder
 from irc.ir.types import DType, TensorType
+from tests.support.marks import params
 from tests.targets.cpu.arrays import ALL_DTYPES, sample
 from tests.targets.harness import assert_matches_interp, one_op_graph
 
@@ -22,6 +23,7 @@ def check(op, xs, attrs):
     assert_matches_interp(one_op_graph(op, [TensorType.of(x) for x in xs], attrs), xs)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=0, max_dims=5, min_side=1, max_side=6), dt=dtypes, data=st.data())
 def test_transpose(shape, dt, data):
@@ -29,7 +31,8 @@ def test_transpose(shape, dt, data):
     check("transpose", [sample(shape, dt)], {"perm": tuple(perm)})
 
 
-@pytest.mark.parametrize("dt", [DType.f32, DType.f64, DType.f16, DType.bf16, DType.i8, DType.bool], ids=str)
+@pytest.mark.parametrize("dt", params([DType.f32, DType.f64, DType.f16, DType.bf16, DType.i8, DType.bool],
+                                       fast={"f32", "i8"}))
 @pytest.mark.parametrize("shape, perm", [((3, 70, 45), (0, 2, 1)), ((40, 3, 66), (2, 1, 0)), ((2, 33, 5, 70), (0, 3, 2, 1))])
 def test_transpose_full_and_partial_tiles(dt, shape, perm):
     check("transpose", [sample(shape, dt, seed=3)], {"perm": perm})
@@ -60,6 +63,7 @@ def test_tile(shape, dt, data):
     check("tile", [sample(shape, dt)], {"repeats": repeats})
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6), dt=dtypes,
        mode=st.sampled_from(["constant", "reflect", "edge", "wrap"]),

@@ -32,7 +32,7 @@ def _data(shape, dtype, seed, scale=1.0):
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
 
 
-@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("op", ["softmax", pytest.param("log_softmax", marks=pytest.mark.slow)])
 @settings(max_examples=30, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=40), data=st.data(),
        dtype=st.sampled_from(FLOATS), threads=st.sampled_from([1, 2]), seed=st.integers(0, 99))
@@ -87,6 +87,7 @@ def test_instance_norm(shape, dtype, seed):
     assert_matches_interp(g, [x, scale, bias], threads=2, **_tol(dtype))
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=24), data=st.data(),
        dtype=st.sampled_from(FLOATS), with_bias=st.booleans(), seed=st.integers(0, 99))

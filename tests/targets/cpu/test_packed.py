@@ -18,6 +18,7 @@ def _f32(*shape, scale=1.0):
     return (RNG.standard_normal(shape) * scale).astype(np.float32)
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(m=st.integers(1, 40), k=st.integers(1, 300), n=st.integers(1, 150), nr=st.sampled_from([16, 32, 64]),
        act=st.sampled_from(sorted(ACTIVATIONS)), extras=st.integers(0, 2), threads=st.sampled_from([1, 2]))
@@ -60,7 +61,7 @@ CONVS = [
 
 
 @pytest.mark.parametrize("case", CONVS)
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [pytest.param(1, marks=pytest.mark.slow), 2])  # two threads take both paths
 def test_conv_gemm(case, threads):
     n, c, h, w, co, ks, st_, pads, dil, group = case
     b = GraphBuilder("c")

@@ -47,6 +47,7 @@ def windows(draw):
             "ceil_mode": draw(st.integers(0, 1))}, size
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(win=windows(), c=st.integers(1, 3), dtype=st.sampled_from(FLOATS + INTS), threads=st.sampled_from([1, 2]),
        seed=st.integers(0, 999))
@@ -57,6 +58,7 @@ def test_max_pool(win, c, dtype, threads, seed):
     assert_matches_interp(g, [x], threads=threads)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(win=windows(), c=st.integers(1, 3), include_pad=st.integers(0, 1), dtype=st.sampled_from(FLOATS),
        threads=st.sampled_from([1, 2]), seed=st.integers(0, 999))

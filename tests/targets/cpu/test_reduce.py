@@ -14,6 +14,7 @@ from irc.errors import ShapeError
 from irc.ir.ops import REGISTRY
 from irc.ir.types import DType, TensorType
 from irc.targets.cpu.kernels import KERNELS
+from tests.support.marks import params
 from tests.targets.cpu.arrays import ALL_DTYPES, FLOAT_DTYPES, sample, tolerance
 from tests.targets.harness import assert_matches_interp, one_op_graph
 
@@ -29,7 +30,7 @@ def check(op, x, axes, keepdims=1, **options):
         assert_matches_interp(g, [x], **tolerance(DType.from_numpy(x.dtype)), **options)
 
 
-@pytest.mark.parametrize("op", REDUCTIONS)
+@pytest.mark.parametrize("op", params(REDUCTIONS, fast={"reduce_sum", "reduce_max"}))
 @settings(max_examples=25, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=7), dt=st.sampled_from(ALL_DTYPES),
        keepdims=st.integers(0, 1), data=st.data())
@@ -42,7 +43,7 @@ def test_reduction(op, shape, dt, keepdims, data):
         reject()
 
 
-@pytest.mark.parametrize("op", REDUCTIONS)
+@pytest.mark.parametrize("op", params(REDUCTIONS, fast={"reduce_sum", "reduce_max"}))
 def test_every_axis_set_of_a_vector_sized_tensor(op):
     """Runs long enough for the wide vector steps, their tails and the stack rows of
     accumulators (innermost axis kept), in every combination of reduced axes."""

@@ -13,8 +13,8 @@ from llvmlite import ir
 
 import irc
 import irc.zoo
-from irc.targets.llvm import lltypes as T
 from irc.targets.cpu import llvm_env, thread_pool
+from irc.targets.llvm import lltypes as T
 
 
 def _counting_module():
@@ -92,6 +92,7 @@ def test_model_results_do_not_depend_on_threads():
             np.testing.assert_array_equal(c(x), want)
 
 
+@pytest.mark.slow
 def test_models_run_from_several_python_threads():
     model = irc.zoo.build("lenet5", batch=4)
     rng = np.random.default_rng(1)

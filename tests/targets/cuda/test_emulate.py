@@ -16,17 +16,32 @@ from irc.targets.cuda.arch import get_arch
 from irc.targets.cuda.emulate import HostKernels
 from irc.targets.cuda.kernel import GpuKernel, GpuModule
 from irc.targets.cuda.kernels import gemm, mma, quant
+from tests.support.marks import params, slow
 from tests.targets.cuda.cases import CASES
 from tests.targets.cuda.support import compare
 
+#: the cases slowest to emulate (bf16/f16 and tiled GEMMs, quantized convs, most warp reductions...): slow
+SLOW_CASES = {"conv_fused_bf16", "gemm_fused_bf16", "gemm_fused_f16", "gemm_fused_tiled", "qgemm_u8_zp", "qconv_u8",
+              "max_pool_grad", "qconv_depthwise_i8", "matmul_vec", "matmul", "argmax", "conv_fused_group_res",
+              "qglobal_average_pool", "qgemm_thin_i8", "conv_stride2", "log_softmax", "softmax_warp", "instance_norm",
+              *(f"reduce_{r}_warp" for r in ("max", "min", "mean", "l1", "l2", "log_sum", "log_sum_exp", "sum_square"))}
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=slow if c.id in SLOW_CASES else ()) for c in CASES])
 def test_kernel_matches_interpreter(case):
     g = case.graph()
     data = case.data(g)
     # sm_80 takes every path: tensor cores for f16/bf16, dp4a, SIMT tiles
     exe = irc.compile(g, target="cuda", arch="sm_80", emulate=True, debug=True)
     compare(exe.run(data), interpret(g, data), case.rtol, case.atol, case.id)
+
+
+SIMT_TILES = [*gemm.TILES, gemm.THIN]
+
+
+def _smallest(tiles):
+    """The tile with the fewest outputs (the first of equals): the one the fast subset runs."""
+    return min(tiles, key=lambda t: t.bm * t.bn)
 
 
 def _run_tile(emit, m, n, kd, batch=1, dt=DType.f32):
@@ -55,7 +70,7 @@ def _run_tile(emit, m, n, kd, batch=1, dt=DType.f32):
     return o, want
 
 
-@pytest.mark.parametrize("tile", [*gemm.TILES, gemm.THIN], ids=str)
+@pytest.mark.parametrize("tile", params(SIMT_TILES, fast={str(_smallest(SIMT_TILES))}))
 def test_simt_gemm_every_tile(tile):
     """Each SIMT tile over a product with partial tiles on every edge, 2 batches."""
     m, n, kd = tile.bm + 3, tile.bn + 5, 2 * tile.bk + 3
@@ -68,7 +83,10 @@ def test_simt_gemm_every_tile(tile):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("tile", [t for t in mma.MMA_TILES if t.bm != 64 or t.bn != 128], ids=str)
+MMA_TILES = [t for t in mma.MMA_TILES if t.bm != 64 or t.bn != 128]
+
+
+@pytest.mark.parametrize("tile", params(MMA_TILES, fast={str(_smallest(MMA_TILES))}))
 def test_mma_gemm_every_tile(tile):
     m, n, kd = tile.bm - 16 if tile.bm > 32 else tile.bm + 16, tile.bn - 8, mma.BK + 8
 
@@ -80,7 +98,8 @@ def test_mma_gemm_every_tile(tile):
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)  # bf16 products are exact in f32
 
 
-@pytest.mark.parametrize("tile", [*quant.INT_TILES, quant.INT_THIN], ids=lambda t: f"{t.bm}x{t.bn}")
+@pytest.mark.parametrize("tile", [pytest.param(t, id=f"{t.bm}x{t.bn}", marks=() if f"{t.bm}x{t.bn}" == "32x64" else slow)
+                                  for t in [*quant.INT_TILES, quant.INT_THIN]])
 @pytest.mark.parametrize("dt", [DType.u8, DType.i8])
 def test_dp4a_gemm_every_tile(tile, dt):
     m, n, kd = tile.bm + 1, tile.bn + 3, 2 * tile.bk + 5

@@ -16,7 +16,9 @@ from irc.targets.cuda.arch import get_arch
 from irc.targets.cuda.codegen import generate, memory_plan_for_cuda
 from irc.targets.cuda.plan import ArgRef, LaunchPlan, check_plan
 
-MODELS = [("resnet18", 1), ("mobilenet_v2", 1), ("lenet5", 4), ("mlp", 100)]
+#: (the two large models, compiled once per session for every test that uses them, are slow)
+MODELS = [pytest.param("resnet18", 1, marks=pytest.mark.slow), pytest.param("mobilenet_v2", 1, marks=pytest.mark.slow),
+          ("lenet5", 4), ("mlp", 100)]
 
 
 @functools.cache
@@ -56,6 +58,7 @@ def test_grids_cover_outputs(name, batch):
         assert covered > 0 and out_elems > 0
 
 
+@pytest.mark.slow
 def test_identical_kernels_are_shared():
     g, code = compiled("resnet18", 1)
     assert len(code.plan.kernels) < len(code.plan.steps)
@@ -114,6 +117,7 @@ def test_checker_rejects_broken_plans():
         check_plan(_broken(p, steps=steps))
 
 
+@pytest.mark.slow
 def test_arena_is_reused():
     """The liveness-based plan: ResNet-18's arena is far below the sum of its activations."""
     g, code = compiled("resnet18", 1)
@@ -122,6 +126,7 @@ def test_arena_is_reused():
     assert code.plan.peak_live_bytes <= code.plan.arena_bytes
 
 
+@pytest.mark.slow
 def test_args_are_aligned_for_vector_access():
     _, code = compiled("mobilenet_v2", 1)
     for s in code.plan.steps:

@@ -16,6 +16,7 @@ from irc.targets.cuda import ptx as ptxmod
 from irc.targets.cuda.arch import get_arch
 from irc.targets.cuda.codegen import generate
 from irc.targets.cuda.kernels import KERNELS
+from tests.support.marks import params
 from tests.targets.cuda.cases import CASES, combined_graph
 from tests.targets.cuda.support import ARCHS, requires_ptxas
 
@@ -25,7 +26,8 @@ def all_kernels(arch: str):
     return generate(combined_graph(CASES), get_arch(arch))
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+#: sm_80 takes every path (tensor cores, dp4a, SIMT tiles); the other architectures are slow
+@pytest.mark.parametrize("arch", params(ARCHS, fast={"sm_80"}))
 def test_ptx_for_every_kernel_kind_is_produced(arch):
     code = all_kernels(arch)
     a = get_arch(arch)
@@ -40,7 +42,7 @@ def test_ptx_for_every_kernel_kind_is_produced(arch):
 
 
 @requires_ptxas
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", params(ARCHS, fast={"sm_80"}))
 def test_every_kernel_assembles(arch):
     code = all_kernels(arch)
     r = ptxmod.ptxas(code.ptx, code.arch)
@@ -59,7 +61,8 @@ def _gemm_graph(m, n, k, dt):
 
 
 @requires_ptxas
-@pytest.mark.parametrize("arch,dt", [(a, DType.f32) for a in ARCHS] + [("sm_80", DType.bf16), ("sm_90", DType.bf16)])
+@pytest.mark.parametrize("arch,dt", params([(a, DType.f32) for a in ARCHS] + [("sm_80", DType.bf16), ("sm_90", DType.bf16)],
+                                            fast={"sm_80-f32"}))
 def test_large_gemm_does_not_spill(arch, dt):
     """The 4096^3 GEMM's kernel (the largest tile) keeps its micro-tile in registers."""
     code = generate(_gemm_graph(4096, 4096, 4096, dt), get_arch(arch))
@@ -87,6 +90,7 @@ def test_ftz_option_sets_flush_to_zero():
     assert ".ftz.f32" not in generate(g, get_arch("sm_80"), ftz=False).ptx
 
 
+@pytest.mark.slow  # (generates the sm_90 module, which only slow tests share)
 def test_device_math_is_defined_in_the_module():
     """exp, log, sin... are irc's own device functions: the PTX calls nothing external."""
     ptx = all_kernels("sm_90").ptx

@@ -123,6 +123,7 @@ def test_f64_transcendentals_are_refused_by_name():
         irc.compile(g, target="cuda", arch="sm_80")
 
 
+@pytest.mark.slow
 def test_emulated_run_equals_interpreter_on_lenet():
     m = zoo.build("lenet5", batch=1)
     x = np.random.default_rng(0).standard_normal((1, 1, 28, 28)).astype(np.float32)
@@ -143,6 +144,7 @@ def _relu_graph():
     return b.build(b.op("relu", x))
 
 
+@pytest.mark.slow
 def test_training_steps_equal_the_cpu_target_emulated():
     """The train step graph (forward, loss, backward, SGD update) compiled for the GPU, run on
     the host emulation: the same losses as the CPU target, step for step."""

@@ -50,6 +50,7 @@ def test_compile_writes_the_accelerator(lenet_file, calib_file, tmp_path, capsys
 
 
 @pytest.mark.skipif(SIMULATOR is None, reason="no RTL simulator (apt-get install verilator iverilog)")
+@pytest.mark.slow
 def test_compile_can_simulate_before_writing(tmp_path, model_file):
     small = model_file(irc.zoo.build("lenet5", batch=1), "l.onnx")
     np.savez(tmp_path / "c.npz", input=np.random.default_rng(1).standard_normal((2, 1, 28, 28)).astype(np.float32))

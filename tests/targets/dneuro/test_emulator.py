@@ -14,6 +14,7 @@ from irc.ir.ops.quant import wrap32
 from irc.targets.dneuro.emulator import Emulator
 from irc.targets.dneuro.flow import codes_value
 from irc.targets.dneuro.mapping import map_graph
+from tests.support.marks import grid
 
 from .qgraphs import lenet, small_convnet
 from .support import ZOO, calib_data, float_graph, quantized_graph
@@ -33,8 +34,11 @@ def _emulated(lg, x):
     return Emulator(body).run_codes(em.quantize_input(x))[body.output.name]
 
 
-@pytest.mark.parametrize("name", [*ZOO, "mixed", "inception"])
-@pytest.mark.parametrize("scheme", ["asym", "sym"])
+#: the fast subset runs the small nets (the zoo's larger ones are slow)
+SMALL = {f"{s}-{n}" for s in ("asym", "sym") for n in ("lenet5", "mixed", "inception")}
+
+
+@pytest.mark.parametrize("scheme, name", grid(["asym", "sym"], [*ZOO, "mixed", "inception"], fast=SMALL))
 def test_emulator_equals_int8_interpreter_on_quantized_nets(name, scheme):
     q = quantized_graph(name, scheme)
     lg = map_graph(q)
@@ -79,6 +83,7 @@ def test_accumulator_wraps_like_32_bit_hardware():
     assert wrap32(np.int64(2**31)) == -(2**31)
 
 
+@pytest.mark.slow
 def test_cpu_target_agrees_on_the_int8_graph():
     q = quantized_graph("small_resnet")
     cpu = irc.compile(q, target="cpu")

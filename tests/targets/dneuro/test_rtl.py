@@ -16,6 +16,7 @@ from irc.targets.dneuro.mapping import map_graph
 from irc.targets.dneuro.sim import available, simulate
 from irc.targets.dneuro.tune import evaluate, minimum, tune
 from irc.targets.dneuro.vectors import beats_to_frames, output_words
+from tests.support.marks import params
 
 from .qgraphs import lenet, small_convnet
 from .support import SIMULATOR, calib_data, float_graph, needs_sim, quantized_graph
@@ -62,22 +63,24 @@ def _expected(d, codes):
     return [int(w, 16) for w in output_words(d, Emulator(d.lg).run_codes(codes)[d.lg.output.name])]
 
 
-@pytest.mark.parametrize("name, tuned", [("lenet", True), ("lenet", False), ("small_convnet", True),
-                                         ("small_convnet", False), ("mixed", True), ("inception", True),
-                                         ("inception", False), ("lenet5_zoo_sym", True)])
+#: (each design is simulated once per session; the fast subset simulates small_convnet, tuned)
+@pytest.mark.parametrize("name, tuned", params([("lenet", True), ("lenet", False), ("small_convnet", True),
+                                                ("small_convnet", False), ("mixed", True), ("inception", True),
+                                                ("inception", False), ("lenet5_zoo_sym", True)],
+                                               fast={"small_convnet-True"}))
 def test_rtl_equals_emulator(run, name, tuned):
     d, codes, res = run(name, tuned)
     assert res.words == _expected(d, codes)
 
 
-@pytest.mark.parametrize("name", ["lenet", "small_convnet", "mixed", "inception"])
+@pytest.mark.parametrize("name", params(["lenet", "small_convnet", "mixed", "inception"], fast={"small_convnet"}))
 def test_rtl_equals_emulator_with_random_handshake_gaps(run, name):
     d, codes, res = run(name, True, True)
     assert res.words == _expected(d, codes)
 
 
-@pytest.mark.parametrize("name, tuned", [("lenet", True), ("lenet", False), ("small_convnet", True),
-                                         ("mixed", True), ("inception", True)])
+@pytest.mark.parametrize("name, tuned", params([("lenet", True), ("lenet", False), ("small_convnet", True),
+                                                ("mixed", True), ("inception", True)], fast={"small_convnet-True"}))
 def test_measured_period_and_latency_match_the_model(run, name, tuned):
     d, _, res = run(name, tuned)
     period = res.frame_cycles[-1]
@@ -100,6 +103,7 @@ def test_every_intermediate_stream_is_in_the_vectors(run, tmp_path):
     np.testing.assert_array_equal(frames, env[last.name])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(available("verilator") is None or SIMULATOR == "verilator",
                     reason="verilator is not installed (or is already the default simulator)")
 def test_verilator_agrees(run):

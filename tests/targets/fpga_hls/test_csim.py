@@ -55,6 +55,7 @@ def test_dense(m, k, n, act, bias, residual, par):
     csim(dense_graph(m, k, n, act, bias, residual), parallelism=par)
 
 
+@pytest.mark.slow
 @given(n=st.integers(1, 2), ci=st.integers(1, 3), co_g=st.integers(1, 4), group=st.sampled_from([1, 2]),
        hw=st.integers(3, 7), kernel=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 1),
        dil=st.integers(1, 2), act=ACTS, residual=st.booleans())
@@ -85,6 +86,7 @@ def test_conv_1d():
     csim(b.build(b.op("conv", x, w, strides=(2,), pads=(1, 1))))
 
 
+@pytest.mark.slow
 @given(n=st.integers(1, 2), c=st.integers(1, 4), h=st.integers(2, 7), kernel=st.integers(1, 3),
        stride=st.integers(1, 2), pad=st.integers(0, 1), ceil=st.integers(0, 1), avg=st.booleans(),
        count_pad=st.integers(0, 1), par=st.sampled_from([1, "auto"]))
@@ -102,6 +104,7 @@ def test_pool(n, c, h, kernel, stride, pad, ceil, avg, count_pad, par):
     csim(b.build(y), parallelism=par)
 
 
+@pytest.mark.slow
 @given(n=st.integers(1, 2), c=st.integers(1, 6), hw=st.integers(1, 9), avg=st.booleans())
 @SETTINGS
 def test_global_pool(n, c, hw, avg):
@@ -110,6 +113,7 @@ def test_global_pool(n, c, hw, avg):
     csim(b.build(b.op("global_average_pool" if avg else "global_max_pool", x)))
 
 
+@pytest.mark.slow
 @given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), data=st.data())
 @SETTINGS
 def test_softmax_and_argmax(shape, data):
@@ -123,6 +127,7 @@ UNARY = ["relu", "sigmoid", "tanh", "exp", "abs", "neg", "hard_sigmoid", "leaky_
 BINARY = ["add", "sub", "mul", "max", "min"]
 
 
+@pytest.mark.slow
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), ops=st.lists(st.sampled_from(UNARY + BINARY),
        min_size=1, max_size=3), data=st.data())
 @SETTINGS
@@ -141,6 +146,7 @@ def test_elementwise(shape, ops, data):
     csim(b.build(y))
 
 
+@pytest.mark.slow
 @needs_ap
 @pytest.mark.parametrize("kind", ["dense", "conv", "pool", "softmax", "elementwise"])
 def test_fixed_point_kernels(kind):

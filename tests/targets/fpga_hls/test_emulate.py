@@ -49,7 +49,8 @@ def test_zoo_models_from_onnx():
 
 @needs_gxx
 @needs_ap
-@pytest.mark.parametrize("make", [mlp_graph, cnn_graph], ids=["mlp", "cnn"])
+@pytest.mark.parametrize("make", [pytest.param(mlp_graph, id="mlp"),
+                                  pytest.param(cnn_graph, id="cnn", marks=pytest.mark.slow)])
 def test_fixed_point_within_the_format_bound(make):
     g = make()
     prec = parse_precision(FIXED)

@@ -58,7 +58,9 @@ def residual_graph(c=4, hw=5, seed=0):
     return b.build(b.op("global_max_pool", y))
 
 
-@pytest.mark.parametrize("make", [mlp_graph, cnn_graph, residual_graph], ids=["mlp", "cnn", "residual"])
+@pytest.mark.parametrize("make", [pytest.param(mlp_graph, id="mlp"),
+                                  pytest.param(cnn_graph, id="cnn", marks=pytest.mark.slow),
+                                  pytest.param(residual_graph, id="residual", marks=pytest.mark.slow)])
 def test_int8_csim_and_emulation_bit_exact(make):
     g = make()
     m = compile_int8(g, emulate=True, csim=True)
@@ -73,6 +75,7 @@ def test_int8_csim_and_emulation_bit_exact(make):
     np.testing.assert_allclose(got[0] if len(got) == 1 else got, values[exe.graph.outputs[0]], rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 @given(m=st.integers(1, 3), k=st.integers(1, 24), n=st.integers(1, 12), relu=st.booleans(),
        scheme=st.sampled_from(["asym", "sym"]), par=st.sampled_from([1, 2, "auto"]))
 @settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

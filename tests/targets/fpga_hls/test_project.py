@@ -166,6 +166,7 @@ def test_report_files(project):
 
 
 @needs_gxx
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", pytest.param(FIXED, marks=needs_ap)])
 def test_testbenches_run_from_the_project(tmp_path, precision):
     """What `make csim` does with Vitis, done with g++ on the written files: every testbench passes."""
