@@ -125,9 +125,9 @@ def compare_onnx(model_path: str | os.PathLike, *, target: str = "cpu", threads:
     import irc
     from irc.errors import InputError
     from irc.frontend.onnx import load_model
-    from irc.targets.cpu import default_threads
+    from irc.targets.cpu import check_threads
 
-    threads = threads or default_threads()
+    threads = check_threads(threads)
     model = load_model(model_path)
     t0 = time.perf_counter()
     compiled = irc.compile(model, target=target, shapes=shapes, threads=threads, **options) if target == "cpu" \

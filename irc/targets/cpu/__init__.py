@@ -23,6 +23,21 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def max_threads() -> int:
+    """The most threads a model may use: more than a few per core only adds waiting workers."""
+    return max(16, 4 * default_threads())
+
+
+def check_threads(threads) -> int:
+    """``threads`` (None: every core) checked against 1..max_threads()."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= max_threads():
+        raise InputError(f"threads must be an integer from 1 to {max_threads()} (4 per core, at least 16), "
+                         f"got {threads!r}")
+    return threads
+
+
 def symbol_prefix(name: str) -> str:
     """A C identifier made from a model name (used for every exported symbol)."""
     s = re.sub(r"\W", "_", name) or "model"
@@ -54,9 +69,7 @@ class CpuTarget(Target):
         return {"vector_bits": llvm_env.cpu_spec(options.get("cpu", "host")).vector_bits}
 
     def build(self, graph: Graph, options: dict[str, Any]) -> CpuExecutable:
-        threads = options.get("threads") or default_threads()
-        if not isinstance(threads, int) or threads < 1:
-            raise InputError(f"threads must be a positive integer, got {threads!r}")
+        threads = check_threads(options.get("threads"))
         spec = llvm_env.cpu_spec(options.get("cpu", "host"))
         tm = llvm_env.target_machine(spec, jit=True)
         cg = codegen.generate(graph, prefix=symbol_prefix(graph.name), threads=threads,

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
-from irc.errors import TargetError
+from irc.errors import InputError, TargetError
 from irc.targets.llvm import machine
 from irc.targets.llvm.machine import init, load_runtime_libraries, parse  # noqa: F401  (part of this module's API)
 
@@ -81,13 +84,43 @@ class CpuSpec:
 
 
 def cpu_spec(cpu: str = "host") -> CpuSpec:
-    """``host``: the machine irc runs on, every feature it has; ``generic``: portable x86-64."""
+    """``host``: the machine irc runs on, every feature it has; ``generic``: portable x86-64;
+    any other name must be a CPU LLVM knows (checked first: see check_cpu_name)."""
     init()
     if cpu == "host":
         return CpuSpec(llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
     if cpu == "generic":
         return CpuSpec("x86-64", "")
+    check_cpu_name(cpu)
     return CpuSpec(cpu, "")
+
+
+#: Builds a tiny object for the CPU named by argv[1]; LLVM aborts the process on a name it does
+#: not know ("64-bit code requested on a subtarget that doesn't support it"), so it runs apart.
+_PROBE = r"""
+import sys
+import llvmlite.binding as llvm
+llvm.initialize_native_target(); llvm.initialize_native_asmprinter(); llvm.initialize_native_asmparser()
+tm = llvm.Target.from_default_triple().create_target_machine(cpu=sys.argv[1], reloc="pic", codemodel="default")
+m = llvm.parse_assembly("define i64 @f(i64 %x) {\n  %y = add i64 %x, 1\n  ret i64 %y\n}")
+m.triple = tm.triple
+tm.emit_object(m)
+"""
+
+
+@functools.cache
+def check_cpu_name(cpu: str) -> None:
+    """InputError unless LLVM knows the CPU ``cpu``, tried in a child process so that an unknown
+    name can never end this one."""
+    if not isinstance(cpu, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", cpu):
+        raise InputError(f"cpu={cpu!r} is not a CPU name (host, generic, or an LLVM x86-64 name such as znver3)")
+    try:
+        out = subprocess.run([sys.executable, "-c", _PROBE, cpu], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise TargetError(f"checking cpu={cpu!r} with LLVM did not finish in 60 s") from None
+    if out.returncode != 0 or "not a recognized processor" in out.stderr:
+        raise InputError(f"cpu={cpu!r} is not a CPU LLVM knows; give host, generic, or an LLVM x86-64 CPU name "
+                         f"(e.g. x86-64-v3, znver3, znver4, skylake-avx512)")
 
 
 def target_machine(spec: CpuSpec, *, jit: bool) -> llvm.TargetMachine:

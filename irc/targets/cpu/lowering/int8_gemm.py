@@ -41,11 +41,19 @@ def tile_of(isa: str) -> tuple[int, int, int, int]:
 
 def choose_isa(cpu: str = "host", int8_isa: str = "auto") -> str:
     """The int8 micro-kernel for ``cpu`` (an LLVM cpu name, "host" or "generic")."""
+    spec = cpu_spec(cpu)
     if int8_isa != "auto":
         if int8_isa not in TILES:
             raise InputError(f"unknown int8 micro-kernel '{int8_isa}' (known: auto, {', '.join(TILES)})")
+        # LLVM cannot lower 512-bit integer multiply-adds without AVX-512 BW and aborts the
+        # process; a named cpu brings its own features, host and generic only those listed.
+        needs = {"vnni512": ("+avx512bw", "+avx512vnni"), "pmaddwd512": ("+avx512bw",),
+                 "pmaddwd256": ("+avx2",)}.get(int8_isa, ())
+        missing = [f[1:] for f in needs if f not in spec.features]
+        if cpu in ("host", "generic") and missing:
+            raise InputError(f"int8_isa={int8_isa} needs {', '.join(missing)}, which the cpu '{cpu}' "
+                             f"({spec.describe()}) lacks; give int8_isa=auto or cpu=<an LLVM CPU name that has them>")
         return int8_isa
-    spec = cpu_spec(cpu)
     if "+avx512vnni" in spec.features and "+avx512bw" in spec.features:
         return "vnni512"
     if "+avx512bw" in spec.features:
