@@ -39,6 +39,7 @@ from irc.ir.graph import Graph
 from irc.ir.interp import check_input
 from irc.ir.types import DType, TensorType
 from irc.targets.cpu import codegen, llvm_env, thread_pool
+from irc.targets.cpu.elf_check import check_shared_library
 from irc.targets.cpu.runtime import aligned_bytes, weights_blob
 from irc.targets.llvm import lltypes as T
 
@@ -210,6 +211,7 @@ class SharedLibraryModel:
         path = Path(path)
         if not path.exists():
             raise InputError(f"no such file: {path}")
+        check_shared_library(path)
         try:
             lib = ctypes.CDLL(str(path.resolve()))
         except OSError as e:

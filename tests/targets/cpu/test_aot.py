@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -113,3 +114,19 @@ def test_load_refuses_other_files(tmp_path):
         irc.load(p)
     with pytest.raises(InputError, match="no such file"):
         irc.load(tmp_path / "missing.so")
+
+
+@needs_cc
+@pytest.mark.parametrize("keep", [5000, 64, 20])
+def test_truncated_library_is_an_error_not_a_crash(tmp_path, keep):
+    """A library cut short (a copy interrupted, a full disk) would be mapped past its end by the
+    loader (SIGBUS); it is refused first. Run in a child so that a crash fails this test only."""
+    irc.compile(_graph(), target="cpu").executable.save(tmp_path / "m.so")
+    cut = tmp_path / "cut.so"
+    cut.write_bytes((tmp_path / "m.so").read_bytes()[:keep])
+    code = f"import irc\ntry:\n    irc.load(r'{cut}')\nexcept irc.IRCError as e:\n    print(e)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "is not a loadable shared library" in out.stdout
+    why = out.stdout.split("shared library: ", 1)[1]
+    assert why.startswith("truncated") if keep >= 64 else why.startswith("not an ELF file")
