@@ -17,7 +17,7 @@ from irc.errors import InputError
 from irc.ir.graph import Graph
 from irc.ir.interp import bind_inputs
 from irc.ir.verify import verify
-from irc.passes.pipeline import option_names, run_pipeline
+from irc.passes.pipeline import option_defaults, run_pipeline
 from irc.targets import get_target
 
 Shapes = Mapping[str, Sequence[int]]
@@ -48,7 +48,7 @@ def compile(
     opts = {**tgt.options, **{k: v for k, v in options.items() if k in tgt.options}}
     pass_only = {k: v for k, v in options.items() if k not in tgt.options}
     if pass_only:
-        takes = option_names(passes if passes is not None else tgt.pipeline(opts))
+        takes = set(option_defaults(passes if passes is not None else tgt.pipeline(opts)))
         unknown = sorted(set(pass_only) - takes)
         if unknown:
             known = ", ".join(sorted(set(tgt.options) | takes)) or "none"

@@ -87,36 +87,27 @@ def parse_value(key: str, text: str, default):
 
 
 def parse_options(target: str, texts: Iterable[str]) -> dict:
-    """``--opt key=value`` pairs as keywords of irc.compile: options of the target or of a pass in
-    its pipeline, typed like their defaults."""
-    defaults = known_options(target)
-    options = {}
+    """``--opt key=value`` pairs as keywords of irc.compile: options of the target, then options
+    of a pass in the pipeline those choose, each typed like its default."""
+    from irc.passes.pipeline import option_defaults
+    from irc.targets import get_target
+
+    pairs = []
     for text in texts:
         key, eq, value = text.partition("=")
         key = key.strip().replace("-", "_")
         if not eq or not key:
             raise InputError(f"--opt '{text}' is malformed; expected KEY=VALUE")
+        pairs.append((key, value))
+    tgt = get_target(target)
+    options = {k: parse_value(k, v, tgt.options[k]) for k, v in pairs if k in tgt.options}
+    defaults = {**option_defaults(tgt.pipeline({**tgt.options, **options})), **tgt.options}
+    for key, value in pairs:
         if key not in defaults:
             known = ", ".join(sorted(defaults)) or "none"
             raise InputError(f"unknown option '{key}' for target '{target}' (known: {known})")
         options[key] = parse_value(key, value, defaults[key])
     return options
-
-
-def known_options(target: str) -> dict:
-    """Option name -> default, for the target's options and those of the passes in its default
-    pipeline (a pass option without a default maps to None)."""
-    from dataclasses import MISSING, fields
-
-    from irc.passes.pipeline import pass_class
-    from irc.targets import get_target
-
-    tgt = get_target(target)
-    known = dict(tgt.options)
-    for spec in tgt.pipeline(dict(tgt.options)):
-        for f in fields(pass_class(spec)):
-            known.setdefault(f.name, None if f.default is MISSING else f.default)
-    return known
 
 
 def _load(path: str):

@@ -14,7 +14,7 @@ pass when ``verify_each`` is set (the default in tests and with ``--debug``), an
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from irc.ir.graph import Graph
@@ -66,9 +66,10 @@ def pass_class(spec: PassSpec) -> type[Pass]:
     return get_pass(spec if isinstance(spec, str) else spec.name)
 
 
-def option_names(pipeline: Iterable[PassSpec]) -> set[str]:
-    """Every option a pass of ``pipeline`` takes."""
-    return {o for spec in pipeline for o in pass_class(spec).option_names()}
+def option_defaults(pipeline: Iterable[PassSpec]) -> dict[str, Any]:
+    """Every option a pass of ``pipeline`` takes, with its default (None where it has none)."""
+    return {f.name: None if f.default is MISSING else f.default
+            for spec in pipeline for f in fields(pass_class(spec))}
 
 
 def instantiate(spec: PassSpec, options: Mapping[str, Any] | None = None) -> Pass:

@@ -8,6 +8,7 @@ its target's module is imported.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
@@ -17,15 +18,16 @@ from irc.ir.graph import Graph
 
 
 @dataclass(frozen=True)
-class Pass:
+class Pass(ABC):
     """A graph pass, ``run(graph) -> graph``. Subclasses are frozen dataclasses: their fields are
     the pass's options, ``name`` is how pipelines and the CLI name it, and the docstring says
     what it matches, what it produces and what it assumes."""
 
     name: ClassVar[str] = ""
 
+    @abstractmethod
     def run(self, g: Graph) -> Graph:
-        raise NotImplementedError
+        """The graph after the pass (a new graph; the argument is left as it is)."""
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:

@@ -35,14 +35,14 @@ def apply_epilogue(y: np.ndarray, bias, residual, act: str, act_alpha: float, ac
     return apply_activation(y, act, act_alpha, act_beta)
 
 
-def _check_extra(out: TensorType, bias: TensorType | None, residual: TensorType | None, channels: int) -> None:
+def check_extra(out: TensorType, bias: TensorType | None, residual: TensorType | None, channels: int) -> None:
     if bias is not None and bias.shape != (channels,):
         raise ShapeError(f"bias must be [{channels}], got {bias}")
     if residual is not None and residual != out:
         raise ShapeError(f"residual must match the output {out}, got {residual}")
 
 
-_CONV_ATTRS = {
+CONV_ATTRS = {
     "strides": Attr("ints"),
     "pads": Attr("ints"),
     "dilations": Attr("ints"),
@@ -50,14 +50,14 @@ _CONV_ATTRS = {
 }
 
 
-@defop("conv_fused", ("x", "w", "bias?", "residual?"), {**_CONV_ATTRS, **EPILOGUE_ATTRS}, traits=(Trait.CONV, Trait.FUSED))
+@defop("conv_fused", ("x", "w", "bias?", "residual?"), {**CONV_ATTRS, **EPILOGUE_ATTRS}, traits=(Trait.CONV, Trait.FUSED))
 class ConvFused:
     """act(conv(x, w) + bias + residual): a convolution with its epilogue in one kernel."""
 
     def infer(x, w, bias=None, residual=None, *, strides, pads, dilations, group, act, act_alpha, act_beta):
         _, (out,) = get_op("conv").type_check([x, w], dict(strides=strides, pads=pads, dilations=dilations, group=group))
         same_dtype(x, w, *(t for t in (bias, residual) if t is not None))
-        _check_extra(out, bias, residual, w.shape[0])
+        check_extra(out, bias, residual, w.shape[0])
         return out
 
     cost = costs.conv
@@ -76,7 +76,7 @@ class GemmFused:
         if a.rank != 2 or b.rank != 2 or a.shape[1] != b.shape[0]:
             raise ShapeError(f"a and b must be matrices with a's columns equal to b's rows, got {a} and {b}")
         out = TensorType((a.shape[0], b.shape[1]), a.dtype)
-        _check_extra(out, bias, residual, b.shape[1])
+        check_extra(out, bias, residual, b.shape[1])
         return out
 
     cost = costs.matmul

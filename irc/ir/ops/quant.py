@@ -35,7 +35,7 @@ _QT = (DType.u8, DType.i8)
 _INT32_MIN = -(2**31)
 
 
-def _expect_q(t: TensorType, what: str, dtypes=_QT) -> None:
+def expect_q(t: TensorType, what: str, dtypes=_QT) -> None:
     if t.dtype not in dtypes:
         want = " or ".join(d.value for d in dtypes)
         raise ShapeError(f"{what} must be {want}, got {t}")
@@ -47,14 +47,14 @@ def _check_zp(zp: int, dt: DType, what: str) -> None:
         raise ShapeError(f"{what} {zp} is outside the range of {dt} [{lo}, {hi}]")
 
 
-def _check_bounds(y_min: int, y_max: int, y_zero_point: int, dt: DType) -> None:
+def check_bounds(y_min: int, y_max: int, y_zero_point: int, dt: DType) -> None:
     lo, hi = qa.qrange(dt)
     _check_zp(y_zero_point, dt, "y_zero_point")
     if not lo <= y_min <= y_max <= hi:
         raise ShapeError(f"saturation bounds [{y_min}, {y_max}] must lie in [{lo}, {hi}] with y_min <= y_max")
 
 
-def _per_channel(t: TensorType, channels: int, what: str, dt: DType = DType.i32) -> None:
+def per_channel(t: TensorType, channels: int, what: str, dt: DType = DType.i32) -> None:
     if t.dtype is not dt or t.shape != (channels,):
         raise ShapeError(f"{what} must be {dt}[{channels}] (one per output channel), got {t}")
 
@@ -67,14 +67,14 @@ def wrap32(acc: np.ndarray) -> np.ndarray:
     return ((a.astype(np.int64) - _INT32_MIN) % (1 << 32)) + _INT32_MIN
 
 
-def _epilogue(acc, multiplier, shift, axis: int, ndim: int, y_zero_point, y_min, y_max, y_dtype) -> np.ndarray:
+def requant_epilogue(acc, multiplier, shift, axis: int, ndim: int, y_zero_point, y_min, y_max, y_dtype) -> np.ndarray:
     shape = [1] * ndim
     shape[axis] = -1
     y = qa.requantize(wrap32(acc), multiplier.reshape(shape), shift.reshape(shape), y_zero_point, y_min, y_max)
     return np.require(y.astype(y_dtype.numpy), requirements="C")
 
 
-_REQUANT_ATTRS = {
+REQUANT_ATTRS = {
     "y_zero_point": Attr("int", 0),
     "y_dtype": Attr("dtype", DType.u8, _QT),
     "y_min": Attr("int"),
@@ -124,7 +124,7 @@ class QuantizeLinear:
     def infer(x, scale, zero_point, *, axis):
         if not x.dtype.is_float or scale.dtype is not DType.f32:
             raise ShapeError(f"x must be float and scale f32, got {x} and {scale}")
-        _expect_q(zero_point, "zero_point")
+        expect_q(zero_point, "zero_point")
         _qparam_shape(x, scale, zero_point, axis)
         return x.with_dtype(zero_point.dtype)
 
@@ -146,7 +146,7 @@ class DequantizeLinear:
         return _resolve_axis(x, scale, axis)
 
     def infer(x, scale, zero_point=None, *, axis):
-        _expect_q(x, "x", (DType.u8, DType.i8, DType.i32))
+        expect_q(x, "x", (DType.u8, DType.i8, DType.i32))
         if scale.dtype is not DType.f32:
             raise ShapeError(f"scale must be f32, got {scale}")
         if zero_point is not None and zero_point.dtype is not x.dtype:
@@ -164,7 +164,7 @@ class DequantizeLinear:
 # ----------------------------------------------------------------------------------------
 # Integer layers
 
-_CONV_ATTRS = {
+QCONV_ATTRS = {
     "strides": Attr("ints", ()),
     "pads": Attr("ints", ()),
     "dilations": Attr("ints", ()),
@@ -187,7 +187,7 @@ def conv_acc(x: np.ndarray, x_zero_point: int, w: np.ndarray, *, strides, pads, 
 
 
 @defop("qconv", ("x", "w", "bias", "multiplier", "shift"),
-       {**_CONV_ATTRS, "x_zero_point": Attr("int", 0), "x_scale": Attr("float", 1.0), **_REQUANT_ATTRS},
+       {**QCONV_ATTRS, "x_zero_point": Attr("int", 0), "x_scale": Attr("float", 1.0), **REQUANT_ATTRS},
        traits=(Trait.CONV, Trait.QUANT))
 class QConv:
     """Quantized convolution: acc[n, m] = sum((x - x_zero_point) * w) + bias[m] (int32), then
@@ -201,15 +201,15 @@ class QConv:
 
     def infer(x, w, bias, multiplier, shift, *, strides, pads, dilations, group, x_zero_point, x_scale,
               y_zero_point, y_dtype, y_min, y_max, y_scale):
-        _expect_q(x, "x")
-        _expect_q(w, "w", (DType.i8,))
+        expect_q(x, "x")
+        expect_q(w, "w", (DType.i8,))
         _check_zp(x_zero_point, x.dtype, "x_zero_point")
-        _check_bounds(y_min, y_max, y_zero_point, y_dtype)
+        check_bounds(y_min, y_max, y_zero_point, y_dtype)
         _, (out,) = get_op("conv").type_check([x.with_dtype(DType.f32), w.with_dtype(DType.f32)],
                                               dict(strides=strides, pads=pads, dilations=dilations, group=group))
         m = w.shape[0]
         for t, what in ((bias, "bias"), (multiplier, "multiplier"), (shift, "shift")):
-            _per_channel(t, m, what)
+            per_channel(t, m, what)
         return out.with_dtype(y_dtype)
 
     cost = costs.conv
@@ -218,11 +218,11 @@ class QConv:
                   y_zero_point, y_dtype, y_min, y_max, y_scale):
         acc = conv_acc(x, x_zero_point, w, strides=strides, pads=pads, dilations=dilations, group=group)
         acc = acc.astype(np.int64) + bias.astype(np.int64).reshape((-1,) + (1,) * (x.ndim - 2))
-        return _epilogue(acc, multiplier, shift, 1, x.ndim, y_zero_point, y_min, y_max, y_dtype)
+        return requant_epilogue(acc, multiplier, shift, 1, x.ndim, y_zero_point, y_min, y_max, y_dtype)
 
 
 @defop("qgemm", ("a", "b", "bias", "multiplier", "shift"),
-       {"a_zero_point": Attr("int", 0), "a_scale": Attr("float", 1.0), **_REQUANT_ATTRS},
+       {"a_zero_point": Attr("int", 0), "a_scale": Attr("float", 1.0), **REQUANT_ATTRS},
        traits=(Trait.LINALG, Trait.QUANT))
 class QGemm:
     """Quantized matrix product: acc[i, j] = sum_k (a[i, k] - a_zero_point) * b[k, j] + bias[j]
@@ -230,15 +230,15 @@ class QGemm:
 
     def infer(a, b, bias, multiplier, shift, *, a_zero_point, a_scale, y_zero_point, y_dtype, y_min, y_max,
               y_scale):
-        _expect_q(a, "a")
-        _expect_q(b, "b", (DType.i8,))
+        expect_q(a, "a")
+        expect_q(b, "b", (DType.i8,))
         _check_zp(a_zero_point, a.dtype, "a_zero_point")
-        _check_bounds(y_min, y_max, y_zero_point, y_dtype)
+        check_bounds(y_min, y_max, y_zero_point, y_dtype)
         if a.rank != 2 or b.rank != 2 or a.shape[1] != b.shape[0]:
             raise ShapeError(f"a and b must be matrices with a's columns equal to b's rows, got {a} and {b}")
         n = b.shape[1]
         for t, what in ((bias, "bias"), (multiplier, "multiplier"), (shift, "shift")):
-            _per_channel(t, n, what)
+            per_channel(t, n, what)
         return TensorType((a.shape[0], n), y_dtype)
 
     cost = costs.matmul
@@ -247,13 +247,13 @@ class QGemm:
                   y_scale):
         acc = (a.astype(np.float64) - a_zero_point) @ b.astype(np.float64)
         acc = acc.astype(np.int64) + bias.astype(np.int64)
-        return _epilogue(acc, multiplier, shift, 1, 2, y_zero_point, y_min, y_max, y_dtype)
+        return requant_epilogue(acc, multiplier, shift, 1, 2, y_zero_point, y_min, y_max, y_dtype)
 
 
 @defop("qadd", ("a", "b"),
        {"a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0), "a_mult": Attr("int"), "b_mult": Attr("int"),
         "multiplier": Attr("int"), "shift": Attr("int"), "a_scale": Attr("float", 1.0),
-        "b_scale": Attr("float", 1.0), **_REQUANT_ATTRS},
+        "b_scale": Attr("float", 1.0), **REQUANT_ATTRS},
        traits=(Trait.QUANT,))
 class QAdd:
     """Quantized add of two same-shape tensors: acc = a_mult*(a - a_zero_point) +
@@ -262,13 +262,13 @@ class QAdd:
 
     def infer(a, b, *, a_zero_point, b_zero_point, a_mult, b_mult, multiplier, shift, a_scale, b_scale,
               y_zero_point, y_dtype, y_min, y_max, y_scale):
-        _expect_q(a, "a")
-        _expect_q(b, "b")
+        expect_q(a, "a")
+        expect_q(b, "b")
         if a.shape != b.shape:
             raise ShapeError(f"qadd takes two tensors of one shape, got {a} and {b}")
         _check_zp(a_zero_point, a.dtype, "a_zero_point")
         _check_zp(b_zero_point, b.dtype, "b_zero_point")
-        _check_bounds(y_min, y_max, y_zero_point, y_dtype)
+        check_bounds(y_min, y_max, y_zero_point, y_dtype)
         if not (0 <= a_mult <= 1 << 16 and 0 <= b_mult <= 1 << 16 and 0 <= multiplier < 1 << 31
                 and 1 <= shift <= qa.MAX_SHIFT):
             raise ShapeError(f"integer weights a_mult={a_mult}, b_mult={b_mult} must be in [0, 2**16] and "
@@ -286,7 +286,7 @@ class QAdd:
 
 @defop("qglobal_average_pool", ("x",),
        {"x_zero_point": Attr("int", 0), "multiplier": Attr("int"), "shift": Attr("int"),
-        "x_scale": Attr("float", 1.0), **_REQUANT_ATTRS},
+        "x_scale": Attr("float", 1.0), **REQUANT_ATTRS},
        traits=(Trait.POOL, Trait.QUANT))
 class QGlobalAveragePool:
     """Quantized mean over the spatial axes: acc = sum(x - x_zero_point) over the H*W... window,
@@ -294,10 +294,10 @@ class QGlobalAveragePool:
     x_scale / (y_scale * window size). Output (N, C, 1, ...)."""
 
     def infer(x, *, x_zero_point, multiplier, shift, x_scale, y_zero_point, y_dtype, y_min, y_max, y_scale):
-        _expect_q(x, "x")
+        expect_q(x, "x")
         spatial_rank(x)
         _check_zp(x_zero_point, x.dtype, "x_zero_point")
-        _check_bounds(y_min, y_max, y_zero_point, y_dtype)
+        check_bounds(y_min, y_max, y_zero_point, y_dtype)
         if not (0 <= multiplier < 1 << 31 and 1 <= shift <= qa.MAX_SHIFT):
             raise ShapeError(f"multiplier {multiplier} and shift {shift} must be in [0, 2**31) and [1, {qa.MAX_SHIFT}]")
         return TensorType((*x.shape[:2], *(1,) * (x.rank - 2)), y_dtype)
@@ -320,7 +320,7 @@ def _zp_of(zp: np.ndarray | None, ndim: int, axis: int) -> np.ndarray | float:
     return _axis_view(zp.astype(np.float64), ndim, axis)
 
 
-@defop("conv_integer", ("x", "w", "x_zero_point?", "w_zero_point?"), _CONV_ATTRS, traits=(Trait.CONV, Trait.QUANT))
+@defop("conv_integer", ("x", "w", "x_zero_point?", "w_zero_point?"), QCONV_ATTRS, traits=(Trait.CONV, Trait.QUANT))
 class ConvInteger:
     """ONNX ConvInteger: sum((x - x_zero_point) * (w - w_zero_point)) as int32 (modulo 2**32);
     x_zero_point a scalar, w_zero_point a scalar or one per output channel."""
@@ -330,8 +330,8 @@ class ConvInteger:
                                       dilations=dilations, group=group)
 
     def infer(x, w, x_zero_point=None, w_zero_point=None, *, strides, pads, dilations, group):
-        _expect_q(x, "x")
-        _expect_q(w, "w")
+        expect_q(x, "x")
+        expect_q(w, "w")
         for zp, t, what in ((x_zero_point, x, "x_zero_point"), (w_zero_point, w, "w_zero_point")):
             if zp is not None and (zp.dtype is not t.dtype or zp.size not in (1, w.shape[0] if t is w else 1)):
                 raise ShapeError(f"{what} must be a scalar (or per output channel, for w) of {t.dtype}, got {zp}")
@@ -354,8 +354,8 @@ class MatMulInteger:
     2**32); a_zero_point a scalar or one per row of a, b_zero_point a scalar or one per column."""
 
     def infer(a, b, a_zero_point=None, b_zero_point=None):
-        _expect_q(a, "a")
-        _expect_q(b, "b")
+        expect_q(a, "a")
+        expect_q(b, "b")
         if a.rank != 2 or b.rank != 2 or a.shape[1] != b.shape[0]:
             raise ShapeError(f"a and b must be matrices with a's columns equal to b's rows, got {a} and {b}")
         for zp, t, n, what in ((a_zero_point, a, a.shape[0], "a_zero_point"), (b_zero_point, b, b.shape[1], "b_zero_point")):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from irc.ir import Graph, GraphBuilder, parse_graph
-from irc.ir.ops.quant import _REQUANT_ATTRS  # noqa: F401  (the op exists: quantized cases below)
+from irc.ir.ops.quant import REQUANT_ATTRS  # noqa: F401  (the op exists: quantized cases below)
 from irc.ir.types import DType, TensorType
 
 F32, F16, BF16, I8, U8, I32, I64 = DType.f32, DType.f16, DType.bf16, DType.i8, DType.u8, DType.i32, DType.i64

@@ -20,10 +20,16 @@ import numpy as np
 
 from irc.errors import ShapeError
 from irc.ir.ops import costs
-from irc.ir.ops.fused import _CONV_ATTRS as _FLOAT_CONV_ATTRS
-from irc.ir.ops.fused import EPILOGUE_ATTRS, _check_extra, apply_epilogue
-from irc.ir.ops.quant import _CONV_ATTRS as _INT_CONV_ATTRS
-from irc.ir.ops.quant import _REQUANT_ATTRS, _check_bounds, _epilogue, _expect_q, _per_channel, conv_acc
+from irc.ir.ops.fused import CONV_ATTRS, EPILOGUE_ATTRS, apply_epilogue, check_extra
+from irc.ir.ops.quant import (
+    QCONV_ATTRS,
+    REQUANT_ATTRS,
+    check_bounds,
+    conv_acc,
+    expect_q,
+    per_channel,
+    requant_epilogue,
+)
 from irc.ir.ops.registry import Attr, Trait, defop, get_op, same_dtype
 from irc.ir.types import DType, TensorType
 
@@ -56,7 +62,7 @@ class GemmPacked:
         if a.rank != 2 or bp.rank != 3 or bp.shape[1] != a.shape[1] or bp.shape[0] * bp.shape[2] < n:
             raise ShapeError(f"a [M, K] and packed b [panels, K, NR] covering {n} columns expected, got {a} and {bp}")
         out = TensorType((a.shape[0], n), a.dtype)
-        _check_extra(out, bias, residual, n)
+        check_extra(out, bias, residual, n)
         return out
 
     cost = costs.matmul
@@ -68,7 +74,7 @@ class GemmPacked:
 
 
 @defop("conv_gemm", ("x", "wp", "bias?", "residual?"),
-       {"kernel_shape": Attr("ints"), "cout": Attr("int"), **_FLOAT_CONV_ATTRS, **EPILOGUE_ATTRS},
+       {"kernel_shape": Attr("ints"), "cout": Attr("int"), **CONV_ATTRS, **EPILOGUE_ATTRS},
        traits=(Trait.CONV, Trait.FUSED, Trait.LOWERED))
 class ConvGemm:
     """A 2-D convolution as im2col + GEMM: per group g, W_g [Cout/group, Cin/group*kh*kw] is the
@@ -86,7 +92,7 @@ class ConvGemm:
         w = TensorType((cout, cin_g, *kernel_shape), x.dtype)
         _, (out,) = get_op("conv").type_check([x, w], dict(strides=strides, pads=pads, dilations=dilations, group=group))
         same_dtype(x, wp, *(t for t in (bias, residual) if t is not None))
-        _check_extra(out, bias, residual, cout)
+        check_extra(out, bias, residual, cout)
         return out
 
     cost = costs.conv_gemm
@@ -133,7 +139,7 @@ def _check_offset(t: TensorType, offset: int, what: str) -> None:
 
 
 @defop("qgemm_packed", ("a", "wp", "bias", "multiplier", "shift"),
-       {"n": Attr("int"), "a_offset": Attr("int", 0), "isa": Attr("str", "vnni512"), **_REQUANT_ATTRS},
+       {"n": Attr("int"), "a_offset": Attr("int", 0), "isa": Attr("str", "vnni512"), **REQUANT_ATTRS},
        traits=(Trait.LINALG, Trait.QUANT, Trait.LOWERED))
 class QGemmPacked:
     """qgemm for the CPU: acc[i, j] = sum_k (a[i, k] + a_offset) * W[k, j] + bias[j] (int32), W
@@ -142,15 +148,15 @@ class QGemmPacked:
     names the micro-kernel (vnni512 or pmaddwd512/256/128)."""
 
     def infer(a, wp, bias, multiplier, shift, *, n, a_offset, isa, y_zero_point, y_dtype, y_min, y_max, y_scale):
-        _expect_q(a, "a")
+        expect_q(a, "a")
         _check_offset(a, a_offset, "a_offset")
-        _check_bounds(y_min, y_max, y_zero_point, y_dtype)
+        check_bounds(y_min, y_max, y_zero_point, y_dtype)
         if a.rank != 2 or wp.dtype is not DType.i8 or wp.rank != 4 or wp.shape[1] != -(-a.shape[1] // 4) \
                 or wp.shape[3] != 4 or wp.shape[0] * wp.shape[2] < n:
             raise ShapeError(f"a [M, K] and packed weights i8[panels, ceil(K/4), NR, 4] covering {n} columns "
                              f"expected, got {a} and {wp}")
         for t, what in ((bias, "bias"), (multiplier, "multiplier"), (shift, "shift")):
-            _per_channel(t, wp.shape[0] * wp.shape[2], what)
+            per_channel(t, wp.shape[0] * wp.shape[2], what)
         return TensorType((a.shape[0], n), y_dtype)
 
     cost = costs.matmul
@@ -160,12 +166,12 @@ class QGemmPacked:
         w = unpack_rows4(wp, n, a.shape[1]).T
         acc = (a.astype(np.float64) + a_offset) @ w.astype(np.float64)
         acc = acc.astype(np.int64) + bias[:n].astype(np.int64)
-        return _epilogue(acc, multiplier[:n], shift[:n], 1, 2, y_zero_point, y_min, y_max, y_dtype)
+        return requant_epilogue(acc, multiplier[:n], shift[:n], 1, 2, y_zero_point, y_min, y_max, y_dtype)
 
 
 @defop("qconv_gemm", ("x", "wp", "bias", "multiplier", "shift"),
-       {"kernel_shape": Attr("ints"), "cout": Attr("int"), **_INT_CONV_ATTRS, "x_offset": Attr("int", 0),
-        "pad_value": Attr("int", 0), "isa": Attr("str", "vnni512"), **_REQUANT_ATTRS},
+       {"kernel_shape": Attr("ints"), "cout": Attr("int"), **QCONV_ATTRS, "x_offset": Attr("int", 0),
+        "pad_value": Attr("int", 0), "isa": Attr("str", "vnni512"), **REQUANT_ATTRS},
        traits=(Trait.CONV, Trait.QUANT, Trait.LOWERED))
 class QConvGemm:
     """qconv for the CPU as im2col + GEMM (2-D): u = x + x_offset, padded with ``pad_value``
@@ -175,13 +181,13 @@ class QConvGemm:
 
     def infer(x, wp, bias, multiplier, shift, *, kernel_shape, cout, strides, pads, dilations, group, x_offset,
               pad_value, isa, y_zero_point, y_dtype, y_min, y_max, y_scale):
-        _expect_q(x, "x")
+        expect_q(x, "x")
         _check_offset(x, x_offset, "x_offset")
         if x.rank != 4 or len(kernel_shape) != 2 or wp.rank != 5 or wp.dtype is not DType.i8 or wp.shape[4] != 4:
             raise ShapeError(f"qconv_gemm is 2-D: x [N, C, H, W] and wp i8[group, panels, K4, MR, 4], got {x} and {wp}")
         if not 0 <= pad_value <= 255:
             raise ShapeError(f"pad_value {pad_value} must be an unsigned byte")
-        _check_bounds(y_min, y_max, y_zero_point, y_dtype)
+        check_bounds(y_min, y_max, y_zero_point, y_dtype)
         cin_g = x.shape[1] // group
         k4 = -(-(cin_g * kernel_shape[0] * kernel_shape[1]) // 4)
         if wp.shape[0] != group or wp.shape[2] != k4 or wp.shape[1] * wp.shape[3] < cout // group:
@@ -190,7 +196,7 @@ class QConvGemm:
         _, (out,) = get_op("conv").type_check([x.with_dtype(DType.f32), w],
                                               dict(strides=strides, pads=pads, dilations=dilations, group=group))
         for t, what in ((bias, "bias"), (multiplier, "multiplier"), (shift, "shift")):
-            _per_channel(t, cout, what)
+            per_channel(t, cout, what)
         return out.with_dtype(y_dtype)
 
     cost = costs.conv_gemm
@@ -204,4 +210,4 @@ class QConvGemm:
         acc = conv_acc(x, -x_offset, w, strides=strides, pads=pads, dilations=dilations, group=group,
                        pad_value=pad_value - x_offset)
         acc = acc.astype(np.int64) + bias.astype(np.int64).reshape(-1, 1, 1)
-        return _epilogue(acc, multiplier, shift, 1, 4, y_zero_point, y_min, y_max, y_dtype)
+        return requant_epilogue(acc, multiplier, shift, 1, 4, y_zero_point, y_min, y_max, y_dtype)

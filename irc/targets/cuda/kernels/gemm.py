@@ -28,6 +28,7 @@ contiguous runs read as 16-byte vectors; every value read from shared memory fee
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -129,7 +130,7 @@ def matrix(buf, rows: int, cols: int, *, transposed: bool = False, batch_stride:
     return Operand(value, k_contiguous=not transposed, raw=raw if sixteen else None)
 
 
-class Mac:
+class Mac(ABC):
     """How a block multiplies and accumulates one staged slice. ``elem``: the shared-memory
     element; ``pad``: None keeps each slice k-major (S[kk][i]), else rows of bk + pad elements
     (S[i][kk]); ``acc``: the accumulator type; ``names``: the two shared arrays; ``tiles`` and
@@ -146,22 +147,22 @@ class Mac:
         """The function reading one element of operand ``op`` in ``elem``."""
         return op.load
 
+    @abstractmethod
     def setup(self, k: GpuKernel, t: Tile, tid: ir.Value):
         """This thread's place in the block (computed once, before the K loop)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def count(self, t: Tile) -> int:
         """How many accumulator registers a thread keeps."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step(self, k: GpuKernel, t: Tile, place, a_sh, b_sh, a_base, b_base, accs: list) -> list:
         """The accumulators after the slice at ``a_base``/``b_base`` of the shared arrays."""
-        raise NotImplementedError
 
+    @abstractmethod
     def outputs(self, k: GpuKernel, t: Tile, place, accs: list):
         """(row in the block tile, column in the block tile, value) of every C element this
         thread holds."""
-        raise NotImplementedError
 
 
 class MicroTile(Mac):
