@@ -150,6 +150,7 @@ def fma_peak_gflops() -> float:
 
     from irc.targets.cpu import llvm_env
     from irc.targets.llvm import lltypes as T
+    from irc.targets.llvm import machine
 
     spec = llvm_env.cpu_spec()
     vl = spec.vector_bits // 32
@@ -181,7 +182,7 @@ def fma_peak_gflops() -> float:
         s = b.fadd(s, v)
     b.ret(b.extract_element(s, ir.Constant(T.I32, 0)))
     tm = llvm_env.target_machine(spec, jit=True)
-    m = llvm_env.parse(str(mod))
+    m = machine.parse(str(mod))
     lib = llvm_env.jit_link(tm.emit_object(m), ["peak"])
     f = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_int64)(lib["peak"])
     n = 20_000_000

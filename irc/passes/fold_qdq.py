@@ -27,7 +27,7 @@ import numpy as np
 
 from irc.ir import quant_arith as qa
 from irc.ir.graph import Graph, Node, Value
-from irc.ir.ops.fused import activation_of
+from irc.ir.ops.activation import activation_of
 from irc.ir.types import DType
 from irc.passes.quantize import PASS_THROUGH
 from irc.passes.registry import Pass, register_pass

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from irc.ir.graph import Graph, Node, Value
-from irc.ir.ops.fused import activation_of
+from irc.ir.ops.activation import activation_of
 from irc.passes.registry import Pass, register_pass
 from irc.passes.rewrite import RewriteContext, rewrite
 

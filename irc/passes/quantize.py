@@ -41,7 +41,7 @@ from irc.ir.builder import GraphBuilder
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.interp import interpret
 from irc.ir.ops import get_op
-from irc.ir.ops.fused import activation_of
+from irc.ir.ops.activation import activation_of
 from irc.ir.types import DType, TensorType
 from irc.passes.calibrate import Calibration, calibrate, sample_batches
 from irc.passes.dead_code import eliminate_dead_code

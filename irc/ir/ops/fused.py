@@ -18,7 +18,7 @@ import numpy as np
 
 from irc.errors import ShapeError
 from irc.ir.ops import costs
-from irc.ir.ops.activation import ACTIVATIONS, EPILOGUE_ATTRS, activation_of, apply_activation  # noqa: F401
+from irc.ir.ops.activation import EPILOGUE_ATTRS, apply_activation
 from irc.ir.ops.registry import Attr, Trait, defop, get_op, same_dtype
 from irc.ir.types import TensorType
 

@@ -14,6 +14,7 @@ from irc.passes.pipeline import when
 from irc.targets.base import Target
 from irc.targets.cpu import codegen, llvm_env, lowering  # noqa: F401  (lowering registers the CPU's passes)
 from irc.targets.cpu.runtime import CpuExecutable
+from irc.targets.llvm import machine
 
 
 def default_threads() -> int:
@@ -75,7 +76,7 @@ class CpuTarget(Target):
         cg = codegen.generate(graph, prefix=symbol_prefix(graph.name), threads=threads,
                               triple=tm.triple, data_layout=str(tm.target_data),
                               vector_bits=spec.vector_bits)
-        mod = llvm_env.parse(str(cg.module))
+        mod = machine.parse(str(cg.module))
         llvm_env.optimize(mod, tm)
         exe = CpuExecutable(graph, cg.plan, mod, tm, cg.entry_name, cg.threads_global, threads,
                             cpu=options.get("cpu", "host"))

@@ -42,6 +42,7 @@ from irc.targets.cpu import codegen, llvm_env, thread_pool
 from irc.targets.cpu.elf_check import check_shared_library
 from irc.targets.cpu.runtime import aligned_bytes, weights_blob
 from irc.targets.llvm import lltypes as T
+from irc.targets.llvm import machine
 
 _C_TYPES = {
     DType.f64: "double", DType.f32: "float", DType.f16: "uint16_t", DType.bf16: "uint16_t",
@@ -178,7 +179,7 @@ def write_shared_library(g: Graph, path: str | os.PathLike, *, cpu: str = "host"
     _add_abi(cg, prefix, meta)
     if thread_pool.RUN in cg.module.globals:
         thread_pool.define_pool(cg.module, linkage="internal")
-    mod = llvm_env.parse(str(cg.module))
+    mod = machine.parse(str(cg.module))
     llvm_env.optimize(mod, tm)
     cc = c_compiler()
     with tempfile.TemporaryDirectory(prefix="irc-aot-") as tmp:

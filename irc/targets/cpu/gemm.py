@@ -74,7 +74,7 @@ def choose_tile(m: int, n: int, vector_bits: int) -> Tile:
 @dataclass(frozen=True)
 class Epilogue:
     """What happens to a finished tile: bias per row ('row') or column ('col'), a residual of
-    C's layout, then an activation (irc.ir.ops.fused.ACTIVATIONS)."""
+    C's layout, then an activation (irc.ir.ops.activation.ACTIVATIONS)."""
 
     bias: str = "none"
     residual: bool = False

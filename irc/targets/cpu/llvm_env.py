@@ -16,7 +16,7 @@ import llvmlite.binding as llvm
 
 from irc.errors import InputError, TargetError
 from irc.targets.llvm import machine
-from irc.targets.llvm.machine import init, load_runtime_libraries, parse  # noqa: F401  (part of this module's API)
+from irc.targets.llvm.machine import init, load_runtime_libraries
 
 
 @functools.cache

@@ -48,7 +48,6 @@ class CpuExecutable:
 
     def __init__(self, graph: Graph, plan: MemoryPlan, module: llvm.ModuleRef, tm: llvm.TargetMachine,
                  entry: str, threads_symbol: str, threads: int, cpu: str = "host"):
-        llvm_env.load_runtime_libraries()
         self._weights, self.graph = weights_blob(graph, plan)
         self.target_machine = tm
         self.cpu = cpu

@@ -286,6 +286,7 @@ def define_pool(module: ir.Module, linkage: str = "external") -> ir.Function:
 def jit_pool_address() -> int:
     """Address of the process's pool (built and linked once, kept for the process's life)."""
     from irc.targets.cpu import llvm_env
+    from irc.targets.llvm import machine
 
     module = ir.Module(name="irc_pool")
     spec = llvm_env.cpu_spec("host")
@@ -293,7 +294,7 @@ def jit_pool_address() -> int:
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
     define_pool(module)
-    mod = llvm_env.parse(str(module))
+    mod = machine.parse(str(module))
     llvm_env.optimize(mod, tm)
     library = llvm_env.link_object(tm.emit_object(mod), [RUN])
     _process_pool.append(library)  # the pool's code must outlive every model that calls it

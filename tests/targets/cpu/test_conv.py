@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from irc.ir.ops.fused import ACTIVATIONS
+from irc.ir.ops.activation import ACTIVATIONS
 from irc.ir.types import TensorType
 from tests.support.marks import grid, slow
 from tests.targets.harness import assert_matches_interp, one_op_graph

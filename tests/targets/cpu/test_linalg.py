@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 import irc
 from irc.errors import TargetError
 from irc.ir.ops import get_op
-from irc.ir.ops.activation import ACTIVATION_OPS, activation_of
-from irc.ir.ops.fused import ACTIVATIONS
+from irc.ir.ops.activation import ACTIVATION_OPS, ACTIVATIONS, activation_of
 from irc.ir.types import TensorType
 from tests.support.marks import grid, slow
 from tests.targets.harness import assert_matches_interp, one_op_graph

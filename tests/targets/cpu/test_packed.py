@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from irc.ir import GraphBuilder
-from irc.ir.ops.fused import ACTIVATIONS
+from irc.ir.ops.activation import ACTIVATIONS
 from irc.targets.cpu.lowering.ops import pack_panels
 from tests.targets.harness import assert_matches_interp
 

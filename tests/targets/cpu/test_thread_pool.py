@@ -15,6 +15,7 @@ import irc
 import irc.zoo
 from irc.targets.cpu import llvm_env, thread_pool
 from irc.targets.llvm import lltypes as T
+from irc.targets.llvm import machine
 
 
 def _counting_module():
@@ -47,7 +48,7 @@ def _counting_module():
     b.branch(head)
     b.position_at_end(done)
     b.ret_void()
-    mod = llvm_env.parse(str(m))
+    mod = machine.parse(str(m))
     llvm_env.optimize(mod, tm)
     lib = llvm_env.jit_link(tm.emit_object(mod), ["bench", "counts"])
     bench = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64)(lib["bench"])

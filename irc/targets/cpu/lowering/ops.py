@@ -20,7 +20,8 @@ import numpy as np
 
 from irc.errors import ShapeError
 from irc.ir.ops import costs
-from irc.ir.ops.fused import CONV_ATTRS, EPILOGUE_ATTRS, apply_epilogue, check_extra
+from irc.ir.ops.activation import EPILOGUE_ATTRS
+from irc.ir.ops.fused import CONV_ATTRS, apply_epilogue, check_extra
 from irc.ir.ops.quant import (
     QCONV_ATTRS,
     REQUANT_ATTRS,
