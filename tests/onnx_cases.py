@@ -160,7 +160,9 @@ def case_params(fast=FAST_CASES):
     ``fast`` carry the ``slow`` marker."""
     import pytest
 
-    return [pytest.param(c, id=c.name, marks=() if c.name in fast else pytest.mark.slow) for c in runnable_cases()]
+    from tests.support.marks import slow_except
+
+    return slow_except(fast, [pytest.param(c, id=c.name) for c in runnable_cases()])
 
 
 def check_case(case, target: str = "interp") -> None:

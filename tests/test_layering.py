@@ -5,6 +5,7 @@ the tracer importable without onnx."""
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,7 @@ def _imports(path: Path, module: str, *, module_level: bool) -> set[str]:
     return {m for m in found if m in MODULES and m != module}
 
 
+@functools.cache
 def _graph(*, module_level: bool) -> nx.DiGraph:
     g = nx.DiGraph()
     for name, path in MODULES.items():
