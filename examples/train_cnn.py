@@ -6,7 +6,7 @@
 
 conv5x5(6, same)-ReLU-maxpool2 -> conv5x5(16)-ReLU-maxpool2 -> fc120-ReLU -> fc84-ReLU -> fc10
 softmax, trained with Adam. Without a local MNIST it uses scikit-learn's handwritten digits
-(see digit_data.py) and says so. The trained model is written as ONNX (--out).
+(see digit_data.py) and says so. The trained model is written as ONNX with --out.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def main() -> None:
     model.prepare(args.batch_size, len(x), len(xt))
     print(f"compiled the train step for {args.target} in {time.perf_counter() - t:.1f} s")
     hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, validation_data=(xt, yt), seed=0)
-    model.save(args.out)
+    if args.out:
+        model.save(args.out)
     report(hist, args.out)
 
 

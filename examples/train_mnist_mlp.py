@@ -5,7 +5,7 @@
     python examples/train_mnist_mlp.py --target interp --epochs 2
 
 Without a local MNIST it trains on scikit-learn's handwritten digits (see digit_data.py) and
-says so. The trained model is written as ONNX (--out).
+says so. The trained model is written as ONNX with --out.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def main() -> None:
     print(f"compiled the train step for {args.target} in {time.perf_counter() - t:.1f} s "
           f"(one graph: forward, loss, backward, SGD update)")
     hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, validation_data=(xt, yt), seed=0)
-    model.save(args.out)
+    if args.out:
+        model.save(args.out)
     report(hist, args.out)
 
 

@@ -21,6 +21,7 @@ Tensor.
 from __future__ import annotations
 
 import numbers
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,9 +36,12 @@ from irc.ir.types import DType, TensorType
 class Tracer:
     """A GraphBuilder with a constant cache, making and wrapping Tensors."""
 
-    def __init__(self, builder: GraphBuilder | str = "traced"):
+    def __init__(self, builder: GraphBuilder | str = "traced", names: dict[int, str] | None = None):
         self.builder = builder if isinstance(builder, GraphBuilder) else GraphBuilder(builder)
         self._consts: dict[tuple, Value] = {}
+        #: id(array) -> the Python name it was found under (see variable_names): the name its
+        #: parameter gets, so a traced model's weights read "w1", "b1", not "c", "c_2".
+        self.names: dict[int, str] = dict(names or {})
 
     # -- values -------------------------------------------------------------------------
     def wrap(self, v: Value) -> Tensor:
@@ -49,7 +53,7 @@ class Tracer:
     def param(self, name: str, data: np.ndarray) -> Tensor:
         return self.wrap(self.builder.param(name, np.asarray(data)))
 
-    def const(self, data, dtype=None) -> Tensor:
+    def const(self, data, dtype=None, name: str = "c") -> Tensor:
         """A constant; equal small constants are made once."""
         arr = np.asarray(data, dtype=np.dtype(dtype) if dtype is not None else None)
         key = None
@@ -58,7 +62,7 @@ class Tracer:
             hit = self._consts.get(key)
             if hit is not None:
                 return self.wrap(hit)
-        v = self.builder.param("c", arr)
+        v = self.builder.param(name, arr)
         if key is not None:
             self._consts[key] = v
         return self.wrap(v)
@@ -99,7 +103,7 @@ class Tracer:
             want = like.dtype
             if arr.dtype != want and (np.issubdtype(want, np.floating) or not np.issubdtype(arr.dtype, np.floating)):
                 arr = arr.astype(want)
-        return self.const(arr)
+        return self.const(arr, name=self.names.get(id(x), "c"))
 
     def build(self, *outputs: Tensor) -> Graph:
         return self.builder.build(*(self.lift(o).value for o in outputs))
@@ -503,13 +507,55 @@ _FUNCTIONS: dict[str, Callable] = {
 }
 
 
+def variable_names(fn: Callable) -> dict[int, str]:
+    """id(array) -> name for the numpy arrays ``fn`` can reach by name: its closure variables,
+    the globals its code names, its defaults, and one level into dicts, lists/tuples and objects
+    found there (``params["w1"]`` -> "w1", ``self.conv1_w`` -> "conv1_w", ``ws[0]`` -> "ws_0").
+    The first name found wins; an array reached by no name keeps the default "c"."""
+    found: dict[int, str] = {}
+
+    def note(name: str, obj, depth: int = 0) -> None:
+        if isinstance(obj, np.ndarray):
+            found.setdefault(id(obj), name)
+        elif depth == 0 and isinstance(obj, dict):
+            for k, v in obj.items():
+                if isinstance(k, str) and k.isidentifier():
+                    note(k, v, 1)
+        elif depth == 0 and isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                note(f"{name}_{i}", v, 1)
+        elif (depth == 0 and hasattr(obj, "__dict__") and not callable(obj)
+              and not isinstance(obj, (type, types.ModuleType))):
+            for k, v in vars(obj).items():
+                note(k, v, 1)
+
+    target = getattr(fn, "__func__", fn)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return found
+    if getattr(fn, "__self__", None) is not None:
+        note("self", fn.__self__)
+    for name, cell in zip(code.co_freevars, target.__closure__ or ()):
+        try:
+            note(name, cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    glb = getattr(target, "__globals__", {})
+    for name in code.co_names:
+        if name in glb:
+            note(name, glb[name])
+    for i, v in enumerate(target.__defaults__ or ()):
+        note(code.co_varnames[code.co_argcount - len(target.__defaults__) + i], v)
+    return found
+
+
 def trace(fn: Callable, *examples, name: str | None = None, input_names: Sequence[str] | None = None) -> Graph:
     """The Graph of what ``fn`` computes on inputs shaped and typed like ``examples``.
 
     ``fn`` receives one Tensor per example (numpy arrays, or (shape, dtype) pairs) and returns a
     Tensor or a tuple/list of them: the graph's outputs. Numpy arrays it uses become parameters.
     """
-    tr = Tracer(name or getattr(fn, "__name__", "traced").strip("<>") or "traced")
+    tr = Tracer(name or getattr(fn, "__name__", "traced").strip("<>") or "traced", variable_names(fn))
     names = list(input_names) if input_names is not None else [f"x{i}" if len(examples) > 1 else "x"
                                                                for i in range(len(examples))]
     if len(names) != len(examples):

@@ -34,11 +34,11 @@ def save_onnx_model(model, path, batch_size: int | None = None) -> None:
     g = model.inference_graph(batch)
     proto = export_onnx(g)
     if batch_size is None and getattr(model, "fixed_batch", None) is None:
-        proto = _dynamic_batch(proto, g, batch)
+        proto = dynamic_batch(proto, g, batch)
     atomic_write(path, proto.SerializeToString())
 
 
-def _dynamic_batch(proto: onnx.ModelProto, g, batch: int) -> onnx.ModelProto:
+def dynamic_batch(proto: onnx.ModelProto, g, batch: int) -> onnx.ModelProto:
     """``proto`` with a symbolic batch axis, if every node lets it be (its op is BATCH_FREE or
     element-wise); else unchanged. The only node that records the batch size is reshape (handled
     by writing 0, "copy this dimension")."""
@@ -99,6 +99,10 @@ def load_checkpoint(path):
 
     if not os.path.isfile(path):
         raise InputError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        raise InputError(f"{path} is not an irc checkpoint (save_checkpoint writes .npz files; this one is not)")
     try:
         data = np.load(path, allow_pickle=False)
         meta = json.loads(bytes(data["meta"]).decode())

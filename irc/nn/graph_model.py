@@ -9,8 +9,10 @@ Its forward pass replays the graph's nodes with traced tensors. The trainable we
 float parameters of rank >= 1, except batch-norm statistics (the mean and variance inputs of
 batch_norm stay constant: fine-tuning keeps the imported normalization), or the names given in
 ``trainable``; every other parameter stays a constant. An ONNX model whose batch axis is dynamic
-is imported again for each batch size fit or predict uses; one with a fixed batch runs that
-batch only (fit then drops the smaller last batch).
+is imported again for each batch size fit or predict uses, and so is an irc Graph (from
+``irc.trace`` or ``inference_graph``) whose nodes all let the batch axis vary: it is written as
+ONNX with a symbolic batch first. A graph that fixes its batch runs that batch only (fit then
+drops the smaller last batch, with a warning; evaluate and predict use that batch by default).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class GraphModel(BaseModel):
         from irc.frontend.onnx import input_specs, load_model
 
         self._graphs: dict[int, Graph] = {}
+        if isinstance(source, Graph):
+            source = _batch_free_onnx(source) or source
         if isinstance(source, Graph):
             self._proto = None
             g = source
@@ -122,3 +126,15 @@ class GraphModel(BaseModel):
         from irc.frontend.onnx.exporter import export_onnx
 
         return export_onnx(self._graphs[self.fixed_batch]).SerializeToString()
+
+
+def _batch_free_onnx(g: Graph) -> onnx.ModelProto | None:
+    """``g`` as ONNX with a symbolic batch axis, or None when a node ties the batch size."""
+    from irc.frontend.onnx.exporter import export_onnx
+    from irc.nn.checkpoint import dynamic_batch
+
+    if not g.inputs or not g.inputs[0].shape:
+        return None
+    proto = export_onnx(g)
+    out = dynamic_batch(proto, g, g.inputs[0].shape[0])
+    return out if out is not proto else None

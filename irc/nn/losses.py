@@ -37,6 +37,9 @@ class Loss:
         if y.shape[1:] != tuple(out_shape):
             raise InputError(f"targets have sample shape {list(y.shape[1:])}; the model's output has "
                              f"{list(out_shape)}")
+        if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)
+                or y.dtype == np.bool_):
+            raise InputError(f"targets must be numbers, got {y.dtype}")
         return np.ascontiguousarray(y, np.float32)
 
     def config(self) -> dict:
@@ -44,14 +47,19 @@ class Loss:
 
 
 class CrossEntropy(Loss):
-    """Soft cross-entropy: mean over the batch of -sum(target * log(prediction)) over the last
-    axis. Targets are probability rows, or class labels (ints, shape (batch,)) made one-hot.
-    With the model's softmax logits (or ``from_logits``), computed as -sum(target *
-    log_softmax(logits)): stable for any logits, and its gradient is softmax - target."""
+    """Soft cross-entropy: mean over the batch of -sum(target * log_softmax(logits)) over the
+    last axis. Targets are probability rows, or class labels (ints, shape (batch,) or (batch, 1))
+    made one-hot.
+
+    What the model's output is decides the formula. ``from_logits=None`` (the default) looks:
+    an output made by a final softmax is probabilities, and the loss starts from that softmax's
+    input (stable for any logits; its gradient is softmax - target); an output made by a final
+    sigmoid is probabilities too (-sum(target * log(p))); any other output is logits, as every
+    classifier exported from PyTorch gives. ``from_logits=True`` or ``False`` says it instead."""
 
     name = "cross_entropy"
 
-    def __init__(self, from_logits: bool = False):
+    def __init__(self, from_logits: bool | None = None):
         self.from_logits = from_logits
 
     def __call__(self, pred, target, logits):
@@ -59,6 +67,8 @@ class CrossEntropy(Loss):
             z = pred
         elif logits is not None and logits[1] == "softmax":
             z = logits[0]
+        elif self.from_logits is None and logits is None:
+            z = pred  # no softmax or sigmoid made the output: it is logits
         else:
             z = None
         if z is not None:
@@ -70,8 +80,11 @@ class CrossEntropy(Loss):
     def prepare_targets(self, y, out_shape):
         y = np.asarray(y)
         classes = out_shape[-1] if out_shape else 1
-        if y.ndim == 1 or (y.ndim == len(out_shape) and y.shape[-1:] == (1,) and classes > 1):
+        if y.ndim == 1 or (y.ndim == len(out_shape) + 1 and y.shape[1:] == (1,) and classes > 1):
             labels = y.reshape(len(y))
+            if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+                raise InputError(f"class labels must be integers, got {labels.dtype} values like "
+                                 f"{', '.join(map(repr, labels[:3].tolist()))}")
             if not np.issubdtype(labels.dtype, np.integer):
                 if not np.all(np.equal(np.mod(labels, 1), 0)):
                     raise InputError(f"class labels must be integers, got {labels.dtype} values like {labels[:3]}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -282,11 +283,14 @@ class BaseModel:
         arrays = dict(arrays, lr=np.float32(self.optimizer.lr_at(epoch, self.step_count)))
         outs = exe.run([arrays[k] for k in step.data_names])
         self._dirty = True
-        self.step_count += 1
         loss = float(outs[0])
         if not math.isfinite(loss):
+            # The step graph kept the old weights and optimizer state (irc.nn.step): the model
+            # is as it was before this batch.
             raise TrainingError(f"the loss is {loss} at epoch {epoch + 1}, step {step_in_epoch + 1} "
-                                f"(learning rate {float(arrays['lr']):g}); lower the learning rate or check the data")
+                                f"(learning rate {float(arrays['lr']):g}); lower the learning rate or check "
+                                f"the data (the weights are those before this step)")
+        self.step_count += 1
         return [loss * batch, *(float(o) for o in outs[1:1 + len(step.metric_names)])]
 
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_data=None, shuffle: bool = True,
@@ -308,7 +312,10 @@ class BaseModel:
             raise InputError("x and y hold no samples")
         self._check_batch(batch_size)
         if n % batch_size and not drop_remainder and not self.supports_batch(n % batch_size):
-            drop_remainder = True  # a fixed-batch graph cannot run the smaller last batch
+            # A fixed-batch graph cannot run the smaller last batch.
+            warnings.warn(f"model {self.name} runs batches of {batch_size} samples only: the last "
+                          f"{n % batch_size} of {n} samples are left out of each epoch", stacklevel=2)
+            drop_remainder = True
         if n < batch_size and drop_remainder:
             raise InputError(f"{n} samples do not fill one batch of {batch_size}")
         val = None
@@ -353,9 +360,17 @@ class BaseModel:
                 print(_summary(logs), flush=True)
         return self.history
 
-    def evaluate(self, x, y, batch_size: int = 256) -> dict[str, float]:
+    def _eval_batch(self, batch_size: int | None) -> int:
+        """evaluate/predict's batch size: the one given, else the graph's fixed batch, else 256."""
+        b = batch_size or getattr(self, "fixed_batch", None) or 256
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return b
+
+    def evaluate(self, x, y, batch_size: int | None = None) -> dict[str, float]:
         """Loss and metrics over the samples (means), with inference-mode layers."""
         self._need_compiled()
+        batch_size = self._eval_batch(batch_size)
         xs = self._inputs(x)
         ys = self._targets(y, len(xs[0]))
         n = len(ys)
@@ -369,8 +384,9 @@ class BaseModel:
             sums += [float(outs[0]) * b, *(float(o) for o in outs[1:])]
         return {k: float(v / n) for k, v in zip(["loss", *(m.name for m in self.metrics)], sums)}
 
-    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x, batch_size: int | None = None) -> np.ndarray:
         """The model's outputs for the samples (inference mode)."""
+        batch_size = self._eval_batch(batch_size)
         xs = self._inputs(x)
         n = len(xs[0])
         parts = []

@@ -49,6 +49,13 @@ class ExponentialDecay:
 
 _SCHEDULES = {"StepDecay": StepDecay, "ExponentialDecay": ExponentialDecay}
 
+#: keep(new, old) -> the value stored (see Optimizer.update).
+Keep = Callable[[Tensor, Tensor], Tensor]
+
+
+def _take_new(new: Tensor, old: Tensor) -> Tensor:
+    return new
+
 
 class Optimizer:
     """Base class: ``learning_rate`` and an optional ``schedule``."""
@@ -76,8 +83,13 @@ class Optimizer:
         return {}
 
     def update(self, w: Tensor, grad: Tensor, slots: dict[str, Tensor], lr: Tensor,
-               globals_: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """(next weight, next slots); ``globals_`` are the already updated globals."""
+               globals_: dict[str, Tensor], keep: Keep = _take_new) -> tuple[Tensor, dict[str, Tensor]]:
+        """(next weight, next slots); ``globals_`` are the already updated globals.
+
+        ``keep(new, old)`` is what to store for each next value: the train step passes one that
+        keeps ``old`` when the loss is not finite. Apply it to each slot as soon as it is
+        computed and compute the weight from the kept slot, so that the guard fuses into the
+        update's element-wise chain instead of adding a pass over memory."""
         raise NotImplementedError
 
     def config(self) -> dict:
@@ -101,16 +113,16 @@ class SGD(Optimizer):
     def slots(self):
         return ["velocity"] if self.momentum else []
 
-    def update(self, w, grad, slots, lr, globals_):
+    def update(self, w, grad, slots, lr, globals_, keep=_take_new):
         if self.weight_decay:
             grad = grad + w * self.weight_decay
         new_slots = {}
         step = grad
         if self.momentum:
-            v = slots["velocity"] * self.momentum + grad
+            v = keep(slots["velocity"] * self.momentum + grad, slots["velocity"])
             new_slots["velocity"] = v
             step = grad + v * self.momentum if self.nesterov else v
-        return w - lr * step, new_slots
+        return keep(w - lr * step, w), new_slots
 
     def config(self):
         return {"class": "SGD", **super().config(), "momentum": self.momentum, "nesterov": self.nesterov,
@@ -118,11 +130,12 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba), PyTorch's formulation: g += weight_decay * w; m = b1 m + (1-b1) g;
+    """Adam (Kingma & Ba), PyTorch's formulation and defaults (``torch.optim.Adam``: lr 1e-3,
+    betas 0.9/0.999, eps 1e-8): g += weight_decay * w; m = b1 m + (1-b1) g;
     v = b2 v + (1-b2) g^2; w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon)."""
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, weight_decay: float = 0.0, schedule: Callable | None = None):
+                 epsilon: float = 1e-8, weight_decay: float = 0.0, schedule: Callable | None = None):
         super().__init__(learning_rate, schedule)
         for nm, b in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0 <= b < 1:
@@ -139,17 +152,17 @@ class Adam(Optimizer):
     def update_globals(self, g):
         return {"t": g["t"] + 1.0}
 
-    def update(self, w, grad, slots, lr, globals_):
+    def update(self, w, grad, slots, lr, globals_, keep=_take_new):
         if self.weight_decay:
             grad = grad + w * self.weight_decay
         b1, b2 = self.beta_1, self.beta_2
         t = globals_["t"]
-        m = slots["m"] * b1 + grad * (1 - b1)
-        v = slots["v"] * b2 + grad * grad * (1 - b2)
+        m = keep(slots["m"] * b1 + grad * (1 - b1), slots["m"])
+        v = keep(slots["v"] * b2 + grad * grad * (1 - b2), slots["v"])
         c1 = 1.0 - t.tracer.const(np.float32(b1)) ** t
         c2 = 1.0 - t.tracer.const(np.float32(b2)) ** t
         w_new = w - lr * (m / c1) / (np.sqrt(v / c2) + self.epsilon)
-        return w_new, {"m": m, "v": v}
+        return keep(w_new, w), {"m": m, "v": v}
 
     def config(self):
         return {"class": "Adam", **super().config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

@@ -12,7 +12,10 @@ The train step of a batch size is traced in one go:
 weights and optimizer state in its own buffers and updates them in place: nothing is copied
 between steps, and the whole step (forward, loss, backward, update) is one call into the target.
 The update nodes come last, after every read of the old weights, which is what lets a target
-write each new weight over the old one.
+write each new weight over the old one. Every next value is taken only when the loss is finite
+(``where(loss - loss == 0, new, old)``, fused into the update): a step whose loss is NaN or
+infinite leaves weights and optimizer state as they were, so the model stays usable after fit
+reports it.
 """
 
 from __future__ import annotations
@@ -117,10 +120,16 @@ def train_step_graph(model, loss, metrics, optimizer, batch: int, opt_state: dic
         raise ModelError(f"weights {', '.join(unused)} are not used by the model's forward pass")
     grads = gradients(tr, list(b.nodes), loss_t.value, [ctx.tensors[k].value for k in trainable])
 
-    # Optimizer state: inputs like the weights, created after the forward pass.
+    # Optimizer state: inputs like the weights, created after the forward pass. Each next value
+    # is kept only when the loss is finite (a NaN step changes nothing).
+    finite = (loss_t - loss_t) == 0.0  # false for NaN and for either infinity
+
+    def keep(new: Tensor, old: Tensor) -> Tensor:
+        return tr.op("where", finite, new, old)
+
     state_out: dict[str, Tensor] = {}
     globals_in = {k: tr.input(f"opt.{k}", ()) for k in optimizer.globals()}
-    globals_new = optimizer.update_globals(globals_in)
+    globals_new = {k: keep(t, globals_in[k]) for k, t in optimizer.update_globals(globals_in).items()}
     for k, t in globals_new.items():
         state_out[f"opt.{k}"] = t
     for k, grad in zip(trainable, grads):
@@ -128,12 +137,12 @@ def train_step_graph(model, loss, metrics, optimizer, batch: int, opt_state: dic
         if grad is None:
             raise ModelError(f"the loss does not depend on weight {k}")
         slots = {s: tr.input(f"opt.{k}.{s}", w.shape) for s in optimizer.slots()}
-        w_new, slots_new = optimizer.update(w, grad, slots, lr, globals_new)
+        w_new, slots_new = optimizer.update(w, grad, slots, lr, globals_new, keep=keep)
         state_out[k] = w_new
         for s, t in slots_new.items():
             state_out[f"opt.{k}.{s}"] = t
     for k, t in ctx.updates.items():
-        state_out[k] = t
+        state_out[k] = keep(t, ctx.tensors[k])
 
     outputs = [loss_t, *metric_ts]
     state_values = []
