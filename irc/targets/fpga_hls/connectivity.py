@@ -1,20 +1,21 @@
 """Where each compute unit and buffer goes on the board: the ``v++ --config`` connectivity.
 
-Kernels are placed on SLRs in execution order: on the previous kernel's SLR while its fullest
-resource stays within 70% of its share of the device, else on the SLR left emptiest; each
-buffer lives in a memory bank (the SLR's banks taken in turn) of the SLR of the kernel that writes it (graph inputs and
-weights: of their first reader), and every kernel argument that touches the buffer is
-connected to that bank, as XRT requires.
+Kernels are placed on SLRs as irc.targets.fpga_hls.slr assigns them (execution order, within
+each SLR's share of the budget); each buffer lives in a memory bank (the SLR's banks taken in
+turn) of the SLR of the kernel that writes it (graph inputs and weights: of their first reader),
+and every kernel argument that touches the buffer is connected to that bank, as XRT requires.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from irc.errors import TargetError
 from irc.ir.graph import Value
-from irc.targets.fpga_hls.boards import RESOURCES, Board
+from irc.targets.fpga_hls.boards import Board
 from irc.targets.fpga_hls.kernels import Plan
 from irc.targets.fpga_hls.resources import Estimate
+from irc.targets.fpga_hls.slr import Overflow, assign_slrs
 
 
 @dataclass(slots=True)
@@ -23,20 +24,14 @@ class Placement:
     bank: dict[Value, str]       # buffer value -> memory bank
 
 
-def place(plan: Plan, estimates: list[Estimate], board: Board) -> Placement:
-    share = {r: board.totals[r] / board.slrs for r in RESOURCES}
-    used = [dict.fromkeys(RESOURCES, 0.0) for _ in range(board.slrs)]
-    slr: dict[str, int] = {}
-    prev = 0
-    for k, e in zip(plan.kernels, estimates):
-        def fullness(s: int, e: Estimate = e) -> float:
-            return max((used[s][r] + e.cost[r]) / share[r] for r in RESOURCES if share[r] > 0)
-
-        # stay on the previous kernel's SLR while it has room: every crossing costs routing
-        s = prev if fullness(prev) <= 0.7 else min(range(board.slrs), key=fullness)
-        for r in RESOURCES:
-            used[s][r] += e.cost[r]
-        slr[k.name] = prev = s
+def place(plan: Plan, estimates: list[Estimate], board: Board, fraction: float = 1.0) -> Placement:
+    """SLRs as slr.assign_slrs gives them (the budget's ``fraction`` of each SLR), then banks."""
+    slrs = assign_slrs(estimates, board, fraction)
+    if isinstance(slrs, Overflow):  # the parallelism search checked this; a hand-made plan may not
+        k = plan.kernels[slrs.index]
+        raise TargetError(f"{k.describe()} fits on no SLR of the {board.title}: {slrs.resource} "
+                          f"{int(slrs.need):,} of {int(slrs.room):,}", node=k.label, op=k.node.op)
+    slr = {k.name: s for k, s in zip(plan.kernels, slrs)}
     bank: dict[Value, str] = {}
     turn = [0] * board.slrs
 

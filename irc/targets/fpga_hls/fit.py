@@ -9,7 +9,8 @@ slowest kernel sets the pace of a layer pipeline, so the factors go where they s
 
 A fixed factor (an int, or {kernel or node name: int}) is rounded down to the nearest factor the
 kernel accepts. A design that does not fit raises TargetError naming the kernel that uses most
-of the resource that overflows.
+of the resource that overflows, or the kernel that finds no room on any SLR (slr.py: a kernel
+cannot span the dies of a stacked device, so each SLR's share is a budget of its own).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from irc.targets.fpga_hls.boards import RESOURCES, Board
 from irc.targets.fpga_hls.kernels import Kernel
 from irc.targets.fpga_hls.precision import Precision
 from irc.targets.fpga_hls.resources import Estimate, estimate, totals
+from irc.targets.fpga_hls.slr import Overflow, assign_slrs
 
 #: kernels taking under 1/SMALL of the slowest kernel's cycles are not worth more lanes
 SMALL = 20
@@ -32,12 +34,15 @@ def budget(board: Board, fraction: float) -> dict[str, float]:
     return {r: board.totals[r] * fraction for r in RESOURCES}
 
 
-def _fits(total: dict[str, float], limit: dict[str, float]) -> bool:
-    return all(total[r] <= limit[r] for r in RESOURCES)
+def _fits(total: dict[str, float], limit: dict[str, float], estimates: list[Estimate], board: Board,
+          fraction: float) -> bool:
+    """Within the device budget, and the kernels can be placed on SLRs within theirs."""
+    return (all(total[r] <= limit[r] for r in RESOURCES)
+            and not isinstance(assign_slrs(estimates, board, fraction), Overflow))
 
 
 def check_fit(kernels: list[Kernel], estimates: list[Estimate], board: Board, fraction: float) -> None:
-    """TargetError unless the estimates fit ``fraction`` of the board."""
+    """TargetError unless the estimates fit ``fraction`` of the board and of each of its SLRs."""
     limit = budget(board, fraction)
     total = totals(estimates)
     for r in RESOURCES:
@@ -52,6 +57,17 @@ def check_fit(kernels: list[Kernel], estimates: list[Estimate], board: Board, fr
                 f"{e.parallelism}" + (f" (buffers: {bufs})" if bufs else "")
                 + "; lower the parallelism, choose a narrower precision or a larger board",
                 node=k.label, op=k.node.op)
+    placed = assign_slrs(estimates, board, fraction)
+    if isinstance(placed, Overflow):
+        k, e = kernels[placed.index], estimates[placed.index]
+        r = placed.resource
+        where = ("it alone exceeds one SLR's share" if placed.alone > placed.room
+                 else "the SLRs are full with the kernels before it")
+        raise TargetError(
+            f"the design does not fit the SLRs of the {board.title} at {fraction:.0%}: {k.describe()} needs "
+            f"{int(e.cost[r]):,} {r} at parallelism {e.parallelism} and an SLR offers {int(placed.room):,} "
+            f"({where}; a kernel cannot span SLRs); lower the parallelism or choose a larger board",
+            node=k.label, op=k.node.op)
 
 
 def _round_down(k: Kernel, p: int) -> int:
@@ -101,7 +117,7 @@ def _auto(kernels: list[Kernel], precision: Precision, board: Board, fraction: f
         bigger = [c for c in k.candidates() if c > k.parallelism]
         trial = estimate(k, precision, board, bigger[0])
         new_total = {r: total[r] - est[i].cost[r] + trial.cost[r] for r in RESOURCES}
-        if not _fits(new_total, limit):
+        if not _fits(new_total, limit, [*est[:i], trial, *est[i + 1:]], board, fraction):
             frozen[i] = True
             continue
         k.parallelism = bigger[0]

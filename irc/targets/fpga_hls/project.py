@@ -154,7 +154,7 @@ def write_project(exe, path: Path) -> Path:
             raw_t=prec.c_storage if prec.kind == "fixed" else "int32_t"))
         (root / "host" / "host.py").write_text(fill("host.py.in", model=model))
         # build files
-        placement = place(plan, exe.estimates, board)
+        placement = place(plan, exe.estimates, board, exe.options["fraction"])
         (root / "connectivity.cfg").write_text(render_cfg(plan, placement, board, clock))
         (root / "Makefile").write_text(fill("Makefile.in", model=model, board=board.title, platform=exe.platform,
                                             kernels=" ".join(k.name for k in plan.kernels)))

@@ -13,7 +13,8 @@ from irc.targets.fpga_hls.boards import BOARDS, RESOURCES, get_board
 from irc.targets.fpga_hls.fit import assign_parallelism, budget
 from irc.targets.fpga_hls.kernels import plan_kernels
 from irc.targets.fpga_hls.precision import parse_precision
-from irc.targets.fpga_hls.resources import estimate, memory_cost, totals
+from irc.targets.fpga_hls.resources import MEASURED_VECTOR_ADD, estimate, memory_cost, totals
+from irc.targets.fpga_hls.slr import Overflow, assign_slrs, slr_share
 
 from .support import cnn_graph, mlp_graph
 
@@ -29,7 +30,7 @@ def _dense_kernel(k: int, n: int, m: int = 1, act: str = "none"):
 
 
 @pytest.mark.parametrize("precision,dsp_per_mac", [("float32", 5), ("ap_fixed<16,6>", 1), ("ap_fixed<18,8>", 1),
-                                                   ("ap_fixed<24,8>", 2), ("ap_fixed<32,16>", 4), ("int8", 0.5)])
+                                                   ("ap_fixed<24,8>", 2), ("ap_fixed<32,16>", 4), ("int8", 1)])
 @pytest.mark.parametrize("n", [8, 64])
 def test_dense_fully_unrolled_costs_dsp_per_mac(precision, dsp_per_mac, n):
     """N MACs per cycle (a dense layer unrolled over its N outputs) cost N DSP-per-MAC of the format."""
@@ -136,3 +137,49 @@ def test_report_table():
     for k in m.executable.kernels:
         assert k.name in text
     assert "total" in text and "device" in text and "latency" in text
+
+
+def test_interface_calibrated_on_the_measured_vector_add():
+    """A float32 vector add (two read masters, one write master) against the kernel measured
+    after place and route on a U200: LUT and FF within 2%, BRAM exact."""
+    b = GraphBuilder("vadd")
+    g = b.build(b.op("add", b.input("a", (4096,)), b.input("b", (4096,))))
+    g = irc.compile(g, target="interp", passes=["fuse", "fuse_elementwise"]).graph
+    (k,) = plan_kernels(g).kernels
+    e = estimate(k, parse_precision("float32"), U200, parallelism=1)
+    for r in ("LUT", "FF"):
+        assert abs(e[r] - MEASURED_VECTOR_ADD[r]) <= 0.02 * MEASURED_VECTOR_ADD[r], r
+    assert e["BRAM"] == MEASURED_VECTOR_ADD["BRAM"]
+
+
+def test_int8_conv_cycles_count_every_tap():
+    """An int8 conv runs the float conv's loop nest: the same cycles at the same parallelism
+    (each output sums CI/G x KH x KW products, not one)."""
+    g = cnn_graph()
+    rng = np.random.default_rng(0)
+    calib = [{v.name: rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs} for _ in range(2)]
+    f = irc.compile(g, target="fpga", parallelism=1).executable
+    q = irc.compile(g, target="fpga", precision="int8", calib=calib, parallelism=1).executable
+    fconv = [e for k, e in zip(f.kernels, f.estimates) if k.kind == "conv"]
+    qconv = [(k, e) for k, e in zip(q.kernels, q.estimates) if k.kind == "qconv"]
+    assert fconv and len(fconv) == len(qconv)
+    for ef, (k, ei) in zip(fconv, qconv):
+        assert k.params["CI"] // k.params["G"] * k.params["KH"] * k.params["KW"] > 1
+        assert ei.cycles == ef.cycles
+
+
+def test_a_kernel_larger_than_one_slr_does_not_fit():
+    """2,560 DSPs of one dense layer fit the U200's 6,840 but not one SLR's 2,280."""
+    b = GraphBuilder("wide")
+    x = b.input("x", (1, 512))
+    g = b.build(b.op("gemm", x, b.param("w", np.ones((512, 512), np.float32))))
+    with pytest.raises(TargetError, match=r"SLRs of the Alveo U200.*an SLR offers 2,280.*cannot span SLRs"):
+        irc.compile(g, target="fpga", board="u200", parallelism=512, fraction=1.0)
+    # the automatic search stays within every SLR's share
+    m = irc.compile(g, target="fpga", board="u200", fraction=1.0)
+    slrs = assign_slrs(m.executable.estimates, U200, 1.0)
+    assert not isinstance(slrs, Overflow)
+    share = slr_share(U200, 1.0)
+    for s in set(slrs):
+        used = totals([e for e, t in zip(m.executable.estimates, slrs) if t == s])
+        assert all(used[r] <= share[r] for r in RESOURCES)
