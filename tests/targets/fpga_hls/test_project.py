@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +189,89 @@ def test_save_replaces_a_previous_project(tmp_path):
     (out / "stale.txt").write_text("old")
     irc.compile(mlp_graph(sizes=(12, 8)), target="fpga").executable.save(out)
     assert not (out / "stale.txt").exists() and len(list((out / "kernels").glob("k*.cpp"))) == 2
+
+
+class _RecordingOpenCL:
+    """Stands in for pyopencl: records the order of set_args and migrations (XRT places a
+    buffer in the bank of the first kernel argument it is bound to, so every buffer must be
+    bound before it moves)."""
+
+    def __init__(self):
+        self.log: list[tuple[str, tuple[int, ...]]] = []
+        cl = self
+
+        class Buffer:
+            def __init__(self, context, flags, hostbuf):
+                self.host = hostbuf
+
+        class Kernel:
+            def __init__(self, name):
+                self.name = name
+
+            def set_args(self, *bufs):
+                cl.log.append(("bind", tuple(id(b) for b in bufs)))
+
+        class Program:
+            def __init__(self, context, devices, binaries):
+                pass
+
+            def build(self):
+                return self
+
+            def __getattr__(self, name):
+                return Kernel(name)
+
+        class Event:
+            def wait(self):
+                pass
+
+        def migrate(queue, bufs, flags=0):
+            cl.log.append(("migrate", tuple(id(b) for b in bufs)))
+            return Event()
+
+        class Queue:
+            def __init__(self, *a):
+                pass
+
+            def finish(self):
+                pass
+
+        self.Buffer, self.Program, self.CommandQueue = Buffer, Program, Queue
+        self.Context = lambda devices: object()
+        self.enqueue_migrate_mem_objects = migrate
+        self.enqueue_task = lambda queue, kernel: cl.log.append(("run", (id(kernel),)))
+        self.mem_flags = type("mem_flags", (), {"READ_WRITE": 1, "USE_HOST_PTR": 8})
+        self.mem_migration_flags = type("mem_migration_flags", (), {"HOST": 1})
+
+
+def test_python_host_binds_every_buffer_before_moving_it(project, monkeypatch):
+    import importlib.util
+
+    root, exe = project
+    fake = _RecordingOpenCL()
+    monkeypatch.setitem(sys.modules, "pyopencl", fake)
+    spec = importlib.util.spec_from_file_location("irc_generated_host", root / "host" / "host.py")
+    host = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(host)
+    monkeypatch.setattr(host, "xilinx_device", lambda: object())
+    (root / "build").mkdir(exist_ok=True)
+    (root / "build" / "model.xclbin").write_bytes(b"\0")
+    model = host.Model(root / "build" / "model.xclbin")
+    man = json.loads((root / "model.json").read_text())
+    inputs = [np.zeros(s["shape"], np.float32) for s in man["inputs"]]
+    model.run(inputs)
+    bound: set[int] = set()
+    moved = 0
+    for what, ids in fake.log:
+        if what == "bind":
+            bound |= set(ids)
+        elif what == "migrate":
+            assert set(ids) <= bound, "a buffer was migrated before it was bound to a kernel argument"
+            moved += 1
+    assert moved >= 2 and sum(w == "run" for w, _ in fake.log) == len(exe.kernels)
+
+
+def test_cpp_host_sets_arguments_before_the_first_migration(project):
+    root, _ = project
+    host = (root / "host" / "host.cpp").read_text()
+    assert host.index("setArg(") < host.index("enqueueMigrateMemObjects(")
