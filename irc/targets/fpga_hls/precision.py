@@ -28,6 +28,10 @@ import numpy as np
 from irc.errors import InputError
 
 
+#: cycles of a pipelined float32 adder (Vitis HLS fadd, full-DSP core, at 300 MHz)
+FADD_LATENCY = 8
+
+
 @dataclass(frozen=True, slots=True)
 class Precision:
     """One number format: ``kind`` is "float32", "fixed" or "int8"."""
@@ -76,12 +80,23 @@ class Precision:
         return "float"
 
     def c_acc(self, terms: int) -> str:
-        """Accumulator type for sums of ``terms`` products (exact for fixed point)."""
+        """Accumulator type for sums of ``terms`` products: exact for fixed point (every product's
+        fraction bits, and integer bits that grow with log2(terms)), so neither rounding nor
+        overflow can happen in it. It is therefore declared with ap_fixed's plain truncate/wrap
+        modes: AP_RND_CONV/AP_SAT there would add rounding and saturation logic to every add
+        for nothing. The value saturates once, where it becomes data_t at the output."""
         if self.kind != "fixed":  # float kernels (int8 layers have their own int32 accumulators)
             return "float"
         grow = max(1, math.ceil(math.log2(max(terms, 1) + 1)))
         integer = 2 * self.integer + grow + 1
-        return f"ap_fixed<{2 * self.frac + integer}, {integer}, AP_RND_CONV, AP_SAT>"
+        return f"ap_fixed<{2 * self.frac + integer}, {integer}>"
+
+    @property
+    def acc_split(self) -> int:
+        """Partial sums per MAC lane (irc_hls.h's partial sums): a float adder's latency, so the
+        MAC loop reaches II=1 (FADD_LATENCY cycles at the 300 MHz default clock); fixed point
+        and int8 add in one cycle and keep one accumulator."""
+        return FADD_LATENCY if self.kind == "float32" else 1
 
     def acc_bits(self, terms: int) -> int:
         if self.kind == "float32":

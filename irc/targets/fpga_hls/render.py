@@ -141,6 +141,7 @@ def _cfg(k: Kernel, precision: Precision) -> str:
         lines.append(f"    static const bool HAS_BIAS = {str('bias' in names).lower()}, "
                      f"HAS_RES = {str('res' in names).lower()};")
         lines.append(f"    typedef {precision.c_acc(terms + 2)} acc_t;")
+        lines.append(f"    static const int ACC_SPLIT = {precision.acc_split};")
         lines.append(f"    static data_t out(acc_t v) {{\n        {epilogue_body(k.extra['act'])}\n    }}")
     elif k.kind in ("pool", "global_pool"):
         x = k.inputs[0].value

@@ -29,7 +29,10 @@ Operator costs (UltraScale+/Versal, pipelined for II=1):
 So a dense layer of N MACs per cycle costs 5N DSP in float32, N DSP in ap_fixed<W<=18,I> and in int8.
 
 Cycles are those of the loop nests in irc_hls.h at II=1 (loads and stores one element per
-cycle, the compute loop P lanes per cycle), plus 100 cycles of start-up per kernel.
+cycle, the compute loop P lanes per cycle), plus 100 cycles of start-up per kernel. Float MAC
+loops reach II=1 through ``acc_split`` partial sums per lane (a float add takes FADD_LATENCY
+cycles); their store loop adds the partials in a tree, log2(acc_split) adders deep, which the
+model counts per output row (dense) or pixel (conv), with the tree's adders and registers.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 
 from irc.targets.fpga_hls.boards import RESOURCES, Board
 from irc.targets.fpga_hls.kernels import Kernel, op_list
-from irc.targets.fpga_hls.precision import Precision
+from irc.targets.fpga_hls.precision import FADD_LATENCY, Precision
 
 Cost = dict[str, float]
 
@@ -150,6 +153,18 @@ class Estimate:
         return self.cost[key]
 
 
+def _tree_latency(precision: Precision) -> int:
+    """Cycles the store loop's pipeline gains from adding a lane's partial sums in a tree."""
+    split = precision.acc_split
+    return math.ceil(math.log2(split)) * FADD_LATENCY if split > 1 else 0
+
+
+def _partial_sums(precision: Precision, lanes: int, acc_bits: int, bits: int) -> Cost:
+    """The accumulator registers (``acc_split`` per lane) and the one tree that adds them."""
+    split = precision.acc_split
+    return _add(_c(ff=lanes * (split * acc_bits + bits)), _scale(F_ADD, split - 1))
+
+
 def _terms(k: Kernel) -> int:
     """Products summed into one output (the reduction length of dense and conv, float or int8)."""
     if k.kind in ("dense", "qdense"):
@@ -169,20 +184,21 @@ def estimate(k: Kernel, precision: Precision, board: Board | None, parallelism: 
     datapath = _c()
     # the residual add of a fused epilogue: one adder on the output path
     residual = _fixed_add(precision, acc_bits) if any(a.name == "res" for a in k.args) else _c()
+    tree = _tree_latency(precision)
     if k.kind == "dense":
         m, kk, n = q["M"], q["K"], q["N"]
         datapath = _add(_scale(mac_cost(precision, acc_bits), p), activation_cost(k.extra["act"][0], precision),
-                        residual, _c(ff=p * (acc_bits + bits)))
+                        residual, _partial_sums(precision, p, acc_bits, bits))
         buffers = [("xbuf", m * kk, bits, 1), ("wbuf", kk * p, bits, p)]
-        cycles = (n // p) * (kk * p + p + m * (kk + p + 2)) + m * kk
+        cycles = (n // p) * (kk * p + p + m * (kk + p + 2 + tree)) + m * kk
     elif k.kind == "conv":
         taps = _terms(k)
         img = q["CI"] * q["H"] * q["W"]
         pixels = q["OH"] * q["OW"]
         datapath = _add(_scale(mac_cost(precision, acc_bits), p), activation_cost(k.extra["act"][0], precision),
-                        residual, _c(ff=p * (acc_bits + bits)))
+                        residual, _partial_sums(precision, p, acc_bits, bits))
         buffers = [("img", img, bits, 1), ("wt", taps * p, bits, p)]
-        cycles = q["NB"] * (img + (q["CO"] // p) * (p * taps + p + pixels * (taps + p + 2)))
+        cycles = q["NB"] * (img + (q["CO"] // p) * (p * taps + p + pixels * (taps + p + 2 + tree)))
     elif k.kind == "pool":
         taps = q["KH"] * q["KW"]
         unit = _fixed_add(precision, acc_bits) if q["AVG"] else _fixed_cmp(precision)

@@ -59,6 +59,12 @@ def test_kernel_pragmas(project):
     assert "#pragma HLS UNROLL" in lib and "ARRAY_PARTITION variable=wbuf dim=2 complete" in lib
     dense = next(k for k in exe.kernels if k.kind == "dense")
     assert "act" in dense.extra and "std::exp" in (root / "kernels" / f"{dense.name}.cpp").read_text()  # sigmoid
+    # float MAC lanes keep the partial sums the resource model counts (acc_split, summed in a tree)
+    assert "acc_t acc[Q::P][Q::SPLIT];" in lib and "tree_sum<Q, Q::SPLIT>::of(acc[p])" in lib
+    for k in exe.kernels:
+        if k.kind in ("dense", "conv"):
+            src = (root / "kernels" / f"{k.name}.cpp").read_text()
+            assert f"ACC_SPLIT = {exe.precision.acc_split};" in src and exe.precision.acc_split == 8
 
 
 def test_dataflow_in_elementwise_kernels(tmp_path):

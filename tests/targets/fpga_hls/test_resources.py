@@ -33,10 +33,13 @@ def _dense_kernel(k: int, n: int, m: int = 1, act: str = "none"):
                                                    ("ap_fixed<24,8>", 2), ("ap_fixed<32,16>", 4), ("int8", 1)])
 @pytest.mark.parametrize("n", [8, 64])
 def test_dense_fully_unrolled_costs_dsp_per_mac(precision, dsp_per_mac, n):
-    """N MACs per cycle (a dense layer unrolled over its N outputs) cost N DSP-per-MAC of the format."""
+    """N MACs per cycle (a dense layer unrolled over its N outputs) cost N DSP-per-MAC of the format,
+    plus, in float, the one tree of 2-DSP adders that sums a lane's acc_split partial sums."""
     k = _dense_kernel(16, n)
-    e = estimate(k, parse_precision(precision), U200, parallelism=n)
-    assert e["DSP"] == np.ceil(n * dsp_per_mac)
+    prec = parse_precision(precision)
+    e = estimate(k, prec, U200, parallelism=n)
+    assert e["DSP"] == np.ceil(n * dsp_per_mac) + 2 * (prec.acc_split - 1)
+    assert prec.acc_split == (8 if precision == "float32" else 1)
 
 
 def test_board_totals():
@@ -153,12 +156,12 @@ def test_interface_calibrated_on_the_measured_vector_add():
 
 
 def test_int8_conv_cycles_count_every_tap():
-    """An int8 conv runs the float conv's loop nest: the same cycles at the same parallelism
-    (each output sums CI/G x KH x KW products, not one)."""
+    """An int8 conv runs the fixed-point conv's loop nest (one accumulator per lane in both): the
+    same cycles at the same parallelism (each output sums CI/G x KH x KW products, not one)."""
     g = cnn_graph()
     rng = np.random.default_rng(0)
     calib = [{v.name: rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs} for _ in range(2)]
-    f = irc.compile(g, target="fpga", parallelism=1).executable
+    f = irc.compile(g, target="fpga", precision="ap_fixed<16,6>", parallelism=1).executable
     q = irc.compile(g, target="fpga", precision="int8", calib=calib, parallelism=1).executable
     fconv = [e for k, e in zip(f.kernels, f.estimates) if k.kind == "conv"]
     qconv = [(k, e) for k, e in zip(q.kernels, q.estimates) if k.kind == "qconv"]

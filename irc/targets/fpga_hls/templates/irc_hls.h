@@ -81,9 +81,14 @@ struct real_policy : C {
     static xbuf_t load_x(x_t v) { return C::load(v); }
     static wbuf_t load_w(w_t v) { return C::load(v); }
     static bbuf_t load_b(const b_t* bias, int c) { return C::HAS_BIAS ? C::load(bias[c]) : data_t(0); }
+    static const int SPLIT = C::ACC_SPLIT;  // partial sums per lane (see partial sums below)
     static void mac(acc_t& acc, xbuf_t x, wbuf_t w) {
 #pragma HLS INLINE
         acc += x * w;
+    }
+    static acc_t add(acc_t a, acc_t b) {
+#pragma HLS INLINE
+        return a + b;
     }
     static y_t finish(acc_t v, int, int o, const typename C::store_t* res) {
 #pragma HLS INLINE
@@ -134,9 +139,14 @@ struct int8_policy : C {
     static xbuf_t load_x(typename C::x_t v) { return int16_t(int(v) - C::XZP); }
     static wbuf_t load_w(w_t v) { return v; }
     static bbuf_t load_b(const b_t* bias, int c) { return bias[c]; }
+    static const int SPLIT = 1;  // an integer add closes in one cycle
     static void mac(acc_t& acc, xbuf_t x, wbuf_t w) {
 #pragma HLS INLINE
         acc = wrap_add(acc, int32_t(x) * int32_t(w));
+    }
+    static acc_t add(acc_t a, acc_t b) {
+#pragma HLS INLINE
+        return wrap_add(a, b);
     }
     static typename C::y_t finish(acc_t v, int c, int, const int32_t* mult, const int32_t* shift) {
 #pragma HLS INLINE
@@ -153,6 +163,46 @@ struct int8_policy : C {
     }
 };
 
+// ------------------------------------------------------------------------------- partial sums
+// A float adder takes several cycles (Q::SPLIT of them at most), so with one accumulator per
+// lane each product would wait for the previous sum and the MAC loop could not reach II=1. Each
+// lane keeps SPLIT partial sums in a rotating register file instead: a product joins the sum
+// begun SPLIT iterations earlier, which is ready, and the partials are added once per output in
+// a tree. Fixed point and int8 add in one cycle: SPLIT = 1, one accumulator as before.
+template <class Q>
+void start_sums(typename Q::acc_t (&r)[Q::SPLIT], typename Q::acc_t first) {
+#pragma HLS INLINE
+    for (int s = 0; s < Q::SPLIT; s++) {
+#pragma HLS UNROLL
+        r[s] = s == 0 ? first : typename Q::acc_t(0);
+    }
+}
+
+template <class Q, class X, class W>
+void add_product(typename Q::acc_t (&r)[Q::SPLIT], X x, W w) {
+#pragma HLS INLINE
+    typename Q::acc_t next = r[Q::SPLIT - 1];  // begun SPLIT iterations ago
+    Q::mac(next, x, w);
+    for (int s = Q::SPLIT - 1; s > 0; s--) {
+#pragma HLS UNROLL
+        r[s] = r[s - 1];
+    }
+    r[0] = next;
+}
+
+template <class Q, int N>
+struct tree_sum {
+    static typename Q::acc_t of(const typename Q::acc_t* a) {
+#pragma HLS INLINE
+        return Q::add(tree_sum<Q, N / 2>::of(a), tree_sum<Q, N - N / 2>::of(a + N / 2));
+    }
+};
+
+template <class Q>
+struct tree_sum<Q, 1> {
+    static typename Q::acc_t of(const typename Q::acc_t* a) { return a[0]; }
+};
+
 // ------------------------------------------------------------------------------- dense (GEMM)
 // y[M][N] = finish(bias[N] + x[M][K] @ w[K][N], post...); P output columns per cycle.
 template <class Q, class... Post>
@@ -165,8 +215,8 @@ void dense(const typename Q::x_t* x, const typename Q::w_t* w, const typename Q:
 #pragma HLS ARRAY_PARTITION variable=wbuf dim=2 complete
     typename Q::bbuf_t bbuf[Q::P];
 #pragma HLS ARRAY_PARTITION variable=bbuf complete
-    acc_t acc[Q::P];
-#pragma HLS ARRAY_PARTITION variable=acc complete
+    acc_t acc[Q::P][Q::SPLIT];
+#pragma HLS ARRAY_PARTITION variable=acc complete dim=0
 load_x:
     for (int i = 0; i < Q::M * Q::K; i++) {
 #pragma HLS PIPELINE II=1
@@ -190,7 +240,7 @@ tile:
         init:
             for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
-                acc[p] = acc_t(bbuf[p]);
+                start_sums<Q>(acc[p], acc_t(bbuf[p]));
             }
         mac:
             for (int k = 0; k < Q::K; k++) {
@@ -198,14 +248,14 @@ tile:
                 const typename Q::xbuf_t xv = xbuf[m * Q::K + k];
                 for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
-                    Q::mac(acc[p], xv, wbuf[k][p]);
+                    add_product<Q>(acc[p], xv, wbuf[k][p]);
                 }
             }
         store:
             for (int p = 0; p < Q::P; p++) {
 #pragma HLS PIPELINE II=1
                 const int n = t * Q::P + p;
-                y[m * Q::N + n] = Q::finish(acc[p], n, m * Q::N + n, post...);
+                y[m * Q::N + n] = Q::finish(tree_sum<Q, Q::SPLIT>::of(acc[p]), n, m * Q::N + n, post...);
             }
         }
     }
@@ -228,8 +278,8 @@ void conv2d(const typename Q::x_t* x, const typename Q::w_t* w, const typename Q
 #pragma HLS ARRAY_PARTITION variable=wt dim=1 complete
     typename Q::bbuf_t bt[Q::P];
 #pragma HLS ARRAY_PARTITION variable=bt complete
-    acc_t acc[Q::P];
-#pragma HLS ARRAY_PARTITION variable=acc complete
+    acc_t acc[Q::P][Q::SPLIT];
+#pragma HLS ARRAY_PARTITION variable=acc complete dim=0
 batch:
     for (int n = 0; n < Q::NB; n++) {
     load_x:
@@ -257,7 +307,7 @@ batch:
             init:
                 for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
-                    acc[p] = acc_t(bt[p]);
+                    start_sums<Q>(acc[p], acc_t(bt[p]));
                 }
             mac:
                 for (int i = 0; i < TAPS; i++) {
@@ -268,7 +318,7 @@ batch:
                     const xbuf_t xv = inside ? img[((g * CIG + ci) * Q::H + ih) * Q::W + iw] : xbuf_t(0);
                     for (int p = 0; p < Q::P; p++) {
 #pragma HLS UNROLL
-                        Q::mac(acc[p], xv, wt[p][i]);
+                        add_product<Q>(acc[p], xv, wt[p][i]);
                     }
                 }
             store:
@@ -276,7 +326,7 @@ batch:
 #pragma HLS PIPELINE II=1
                     const int co = co0 + p;
                     const int oi = ((n * Q::CO + co) * Q::OH + oh) * Q::OW + ow;
-                    y[oi] = Q::finish(acc[p], co, oi, post...);
+                    y[oi] = Q::finish(tree_sum<Q, Q::SPLIT>::of(acc[p]), co, oi, post...);
                 }
             }
         }
