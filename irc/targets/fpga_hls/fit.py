@@ -117,8 +117,9 @@ def _auto(kernels: list[Kernel], precision: Precision, board: Board, fraction: f
         bigger = [c for c in k.candidates() if c > k.parallelism]
         trial = estimate(k, precision, board, bigger[0])
         new_total = {r: total[r] - est[i].cost[r] + trial.cost[r] for r in RESOURCES}
-        if not _fits(new_total, limit, [*est[:i], trial, *est[i + 1:]], board, fraction):
-            frozen[i] = True
+        if trial.cycles >= est[i].cycles or not _fits(new_total, limit, [*est[:i], trial, *est[i + 1:]], board,
+                                                      fraction):
+            frozen[i] = True  # more lanes buy nothing here (e.g. a loop bound by its memory port), or do not fit
             continue
         k.parallelism = bigger[0]
         est[i], total = trial, new_total

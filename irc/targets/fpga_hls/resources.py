@@ -153,6 +153,20 @@ class Estimate:
         return self.cost[key]
 
 
+def pool_ii(k: Kernel) -> int:
+    """II of pool2d's pixel loop: each lane reads its window's KH x KW values from its own
+    plane, one memory bank with two ports, so a window takes ceil(KH*KW / 2) cycles."""
+    return math.ceil(k.params["KH"] * k.params["KW"] / 2)
+
+
+def global_pool_ii(k: Kernel, precision: Precision, lanes: int) -> int:
+    """II of global_pool's reduce loop: its P lanes read P values per cycle through one AXI port
+    (one read per cycle), and a float average carries its running sum through an adder of
+    FADD_LATENCY cycles; so more lanes do not make it faster."""
+    carry = FADD_LATENCY if precision.is_float and k.kind == "global_pool" and k.params["AVG"] else 1
+    return max(lanes, carry)
+
+
 def _tree_latency(precision: Precision) -> int:
     """Cycles the store loop's pipeline gains from adding a lane's partial sums in a tree."""
     split = precision.acc_split
@@ -204,11 +218,11 @@ def estimate(k: Kernel, precision: Precision, board: Board | None, parallelism: 
         unit = _fixed_add(precision, acc_bits) if q["AVG"] else _fixed_cmp(precision)
         datapath = _add(_scale(unit, p * max(taps - 1, 1)), F_DIV if q["AVG"] else _c())
         buffers = [("plane", q["H"] * q["W"] * p, bits, p)]
-        cycles = q["NB"] * (q["C"] // p) * (p * q["H"] * q["W"] + q["OH"] * q["OW"])
+        cycles = q["NB"] * (q["C"] // p) * (p * q["H"] * q["W"] + q["OH"] * q["OW"] * pool_ii(k))
     elif k.kind == "global_pool":
         unit = _fixed_add(precision, acc_bits) if q["AVG"] else _fixed_cmp(precision)
         datapath = _add(_scale(unit, p), F_DIV if q["AVG"] else _c(), _c(ff=p * (acc_bits + bits)))
-        cycles = q["NB"] * (q["C"] // p) * (q["HW"] + p)
+        cycles = q["NB"] * (q["C"] // p) * (q["HW"] * global_pool_ii(k, precision, p) + p)
     elif k.kind == "softmax":
         conv = _c() if precision.is_float else _scale(CONVERT, 2)
         datapath = _add(_scale(_add(F_EXP, F_ADD, F_CMP), p), F_DIV, conv)
@@ -233,7 +247,7 @@ def estimate(k: Kernel, precision: Precision, board: Board | None, parallelism: 
         cycles = q["TOTAL"] // p + 8
     elif k.kind == "qgpool":
         datapath = _add(_scale(_c(lut=40, ff=64), p), REQUANT)
-        cycles = q["NB"] * (q["C"] // p) * (q["HW"] + p)
+        cycles = q["NB"] * (q["C"] // p) * (q["HW"] * global_pool_ii(k, precision, p) + p)
     elif k.kind in ("quantize", "dequantize"):
         unit = _add(F_DIV if k.kind == "quantize" else F_MUL, CONVERT)
         datapath = _scale(unit, p)

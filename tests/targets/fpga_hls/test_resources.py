@@ -186,3 +186,26 @@ def test_a_kernel_larger_than_one_slr_does_not_fit():
     for s in set(slrs):
         used = totals([e for e, t in zip(m.executable.estimates, slrs) if t == s])
         assert all(used[r] <= share[r] for r in RESOURCES)
+
+
+def test_pooling_cycles_follow_the_memory_ports():
+    """pool2d reads a window from one two-port bank per lane: ceil(KH*KW/2) cycles per output;
+    global_pool reads its lanes through one AXI port (and a float average carries an 8-cycle
+    add), so more lanes do not speed it up and the tuner leaves it at the fewest that reach
+    its bound."""
+    from irc.targets.fpga_hls.resources import global_pool_ii, pool_ii
+
+    g = irc.compile(cnn_graph(), target="interp", passes=["fuse"]).graph
+    ks = plan_kernels(g).kernels
+    pool = next(k for k in ks if k.kind == "pool")
+    gp = next(k for k in ks if k.kind == "global_pool")
+    assert pool_ii(pool) == -(-pool.params["KH"] * pool.params["KW"] // 2)
+    f32, fixed = parse_precision("float32"), parse_precision("ap_fixed<16,6>")
+    avg = gp.params["AVG"]
+    assert global_pool_ii(gp, f32, 1) == (8 if avg else 1) and global_pool_ii(gp, fixed, 1) == 1
+    assert global_pool_ii(gp, fixed, 4) == 4
+    cands = gp.candidates()
+    if len(cands) > 1:
+        assert estimate(gp, fixed, U200, cands[1]).cycles == estimate(gp, fixed, U200, cands[0]).cycles
+        est = assign_parallelism(ks, fixed, U200, 0.8, "auto")
+        assert est[ks.index(gp)].parallelism == 1
