@@ -18,6 +18,7 @@ import sys
 import time
 
 import numpy as np
+import onnx
 
 #: (zoo model, batch, keyword arguments)
 MODELS = [
@@ -27,6 +28,8 @@ MODELS = [
     ("resnet18", 8, {}),
     ("mobilenet_v2", 1, {}),
     ("vgg_cifar", 32, {}),
+    ("bert_base", 1, {}),
+    ("gpt2_small", 1, {}),
 ]
 ENGINES = ("irc", "onnxruntime", "torch")
 
@@ -37,9 +40,10 @@ def worker(engine: str, name: str, batch: int, threads: int, budget: float) -> d
     from irc.bench import measure, onnxruntime_session, peak_rss_bytes, random_inputs
 
     model = irc.zoo.build(name, batch=batch)
-    specs = [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim], np.float32) for i in model.graph.input
+    specs = [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim],
+              onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)) for i in model.graph.input
              if i.name not in {t.name for t in model.graph.initializer}]
-    feeds = random_inputs(specs)
+    feeds = random_inputs(specs)  # token ids: small integers, valid for any vocabulary
     t0 = time.perf_counter()
     if engine == "irc":
         import irc

@@ -11,6 +11,7 @@ and its own size parameters (image size, width...).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import onnx
 
@@ -20,6 +21,7 @@ from irc.zoo.lenet import lenet5
 from irc.zoo.mlp import mlp
 from irc.zoo.mobilenet import mobilenet_v2
 from irc.zoo.resnet import resnet, resnet18, small_resnet
+from irc.zoo.transformer import bert_encoder, gpt_decoder
 from irc.zoo.vgg import vgg_cifar
 
 #: Model name -> builder ``fn(batch=..., seed=..., **size parameters) -> onnx.ModelProto``.
@@ -38,6 +40,11 @@ MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "googlenet": googlenet,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "bert_encoder": bert_encoder,
+    "gpt_decoder": gpt_decoder,
+    # the real sizes: BERT-base's encoder at sequence 128 and GPT-2 small's decoder at 128 tokens
+    "bert_base": partial(bert_encoder, seq=128, hidden=768, heads=12, layers=12, vocab=30522),
+    "gpt2_small": partial(gpt_decoder, seq=128, hidden=768, heads=12, layers=12, vocab=50257),
 }
 
 
@@ -51,4 +58,5 @@ def build(name: str, batch: int | None = None, **kw) -> onnx.ModelProto:
 
 
 __all__ = ["MODELS", "build", "lenet5", "mlp", "mobilenet_v2", "resnet", "resnet18", "small_resnet", "vgg_cifar",
-           "alexnet", "googlenet", "mobilenet_v1", "resnet34", "resnet50", "squeezenet", "vgg16"]
+           "alexnet", "googlenet", "mobilenet_v1", "resnet34", "resnet50", "squeezenet", "vgg16", "bert_encoder",
+           "gpt_decoder"]
