@@ -55,6 +55,9 @@ class MemoryPlan:
     views: set[int] = field(default_factory=set)
     #: largest sum of live activation bytes at any node (a lower bound on any arena)
     peak_live_bytes: int = 0
+    #: output positions no node writes (the output is a graph input, a parameter, or a value an
+    #: earlier output position already holds): the target copies their bytes in after the nodes
+    output_copies: list[int] = field(default_factory=list)
 
     def where(self, v: Value) -> Location:
         return self.locations[v]
@@ -76,9 +79,13 @@ def plan_memory(
     for v in g.params:
         locations[v] = Location("param", -1, woff)
         woff += align(v.type.nbytes)
-    out_index = {v: i for i, v in enumerate(g.outputs)}
-    for v, i in out_index.items():
-        locations[v] = Location("output", i)
+    out_values = set(g.outputs)
+    copies: list[int] = []
+    for i, v in enumerate(g.outputs):
+        if v in locations:  # a graph input, a parameter, or a value already in an earlier output
+            copies.append(i)
+        else:
+            locations[v] = Location("output", i)
 
     last_use: dict[Value, int] = {}
     for i, n in enumerate(g.nodes):
@@ -91,7 +98,7 @@ def plan_memory(
     views: set[int] = set()
 
     def dead_after(buf: _Buffer, i: int) -> bool:
-        return all(last_use.get(v, -1) <= i and v not in out_index for v in holders[buf])
+        return all(last_use.get(v, -1) <= i and v not in out_values for v in holders[buf])
 
     for i, n in enumerate(g.nodes):
         s = scratch_bytes(n)
@@ -99,7 +106,7 @@ def plan_memory(
             scratch_buf[i] = _Buffer(align(s), i, i)
             buffers.append(scratch_buf[i])
         for v in n.outputs:
-            if v in out_index:
+            if v in out_values:
                 continue
             src = n.inputs[0] if n.inputs else None
             if src is not None and is_view(n) and len(n.outputs) == 1:
@@ -136,7 +143,7 @@ def plan_memory(
     peak = 0
     for i in range(len(g.nodes)):
         peak = max(peak, sum(b.size for b in buffers if b.first <= i <= b.last))
-    return MemoryPlan(locations, arena, woff, {i: b.offset for i, b in scratch_buf.items()}, views, peak)
+    return MemoryPlan(locations, arena, woff, {i: b.offset for i, b in scratch_buf.items()}, views, peak, copies)
 
 
 def _pack(buffers: list[_Buffer]) -> int:

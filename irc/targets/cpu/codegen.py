@@ -3,7 +3,9 @@ the schedule over the caller's input/output pointers, one arena and the weights 
 
     void <prefix>_entry(void **inputs, void **outputs, uint8_t *arena, const uint8_t *weights)
 
-Identical kernels (same op, attributes, types and aliasing) are emitted once and shared.
+Identical kernels (same op, attributes, types and aliasing) are emitted once and shared. An
+output that no node writes (a graph input, a parameter, or a value another output also holds)
+is copied into the caller's buffer after the nodes run (MemoryPlan.output_copies).
 When the graph asks for flushed denormals the entry sets FTZ/DAZ in MXCSR and restores the
 caller's value before returning (parallel bodies do the same on each pool thread).
 """
@@ -101,6 +103,14 @@ def generate(g: Graph, *, prefix: str, threads: int, triple: str, data_layout: s
         if scratch:
             args.append(pointer(Location("arena", -1, plan.scratch[i])))
         b.call(fn, args)
+    if plan.output_copies:
+        # outputs no node writes (a graph input, a parameter, a value another output holds)
+        # memmove: a state output may be the very buffer of its input (irc.targets.state)
+        memmove = module.declare_intrinsic("llvm.memmove", [T.PTR, T.PTR, T.I64])
+        for i in plan.output_copies:
+            v = g.outputs[i]
+            dst = b.load(b.gep(outs_arr, [ir.Constant(T.I64, i)], inbounds=True, source_etype=T.PTR), typ=T.PTR)
+            b.call(memmove, [dst, pointer(plan.where(v)), ir.Constant(T.I64, v.type.nbytes), ir.Constant(T.I1, 0)])
     if saved is not None:
         leave_ftz(state, b, saved)
     b.ret_void()
