@@ -21,7 +21,7 @@ from irc.targets.cuda import ptx as ptxmod
 from irc.targets.cuda.arch import Arch
 from irc.targets.cuda.kernel import GpuKernel, GpuModule, Launch
 from irc.targets.cuda.kernels import KERNELS
-from irc.targets.cuda.plan import LaunchPlan, Step, arg_ref, buffer_table, check_plan, io_table
+from irc.targets.cuda.plan import LaunchPlan, Step, arg_ref, buffer_table, check_plan, io_table, output_copies
 
 
 @dataclass
@@ -94,7 +94,7 @@ def generate(g: Graph, arch: Arch, *, ftz: bool = True, plan: MemoryPlan | None 
     inputs, outputs = io_table(g)
     buffers, aliases = buffer_table(g, plan, step_of_node)
     lp = LaunchPlan(g.name, arch.name, plan.arena_bytes, plan.weights_bytes, plan.peak_live_bytes, inputs, outputs,
-                    steps, buffers, aliases)
+                    steps, buffers, aliases, output_copies(g, plan))
     check_plan(lp)  # a plan that could overwrite a live buffer or miss an output never runs
     return CudaCode(arch, ir_text, ptx, lp, kinds, t1 - t0, t2 - t1)
 

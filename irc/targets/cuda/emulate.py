@@ -232,3 +232,12 @@ class EmulatedDevice:
                 else:
                     ptrs.append(base[a.region] + a.offset)
             self.kernels.launch(s.kernel, s.grid, s.block, ptrs)
+        for i, src in self.plan.output_copies:
+            raw = outputs[i].reshape(-1).view(np.uint8)
+            if src.region == "input":
+                raw[:] = np.ascontiguousarray(inputs[src.index]).reshape(-1).view(np.uint8)
+            elif src.region == "output":
+                raw[:] = outputs[src.index].reshape(-1).view(np.uint8)
+            else:
+                region = self.arena if src.region == "arena" else self.weights
+                raw[:] = region[src.offset:src.offset + src.nbytes]

@@ -63,6 +63,9 @@ class LaunchPlan:
     buffers: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     #: groups of values that share bytes on purpose (views, in-place updates)
     aliases: list[list[str]] = field(default_factory=list)
+    #: (output position, where its bytes are) for outputs no step writes (a graph input, a
+    #: parameter, a value another output holds): copied in after the steps
+    output_copies: list[tuple[int, ArgRef]] = field(default_factory=list)
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -75,7 +78,8 @@ class LaunchPlan:
                       tuple(ArgRef(**a) for a in s["args"]), s["n_outputs"], tuple(tuple(c) for c in s["cover"]))
                  for s in d.pop("steps")]
         buffers = {k: tuple(v) for k, v in d.pop("buffers").items()}
-        return LaunchPlan(steps=steps, buffers=buffers, **d)
+        copies = [(i, ArgRef(**a)) for i, a in d.pop("output_copies", [])]
+        return LaunchPlan(steps=steps, buffers=buffers, output_copies=copies, **d)
 
     @property
     def kernels(self) -> list[str]:
@@ -87,6 +91,11 @@ def io_table(g: Graph) -> tuple[list[dict], list[dict]]:
         return {"name": v.name, "shape": list(v.shape), "dtype": v.dtype.value, "nbytes": v.type.nbytes}
 
     return [row(v) for v in g.inputs], [row(v) for v in g.outputs]
+
+
+def output_copies(g: Graph, plan: MemoryPlan) -> list[tuple[int, ArgRef]]:
+    """The outputs no step writes, with the bytes to copy into each."""
+    return [(i, arg_ref(plan, g.outputs[i])) for i in plan.output_copies]
 
 
 def arg_ref(plan: MemoryPlan, v) -> ArgRef:

@@ -99,18 +99,17 @@ class GpuSession:
             self.ctx.pop()
         self._lock = threading.Lock()
 
+    def _pointer(self, a) -> int:
+        if a.region == "input":
+            return int(self.inputs[a.index])
+        if a.region == "output":
+            return int(self.outputs[a.index])
+        if a.region == "param":
+            return int(self.weights) + a.offset
+        return int(self.arena) + a.offset
+
     def _pointers(self, step) -> list[int]:
-        out = []
-        for a in step.args:
-            if a.region == "input":
-                out.append(int(self.inputs[a.index]))
-            elif a.region == "output":
-                out.append(int(self.outputs[a.index]))
-            elif a.region == "param":
-                out.append(int(self.weights) + a.offset)
-            else:
-                out.append(int(self.arena) + a.offset)
-        return [np.uintp(p) for p in out]
+        return [np.uintp(self._pointer(a)) for a in step.args]
 
     def _launch_all(self) -> None:
         for s, args in zip(self.plan.steps, self.args):
@@ -146,6 +145,8 @@ class GpuSession:
                 for buf, a in zip(self.inputs, inputs):
                     cuda.memcpy_htod_async(buf, np.ascontiguousarray(a), self.stream)
                 self._launch()
+                for i, src in self.plan.output_copies:  # outputs no kernel writes
+                    cuda.memcpy_dtod_async(self.outputs[i], self._pointer(src), src.nbytes, self.stream)
                 for buf, o in zip(self.outputs, outs):
                     cuda.memcpy_dtoh_async(o, buf, self.stream)
                 self.stream.synchronize()
