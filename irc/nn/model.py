@@ -295,13 +295,31 @@ class BaseModel:
 
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_data=None, shuffle: bool = True,
             seed: int | None = None, verbose: int = 1, augment: Callable | None = None,
-            drop_remainder: bool = False, prefetch: int = 2) -> History:
+            drop_remainder: bool = False, prefetch: int = 2, comm=None, **distributed) -> History:
         """Train for ``epochs`` more epochs; returns the model's History (all epochs so far).
 
         Batches come from a background thread (irc.nn.data) seeded by (seed, epoch, step);
         ``augment(arrays, rng) -> arrays`` may transform each batch's inputs there. The last,
         smaller batch is trained too unless ``drop_remainder``. ``verbose``: 0 silent, 1 a
-        progress bar per epoch and a summary line."""
+        progress bar per epoch and a summary line.
+
+        Launched by ``mpirun`` with several processes, or given ``comm`` (an mpi4py or
+        irc.dist communicator; False: never), training is data-parallel over the ranks
+        (irc.dist.fit, whose options ``distributed`` passes on: ``sync_every``, ``checkpoint``...)
+        and ``batch_size`` is the global batch."""
+        if comm is not False:
+            from irc.dist.launch import resolve
+
+            world = resolve(comm)
+            if world is not None:
+                from irc.dist.data_parallel import fit as fit_data_parallel
+
+                return fit_data_parallel(self, world, x, y, batch_size=batch_size, epochs=epochs,
+                                         validation_data=validation_data, shuffle=shuffle, seed=seed, verbose=verbose,
+                                         augment=augment, drop_remainder=drop_remainder, **distributed)
+        if set(distributed) - {"sync_every"}:  # one replica: averaging it with itself changes nothing
+            raise InputError(f"{', '.join(sorted(distributed))}: options of distributed training, but this process "
+                             f"trains alone (start it with mpirun, or give comm=)")
         self._need_compiled()
         if batch_size < 1 or epochs < 0:
             raise InputError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size} and {epochs}")

@@ -35,13 +35,13 @@ shares run concurrently from Python threads); planning and the memory report do 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from irc.dist.schedule import average_weights, ring_bytes, sync_schedule  # noqa: F401  (average_weights: API)
 from irc.errors import InputError, TargetError
 from irc.ir.graph import Graph
 
@@ -122,16 +122,12 @@ class CUDA:
     def sync_schedule(self, steps: int) -> list[int]:
         """The (1-based) training steps after which weights are averaged, for ``steps`` steps
         (the last step always syncs so that every GPU ends with the same weights)."""
-        marks = list(range(self.sync_every, steps + 1, self.sync_every))
-        if steps and (not marks or marks[-1] != steps):
-            marks.append(steps)
-        return marks
+        return sync_schedule(steps, self.sync_every)
 
     def sync_bytes(self, weight_bytes: int) -> int:
         """Bytes each GPU sends (and receives) per weight average: a ring all-reduce moves
         2 (n-1)/n of the weights; 0 on one GPU."""
-        n = len(self.gpus)
-        return 0 if n == 1 else math.ceil(2 * (n - 1) * weight_bytes / n)
+        return ring_bytes(weight_bytes, len(self.gpus))
 
     # ------------------------------------------------------------------------------ planning
     def memory_report(self, model, batch: int, *, input_name: str | None = None) -> MemoryReport:
@@ -198,19 +194,6 @@ class DataParallelExecutable:
     def __call__(self, *inputs):
         outs = self.run(list(inputs))
         return outs[0] if len(outs) == 1 else tuple(outs)
-
-
-def average_weights(states: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """The element-wise mean of each weight over GPUs (what a sync computes; float64 sum, result
-    in each weight's type): ``states[g][w]`` is weight w on GPU g."""
-    n = len(states)
-    out = []
-    for ws in zip(*states):
-        acc = np.zeros(ws[0].shape, np.float64)
-        for w in ws:
-            acc += w
-        out.append((acc / n).astype(ws[0].dtype))
-    return out
 
 
 def _graph_source(model, input_name: str | None):
