@@ -20,6 +20,11 @@ from tests.differential.compare import run_case
 from tests.differential.graphs import graphs
 
 
+#: how each target runs here: cpu on one thread, cuda and fpga on their host emulators (no GPU,
+#: no FPGA: the CUDA kernels through the emulator, the HLS kernels compiled with g++)
+OPTIONS = {"cpu": {"threads": 1}, "cuda": {"emulate": True}, "fpga": {"emulate": True}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
@@ -36,7 +41,7 @@ def main(argv=None) -> int:
     @settings(max_examples=args.n, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=graphs(max_ops=args.max_ops))
     def run(case):
-        out = run_case(case, args.target, **({"threads": 1} if args.target == "cpu" else {}))
+        out = run_case(case, args.target, **OPTIONS.get(args.target, {}))
         counts[out.kind] += 1
         ops.update(n.op for n in case.graph.nodes)
         if out.kind == "mismatch":

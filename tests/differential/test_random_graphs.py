@@ -35,3 +35,26 @@ def test_generator_covers_its_ops():
     from irc.ir.ops import REGISTRY
 
     assert set(OPS) <= set(REGISTRY)
+
+
+@settings(max_examples=4, **SETTINGS)
+@given(case=graphs(max_ops=5))
+def test_random_graphs_cuda_emulation_equals_interp(case):
+    """The CUDA target's kernels, run on the host by its emulator (no GPU needed)."""
+    out = run_case(case, "cuda", emulate=True)
+    assert out.kind == "match", f"{out.kind}: {out.detail}\n{case.describe()}"
+
+
+@pytest.mark.slow
+@settings(max_examples=15, **SETTINGS)
+@given(case=graphs(max_ops=4))
+def test_random_graphs_fpga_emulation_equals_interp_or_refuses(case):
+    """The HLS flow's kernels compiled with g++ and run on the host (its C simulation library):
+    equal to the interpreter, or a clean refusal naming what the flow does not map."""
+    from irc.targets.fpga_hls import toolchain
+
+    if toolchain.gxx() is None:
+        pytest.skip("needs g++")
+    out = run_case(case, "fpga", emulate=True)
+    assert out.kind in ("match", "refused"), f"{out.kind}: {out.detail}\n{case.describe()}"
+    assert "g++ failed" not in out.detail, out.detail

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from irc.errors import UnsupportedOpError
+from irc.errors import TargetError, UnsupportedOpError
 from irc.ir.graph import Graph, Node, Value
 from irc.ir.types import DType
 
@@ -121,6 +121,9 @@ def plan_kernels(g: Graph) -> Plan:
         k = make(n, consts) if make in _NEED_CONSTS else make(n)
         k.name = f"k{len(kernels)}_{c_name(n.label)}"[:60]
         kernels.append(k)
+    if not kernels:
+        raise TargetError(f"graph '{g.name}' has no operation for the FPGA to run (its outputs are its inputs, "
+                          f"constants or views of them); there is no design to build")
     return Plan(g, kernels, aliases)
 
 
