@@ -1,16 +1,25 @@
 """irc: a neural-network compiler from ONNX or Python to CPU, CUDA and FPGA.
 
-Importing irc loads the IR and nothing heavy: onnx is loaded by the entry points that read or
-write ONNX, and each target by its first use.
+Importing irc loads nothing heavy: the IR and irc.compile on first use of their names (so that
+``irc --version`` and ``irc --help`` start at once), onnx by the entry points that read or write
+ONNX, and each target by its first use.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from irc.api import CompiledModel, compile  # noqa: F401
 from irc.errors import IRCError  # noqa: F401
-from irc.ir import DType, Graph, GraphBuilder, TensorType  # noqa: F401
+
+if TYPE_CHECKING:
+    from irc.api import CompiledModel, compile  # noqa: F401
+    from irc.ir import DType, Graph, GraphBuilder, TensorType  # noqa: F401
+
+#: names imported on first use: name -> module
+_LAZY = {"compile": "irc.api", "CompiledModel": "irc.api", "DType": "irc.ir", "Graph": "irc.ir",
+         "GraphBuilder": "irc.ir", "TensorType": "irc.ir"}
 
 
 def trace(fn, *examples, **kwargs) -> Graph:
@@ -42,6 +51,12 @@ def load(path):
 
 
 def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     # irc.CUDA (multi-GPU configuration) imports the cuda target only when used
     if name == "CUDA":
         from irc.targets.cuda.multi import CUDA

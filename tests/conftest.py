@@ -14,6 +14,20 @@ import pytest
 from tests.support.oracle import LENET, ort_run
 
 
+def pytest_configure(config) -> None:
+    """Compiled code is cached in a folder of this test run, never in the user's cache."""
+    import os
+    import tempfile
+
+    os.environ["IRC_CACHE_DIR"] = config._irc_cache_dir = tempfile.mkdtemp(prefix="irc-test-cache-")
+
+
+def pytest_unconfigure(config) -> None:
+    import shutil
+
+    shutil.rmtree(getattr(config, "_irc_cache_dir", ""), ignore_errors=True)
+
+
 @pytest.fixture(name="ort_run")
 def _ort_run() -> Callable[..., list[np.ndarray]]:
     return ort_run

@@ -339,3 +339,145 @@ def test_entry_point_in_a_subprocess(model_file):
     assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("irc: error: ")
     r = subprocess.run(cmd + ["--debug"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "Traceback" in r.stderr and r.stderr.splitlines()[-1].startswith("irc: error: ")
+
+
+# -- start-up, help per target, progress
+
+
+def test_version_and_help_load_neither_llvm_nor_onnx():
+    code = ("import sys\nfrom irc.cli.commands import main\n"
+            "assert main(['--version']) == 0 and main(['--help']) == 0 and main(['compile', '--help']) == 0\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('llvmlite', 'onnx', 'numpy', 'irc.api'))\n"
+            "heavy += [m for m in ('irc.api', 'irc.ir', 'irc.targets') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "HEAVY []"
+
+
+def test_help_table_names_every_target():
+    from irc.api import DEFAULT_TARGET
+    from irc.cli.target_help import DEFAULT_TARGET as HELP_DEFAULT
+    from irc.cli.target_help import TARGETS
+    from irc.targets import target_names
+
+    assert sorted(TARGETS) == sorted(target_names()) and HELP_DEFAULT == DEFAULT_TARGET
+
+
+def test_compile_help_lists_targets_and_general_flags_only(irc):
+    status, out, _ = irc("compile", "--help")
+    assert status == 0
+    assert "Targets (--target NAME, default cpu)" in out and all(f"  {t} " in out for t in ("cpu", "interp", "fpga"))
+    assert "--shape" in out and "--emit" in out and "--progress" in out
+    assert "--board" not in out and "--max-dsp" not in out and "--calib" not in out
+    status, out, _ = irc("run", "--help")
+    assert status == 0 and "--random-inputs" in out and "--board" not in out and "Targets" in out
+
+
+@pytest.mark.parametrize("how", [("compile", "--target", "fpga", "--help"), ("compile", "--help", "-t", "fpga"),
+                                 ("run", "--target=fpga", "--help"), ("help", "fpga")])
+def test_a_targets_own_flags(irc, how):
+    status, out, _ = irc(*how)
+    assert status == 0
+    assert "Flags of target fpga" in out and "--board NAME" in out and "--max-dsp F" in out
+    assert "--opt ap_include=..." in out  # an option without a flag
+    assert "--quantize [int8]" not in out  # the fpga target quantizes by --precision int8 or the dneuro flow
+
+
+def test_cpu_target_help(irc):
+    status, out, _ = irc("help", "cpu")
+    assert status == 0 and "--quantize [int8]" in out and "--opt threads=..." in out and "--board" not in out
+    assert_user_error(irc("help", "tpu"), "unknown target 'tpu'")
+    status, out, _ = irc("help")
+    assert status == 0 and "Commands:" in out
+
+
+def test_progress_shows_after_the_delay_and_counts_passes():
+    import io
+
+    from irc.cli import progress
+
+    stream = io.StringIO()
+    with progress.CompileProgress(3, enabled=True, delay_s=0.0, stream=stream) as bar:
+        bar.on_pass("fold_constants", None)
+        bar.on_pass("fuse", None)
+        bar.on_pass("im2col_gemm", None)
+        assert bar.stage == "generating code"
+        import time
+
+        deadline = time.monotonic() + 5
+        while "generating code" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert bar.shown and "compiling: 3/4 steps" in stream.getvalue()
+    quiet = io.StringIO()
+    with progress.CompileProgress(3, enabled=True, delay_s=5.0, stream=quiet) as bar:
+        bar.on_pass("fuse", None)  # ends long before the delay: nothing shown
+    assert quiet.getvalue() == "" and not bar.shown
+    assert progress.wanted(True, quiet=False) and not progress.wanted(True, quiet=True)
+    assert not progress.wanted(False, quiet=False)
+
+
+def test_compile_progress_goes_to_stderr_and_never_with_quiet(irc, model_file, monkeypatch):
+    from irc.cli import progress
+
+    monkeypatch.setattr(progress, "DELAY_S", 0.0)
+    path = model_file(small_mlp())
+    status, out, err = irc("compile", path, "--shape", "input=1x12", "--progress")
+    assert status == 0 and "compiling: " in err
+    assert "compiling" not in out and out.startswith("compiled 'mlp'")
+    status, out, err = irc("compile", path, "--shape", "input=1x12")  # stderr is no terminal here
+    assert status == 0 and "compiling" not in err
+    status, out, err = irc("compile", path, "--shape", "input=1x12", "--progress", "--quiet")
+    assert status == 0 and err == "" and "compiling" not in out
+
+
+def test_dynamic_dimension_note_once_and_not_with_shape(irc, lenet_path):
+    status, _, err = irc("info", lenet_path)
+    assert status == 0 and err.count("dynamic dimension") == 1
+    status, _, err = irc("info", lenet_path, "--shape", "input=1x1x28x28")
+    assert status == 0 and "dynamic dimension" not in err
+    status, _, err = irc("-q", "info", lenet_path)
+    assert status == 0 and err == ""
+
+
+# -- every bad value is one line and status 2
+
+
+def test_flag_values_out_of_range(irc, lenet_path):
+    assert_user_error(irc("run", lenet_path, "--random-inputs", "--seed", "-5"), "--seed", "-5")
+    assert_user_error(irc("bench", lenet_path, "--threads", "0"), "--threads", "0")
+    assert_user_error(irc("bench", lenet_path, "--budget", "-1"), "--budget", "-1")
+    assert_user_error(irc("bench", lenet_path, "--budget", "0"), "--budget")
+    assert_user_error(irc("run", lenet_path, "--random-inputs", "--opt", "threads=0"), "threads", "got 0")
+
+
+def test_flags_without_what_uses_them(irc, lenet_path, tmp_path):
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, input=np.zeros((2, 1, 28, 28), np.float32))
+    assert_user_error(irc("run", lenet_path, "--random-inputs", "--calib", calib), "--calib", "add --quantize int8")
+    assert_user_error(irc("compile", lenet_path, "--opt", f"calib={calib}"), "--calib", "--quantize int8")
+    assert_user_error(irc("compile", lenet_path, "-t", "fpga", "--calib", calib), "--precision int8")
+    line = assert_user_error(irc("compile", lenet_path, "-t", "fpga", "--flow", "dneuro"))
+    assert "dneuro flow" in line and "needs calibration inputs" in line and "--calib DATA.npz" in line
+    assert "quantization needs" not in line
+    assert_user_error(irc("compile", lenet_path, "-t", "fpga", "--max-dsp", "0.5"),
+                      "--max-dsp is for the fpga flow dneuro", "add --flow dneuro")
+    assert_user_error(irc("compile", lenet_path, "-t", "fpga", "--flow", "dneuro", "--calib", calib, "--board", "u200"),
+                      "--board is for the fpga flow hls")
+    assert_user_error(irc("compile", lenet_path, "-t", "fpga", "--opt", "flow=rtl"), "flow")
+    assert_user_error(irc("compile", lenet_path, "-t", "fpga", "--quantize", "int8"), "--quantize", "--precision int8")
+
+
+@pytest.mark.parametrize("args", [
+    ("info",), ("info", "{missing}"), ("info", "{model}", "--shape", "input=1x1x0"),
+    ("compile", "{model}", "--emit", "wasm"), ("compile", "{model}", "-o", "{tmp}/x.txt"),
+    ("compile", "{model}", "--opt", "cpu=pentium9000"), ("compile", "{model}", "-t", "cpu", "--opt", "ftz=maybe"),
+    ("run", "{model}", "--random-inputs", "--opt", "cpu=skylake-avx512+"), ("run", "{missing}"),
+    ("run", "{model}", "-i", "{model}"), ("bench", "{missing}"), ("bench", "{model}", "--vs", "tvm"),
+    ("bench", "{model}", "--threads", "x"), ("help", "gpu"), ("dneuro", "curve", "{model}", "-o", "{tmp}/c",
+                                                              "--points", "1"),
+    ("dneuro", "fit", "{missing}"), ("--quiet", "compile", "{missing}"),
+])
+def test_every_command_answers_bad_input_with_one_line(irc, lenet_path, tmp_path, args):
+    filled = [a.format(model=lenet_path, missing=tmp_path / "none.onnx", tmp=tmp_path) for a in args]
+    assert_user_error(irc(*filled))

@@ -7,10 +7,12 @@ import re
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from irc.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SHAPE_HELP = "Bind an input's shape, e.g. input=1x3x224x224 (or 1,3,224,224). Repeatable."
 
@@ -111,6 +113,8 @@ def parse_options(target: str, texts: Iterable[str]) -> dict:
 
 
 def _load(path: str):
+    import numpy as np
+
     p = Path(path)
     if not p.is_file():
         raise InputError(f"no such input file: {path}")
@@ -126,6 +130,8 @@ def _load(path: str):
 
 def load_inputs(texts: Iterable[str], names: Sequence[str]) -> dict[str, np.ndarray]:
     """Arrays by input name from ``NAME=FILE.npy``, ``FILE.npz`` or (one-input models) ``FILE.npy``."""
+    import numpy as np
+
     arrays: dict[str, np.ndarray] = {}
 
     def put(name: str, a, where: str) -> None:
@@ -158,6 +164,8 @@ def load_inputs(texts: Iterable[str], names: Sequence[str]) -> dict[str, np.ndar
 
 def random_inputs(specs, shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
     """Standard normal floats, integers in [0, 10) and random bools, for each (name, dims, elem)."""
+    import numpy as np
+
     from irc.frontend.onnx.rules import dtype_from_onnx
 
     rng = np.random.default_rng(seed)
@@ -176,6 +184,8 @@ def random_inputs(specs, shapes: dict[str, tuple[int, ...]], seed: int) -> dict[
 
 def summarize(name: str, a: np.ndarray) -> str:
     """One line: name, type, and min/max/mean (with argmax per row for a batch of score vectors)."""
+    import numpy as np
+
     from irc.ir.types import DType
 
     try:

@@ -27,6 +27,10 @@ class FlagGroup:
         self.check = check
         self._options = [click.option(*decls, expose_value=False, callback=self._keep, **kw) for decls, kw in flags]
 
+    def owns(self, param: click.Parameter) -> bool:
+        """Whether ``param`` is one of this group's flags."""
+        return getattr(param.callback, "__self__", None) is self
+
     def _keep(self, ctx: click.Context, param: click.Parameter, value):
         if value is not None and value is not False:
             ctx.meta.setdefault(self.key, {})[param.name] = value
@@ -75,10 +79,11 @@ def _dneuro_rules(given: dict, known: dict) -> None:
         given["simulate"] = True
 
 
-QUANT = FlagGroup("quant", "targets that quantize (cpu, fpga)", [
+QUANT = FlagGroup("quant", "the targets that quantize (cpu, interp; fpga: --precision int8 or --flow dneuro)", [
     _flag("--quantize", type=click.Choice(["int8"]), help="Quantize to int8 after calibrating on --calib."),
-    _flag("--calib", metavar="DATA.npz", help="Calibration inputs for --quantize (.npz, keys are input names; "
-                                              "arrays may hold several batches along axis 0)."),
+    _flag("--calib", metavar="DATA.npz", help="Calibration inputs for --quantize int8, fpga --precision int8 and "
+                                              "the fpga dneuro flow (.npz, keys are input names; arrays may hold "
+                                              "several batches along axis 0)."),
     _flag("--calib-method", "calib_method", type=click.Choice(["minmax", "percentile", "entropy"]),
           help="How activation ranges are chosen from the calibration data (default minmax)."),
     _flag("--activation-scheme", "activation_scheme", type=click.Choice(["asym", "sym"]),
@@ -108,8 +113,28 @@ DNEURO = FlagGroup("dneuro", "the fpga target (--flow dneuro)", [
           help="fpga dneuro: simulate the exported RTL on its test vectors before writing it."),
 ], _dneuro_rules)
 
+
+class _NoCache(FlagGroup):
+    """``--no-cache``: the target option ``cache=False`` (irc/targets/cpu/compile_cache.py)."""
+
+    def options(self, target: str) -> dict:
+        from irc.targets import get_target
+
+        if not self.given():
+            return {}
+        if "cache" not in get_target(target).options:
+            raise InputError(f"--no-cache: an option of {self.owner}; the command compiles for '{target}'")
+        return {"cache": False}
+
+
+CACHE = _NoCache("cache", "the cpu target", [
+    # named after the option it sets (cache=False), so that the cpu target's help lists it
+    _flag("--no-cache", "cache", is_flag=True, default=False,
+          help="cpu: compile without the compile cache (neither read nor write it; see `irc cache info`)."),
+])
+
 #: every group, in the order their flags are listed in ``--help``
-GROUPS = (FPGA, DNEURO, QUANT)
+GROUPS = (FPGA, DNEURO, QUANT, CACHE)
 
 
 def target_flags(f):
@@ -125,3 +150,44 @@ def flag_options(target: str) -> dict:
     for group in GROUPS:
         options.update(group.options(target))
     return options
+
+
+def _flag_name(key: str) -> str:
+    """How the user gave option ``key``: its flag if it has one, else --opt."""
+    flags = {p.name for g in GROUPS for p in _params(g)}
+    return f"--{key.replace('_', '-')}" if key in flags else f"--opt {key}"
+
+
+def _params(group: FlagGroup) -> list[click.Parameter]:
+    def probe() -> None: ...
+
+    return group(click.command()(probe)).params
+
+
+def check_combination(target: str, options: dict) -> None:
+    """Rules across the options given (flags and --opt, by option name) that no single flag can
+    check: calibration data without anything that uses it, a flow's flag given to the other flow,
+    and the DNeuro flow (always int8) without calibration inputs."""
+    if target in ("cpu", "interp") and options.get("calib") is not None and not options.get("quantize"):
+        raise InputError("--calib gives calibration inputs for --quantize int8: add --quantize int8 or drop --calib")
+    if target != "fpga":
+        return
+    from irc.targets import get_target
+    from irc.targets.fpga import DEFAULT_FLOW
+
+    fpga = get_target("fpga")
+    flows = fpga.flows
+    flow = str(options.get("flow") or DEFAULT_FLOW).lower()
+    if flow not in flows:
+        raise InputError(f"--flow {options.get('flow')}: the fpga target has the flows {', '.join(flows)}")
+    for key in options:
+        if key in fpga.options and key not in flows[flow].options:  # (a pass's option is the pass's to check)
+            owners = " and ".join(f for f, t in flows.items() if key in t.options)
+            raise InputError(f"{_flag_name(key)} is for the fpga flow {owners}, and this command builds the "
+                             f"{flow} flow" + ("" if flow != "hls" else f" (add --flow {owners} to build that one)"))
+    if flow == "dneuro" and options.get("calib") is None:
+        raise InputError("the fpga dneuro flow builds an int8 accelerator and needs calibration inputs: give "
+                         "--calib DATA.npz (an .npz with one array of sample inputs per input name, samples "
+                         "stacked along axis 0)")
+    if flow == "hls" and options.get("calib") is not None and "int8" not in str(options.get("precision") or ""):
+        raise InputError("--calib gives calibration inputs for --precision int8: add --precision int8 or drop --calib")

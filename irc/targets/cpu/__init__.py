@@ -12,9 +12,14 @@ from irc.errors import InputError
 from irc.ir.graph import Graph
 from irc.passes.pipeline import when
 from irc.targets.base import Target
-from irc.targets.cpu import codegen, llvm_env, lowering  # noqa: F401  (lowering registers the CPU's passes)
+from irc.targets.cpu import (
+    compile_cache,
+    jit_build,
+    llvm_env,
+    lowering,  # noqa: F401  (registers the CPU's passes)
+    thread_pool,
+)
 from irc.targets.cpu.runtime import CpuExecutable
-from irc.targets.llvm import machine
 
 
 def default_threads() -> int:
@@ -50,7 +55,9 @@ class CpuTarget(Target):
     options: dict[str, Any] = {"threads": None, "cpu": "host", "ftz": True,
                                # int8 (passes/quantize.py): quantize="int8" with calibration data calib=
                                "quantize": None, "calib": None, "calib_method": "minmax",
-                               "activation_scheme": "asym", "int8_isa": "auto"}
+                               "activation_scheme": "asym", "int8_isa": "auto",
+                               # cache=False: neither read nor write the compile cache (compile_cache.py)
+                               "cache": True}
     PIPELINE = (
         "dead_code",
         "fold_constants",
@@ -71,14 +78,18 @@ class CpuTarget(Target):
 
     def build(self, graph: Graph, options: dict[str, Any]) -> CpuExecutable:
         threads = check_threads(options.get("threads"))
-        spec = llvm_env.cpu_spec(options.get("cpu", "host"))
+        use_cache = compile_cache.check_cache_option(options.get("cache", True))
+        cpu = options.get("cpu", "host")
+        spec = llvm_env.cpu_spec(cpu)
         tm = llvm_env.target_machine(spec, jit=True)
-        cg = codegen.generate(graph, prefix=symbol_prefix(graph.name), threads=threads,
-                              triple=tm.triple, data_layout=str(tm.target_data),
-                              vector_bits=spec.vector_bits)
-        mod = machine.parse(str(cg.module))
-        llvm_env.optimize(mod, tm)
-        exe = CpuExecutable(graph, cg.plan, mod, tm, cg.entry_name, cg.threads_global, threads,
-                            cpu=options.get("cpu", "host"))
+        prefix = symbol_prefix(graph.name)
+        thread_pool.jit_pool_address(use_cache)  # linked once per process: its first build decides
+        code = jit_build.object_code(graph, prefix, threads, spec, tm, options, use_cache)
+
+        def source(g: Graph):  # the executable's graph: the original's weights are not kept alive
+            return jit_build.generate_module(g, prefix, threads, spec, tm)[1]
+
+        exe = CpuExecutable(graph, code.plan, code.objects, code.entry, code.threads_symbol, threads,
+                            source=source, tm=tm, cpu=cpu, cached=code.cached)
         exe.spec = spec
         return exe

@@ -4,7 +4,10 @@
 object code emitted by llvmlite's target machine (position independent), the weights embedded
 by an assembler ``.incbin`` (fast even for hundreds of megabytes), linked by the system C
 compiler against libm; the library carries its own copy of the thread pool (thread_pool.py).
-Both files appear atomically: they are built in a temporary folder and renamed into place.
+Both files appear atomically, the library first: a kill between the two renames leaves a new
+library beside the old header, never an old library behind a new header. The build folder
+(``irc-aot-<pid>-*`` in the temporary directory) is removed however the build ends (a killed
+build's by the next one, irc.fileio.scratch_dir).
 
 The C ABI (every symbol is prefixed with the model's name, so several models link together):
 
@@ -25,7 +28,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +36,7 @@ import numpy as np
 from llvmlite import ir
 
 from irc.errors import InputError, TargetError
-from irc.fileio import atomic_path
+from irc.fileio import atomic_path, atomic_write, scratch_dir
 from irc.ir.graph import Graph
 from irc.ir.interp import check_input
 from irc.ir.types import DType, TensorType
@@ -58,12 +60,14 @@ def c_compiler() -> str:
     return cc
 
 
-def metadata(g: Graph, prefix: str, arena_bytes: int) -> dict:
+def metadata(g: Graph, prefix: str, arena_bytes: int, isa: Sequence[str] = ()) -> dict:
+    """What the library says about itself; ``isa``: the instruction-set extensions its code may
+    use (llvm_env.isa_features), checked against the machine that loads it."""
     def desc(vs):
         return [{"name": v.name, "shape": list(v.shape), "dtype": v.dtype.value} for v in vs]
 
     return {"irc_abi": 1, "prefix": prefix, "name": g.name, "inputs": desc(g.inputs), "outputs": desc(g.outputs),
-            "workspace_bytes": arena_bytes}
+            "workspace_bytes": arena_bytes, "isa": sorted(isa)}
 
 
 def _add_abi(cg: codegen.Codegen, prefix: str, meta: dict) -> None:
@@ -175,15 +179,14 @@ def write_shared_library(g: Graph, path: str | os.PathLike, *, cpu: str = "host"
     tm = llvm_env.target_machine(spec, jit=False)
     cg = codegen.generate(g, prefix=prefix, threads=threads, triple=tm.triple, data_layout=str(tm.target_data),
                               vector_bits=spec.vector_bits)
-    meta = metadata(g, prefix, cg.plan.arena_bytes)
+    meta = metadata(g, prefix, cg.plan.arena_bytes, llvm_env.isa_features(cpu))
     _add_abi(cg, prefix, meta)
     if thread_pool.RUN in cg.module.globals:
         thread_pool.define_pool(cg.module, linkage="internal")
     mod = machine.parse(str(cg.module))
     llvm_env.optimize(mod, tm)
     cc = c_compiler()
-    with tempfile.TemporaryDirectory(prefix="irc-aot-") as tmp:
-        tmp = Path(tmp)
+    with scratch_dir("irc-aot") as tmp:
         (tmp / "model.o").write_bytes(tm.emit_object(mod))
         weights_blob(g, cg.plan)[0].tofile(tmp / "weights.bin")
         (tmp / "weights.S").write_text(
@@ -191,12 +194,10 @@ def write_shared_library(g: Graph, path: str | os.PathLike, *, cpu: str = "host"
             f'{prefix}_weights:\n\t.incbin "weights.bin"\n\t.size {prefix}_weights, .-{prefix}_weights\n'
             '\t.section .note.GNU-stack,"",@progbits\n')
         _run([cc, "-c", "weights.S", "-o", "weights.o"], tmp)
-        with atomic_path(path) as so_tmp:
+        with atomic_path(path, executable=True) as so_tmp:
             _run([cc, "-shared", "-o", str(so_tmp.resolve()), "model.o", "weights.o", "-lpthread", "-lm"], tmp)
-            h = path.with_suffix(".h")
-            with atomic_path(h) as h_tmp:
-                h_tmp.write_text(header(g, prefix, cg.plan.arena_bytes))
-    return path, path.with_suffix(".h")
+    h = atomic_write(path.with_suffix(".h"), header(g, prefix, cg.plan.arena_bytes))
+    return path, h
 
 
 def _run(cmd: Sequence[str], cwd: Path) -> None:
@@ -229,6 +230,7 @@ class SharedLibraryModel:
         self._set_threads.argtypes = [ctypes.c_int32]
         self._workspace = aligned_bytes(max(int(self.meta["workspace_bytes"]), 1))
         self._lock = threading.Lock()
+        self._runs_here = False  # its instruction set is checked against this machine's on the first run
         from irc.ir.graph import Value
 
         def vals(key):
@@ -260,9 +262,19 @@ class SharedLibraryModel:
         outs = [np.empty(v.shape, v.dtype.numpy) for v in self._outputs]
         ins = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
         ous = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
+        if not self._runs_here:
+            self._check_isa()
         with self._lock:
             self._run(ins, ous, self._workspace.ctypes.data)
         return outs
+
+    def _check_isa(self) -> None:
+        """InputError if the library's code uses instructions this machine lacks (SIGILL otherwise)."""
+        missing = sorted(set(self.meta.get("isa", ())) - llvm_env.isa_features("host"))
+        if missing:
+            raise InputError(f"the library was built for a CPU with {', '.join(missing)}, which this machine "
+                             f"lacks: it cannot run here (rebuild it here with cpu=host)")
+        self._runs_here = True
 
     def __call__(self, *args, **kwargs):
         outs = self.run(kwargs if kwargs else list(args))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -27,19 +28,23 @@ def _lljit():
 _libraries = itertools.count()
 
 
-def jit_link(obj: bytes, exports: list[str]):
-    """Link an object file of generated code into the process; returns a tracker mapping
-    exported names to addresses (the code lives as long as the tracker)."""
+def jit_link(obj: bytes | list[bytes], exports: list[str]):
+    """Link object files of generated code (one, or the parts of parallel_codegen.py) into the
+    process; returns a tracker mapping exported names to addresses (the code lives as long as
+    the tracker)."""
     from irc.targets.cpu import thread_pool
 
     return link_object(obj, exports, {thread_pool.RUN: thread_pool.jit_pool_address()})
 
 
-def link_object(obj: bytes, exports: list[str], imports: dict[str, int] | None = None):
-    """Link ``obj`` against the process's symbols and ``imports`` (name: address); unresolved
-    symbols raise TargetError."""
+def link_object(obj: bytes | list[bytes], exports: list[str], imports: dict[str, int] | None = None):
+    """Link ``obj`` (one object or several) against the process's symbols and ``imports``
+    (name: address); unresolved symbols raise TargetError."""
     load_runtime_libraries()
-    builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
+    builder = llvm.JITLibraryBuilder()
+    for o in [obj] if isinstance(obj, (bytes, bytearray)) else obj:
+        builder.add_object_img(o)
+    builder.add_current_process()
     for name, address in (imports or {}).items():
         builder.import_symbol(name, address)
     for name in exports:
@@ -121,6 +126,69 @@ def check_cpu_name(cpu: str) -> None:
     if out.returncode != 0 or "not a recognized processor" in out.stderr:
         raise InputError(f"cpu={cpu!r} is not a CPU LLVM knows; give host, generic, or an LLVM x86-64 CPU name "
                          f"(e.g. x86-64-v3, znver3, znver4, skylake-avx512)")
+
+
+#: One tiny function per ISA extension generated code may use, and the instruction that shows it:
+#: the code LLVM makes for the named CPU tells which of them that CPU has.
+_ISA_PROBES = {
+    "sse4.1": ("<4 x float> @f(<4 x float> %a)", "%r = call <4 x float> @llvm.floor.v4f32(<4 x float> %a)",
+               r"roundps", "declare <4 x float> @llvm.floor.v4f32(<4 x float>)"),
+    "popcnt": ("i64 @f(i64 %a)", "%r = call i64 @llvm.ctpop.i64(i64 %a)", r"popcnt", "declare i64 @llvm.ctpop.i64(i64)"),
+    "avx": ("<8 x float> @f(<8 x float> %a, <8 x float> %b)", "%r = fadd <8 x float> %a, %b", r"vaddps\s+%ymm", ""),
+    "avx2": ("<8 x i32> @f(<8 x i32> %a, <8 x i32> %b)", "%r = add <8 x i32> %a, %b", r"vpaddd\s+%ymm", ""),
+    "fma": ("<8 x float> @f(<8 x float> %a, <8 x float> %b, <8 x float> %c)",
+            "%r = call <8 x float> @llvm.fma.v8f32(<8 x float> %a, <8 x float> %b, <8 x float> %c)", r"vfmadd\d{3}",
+            "declare <8 x float> @llvm.fma.v8f32(<8 x float>, <8 x float>, <8 x float>)"),
+    "f16c": ("<8 x float> @f(<8 x half> %a)", "%r = fpext <8 x half> %a to <8 x float>", r"vcvtph2ps", ""),
+    "bmi2": ("i64 @f(i64 %a, i64 %b)", "%r = shl i64 %a, %b", r"shlx", ""),
+    "avx512f": ("<16 x float> @f(<16 x float> %a, <16 x float> %b)", "%r = fadd <16 x float> %a, %b", r"%zmm", ""),
+    "avx512bw": ("<64 x i8> @f(<64 x i8> %a, <64 x i8> %b)", "%r = add <64 x i8> %a, %b", r"vpaddb\s+%zmm", ""),
+}
+
+_ISA_PROBE = r"""
+import json, re, sys
+import llvmlite.binding as llvm
+llvm.initialize_native_target(); llvm.initialize_native_asmprinter(); llvm.initialize_native_asmparser()
+tm = llvm.Target.from_default_triple().create_target_machine(cpu=sys.argv[1], reloc="pic", codemodel="default")
+found = []
+for feature, (sig, body, shows, decl) in json.loads(sys.argv[2]).items():
+    m = llvm.parse_assembly(f'{decl}\ndefine {sig} #0 {{\n  {body}\n  ret {sig.split(" @")[0]} %r\n}}\n'
+                            'attributes #0 = { "min-legal-vector-width"="512" }\n')
+    m.triple = tm.triple
+    if re.search(shows, tm.emit_assembly(m)):
+        found.append(feature)
+print(" ".join(found))
+"""
+
+
+@functools.cache
+def isa_features(cpu: str) -> frozenset[str]:
+    """The ISA extensions of _ISA_PROBES that code generated for ``cpu`` may use (``host``: the
+    host's own). Found in a child process, like check_cpu_name."""
+    init()
+    if cpu == "host":
+        host = llvm.get_host_cpu_features()
+        return frozenset(f for f in _ISA_PROBES if host.get(f))
+    if cpu == "generic":
+        return frozenset()
+    if not isinstance(cpu, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", cpu):
+        check_cpu_name(cpu)  # the error for what is not a name at all
+    out = subprocess.run([sys.executable, "-c", _ISA_PROBE, cpu, json.dumps(_ISA_PROBES)], capture_output=True,
+                         text=True, timeout=60)
+    if out.returncode != 0 or "not a recognized processor" in out.stderr:
+        check_cpu_name(cpu)  # an unknown name: its InputError
+        raise TargetError(f"finding the instruction set of cpu={cpu!r} failed: {out.stderr.strip()[-300:]}")
+    return frozenset(out.stdout.split())
+
+
+def check_runs_here(cpu: str) -> None:
+    """InputError if code generated for ``cpu`` may use instructions this machine lacks (it would
+    die of SIGILL): such code can be written to a file for another machine, not run here."""
+    missing = sorted(isa_features(cpu) - isa_features("host"))
+    if missing:
+        raise InputError(f"cpu={cpu!r} uses instructions this machine lacks ({', '.join(missing)}): code built for "
+                         f"it cannot run here; run with cpu=host, or build a library for that machine "
+                         f"(irc compile --opt cpu={cpu} -o model.so)")
 
 
 def target_machine(spec: CpuSpec, *, jit: bool) -> llvm.TargetMachine:

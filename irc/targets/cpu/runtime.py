@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -44,22 +44,36 @@ def weights_blob(g: Graph, plan: MemoryPlan) -> tuple[np.ndarray, Graph]:
 
 
 class CpuExecutable:
-    """A graph compiled to native code in this process."""
+    """A graph compiled to native code in this process. The LLVM module is not kept once its
+    object code is linked; ``llvm_ir`` and ``assembly`` build it again from the graph when asked
+    (``source``)."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan, module: llvm.ModuleRef, tm: llvm.TargetMachine,
-                 entry: str, threads_symbol: str, threads: int, cpu: str = "host"):
+    def __init__(self, graph: Graph, plan: MemoryPlan, objects: list[bytes], entry: str, threads_symbol: str, threads: int,
+                 *, source: Callable[[Graph], llvm.ModuleRef], tm: llvm.TargetMachine, cpu: str = "host",
+                 cached: bool = False):
         self._weights, self.graph = weights_blob(graph, plan)
         self.target_machine = tm
         self.cpu = cpu
         self.threads = threads
         self.plan = plan
-        self.module = module
-        self._library = llvm_env.jit_link(tm.emit_object(module), [entry, threads_symbol])
+        #: whether the object code came from the compile cache (compile_cache.py)
+        self.cached = cached
+        self._source = source
+        self._module: llvm.ModuleRef | None = None
+        self._library = llvm_env.jit_link(objects, [entry, threads_symbol])
         self._entry = _ENTRY(self._library[entry])
         self._threads_addr = self._library[threads_symbol]
         self.set_threads(threads)
         self._arena = aligned_bytes(max(plan.arena_bytes, 1))
         self._lock = threading.Lock()
+        self._runs_here = cpu == "host"  # other CPUs are checked on the first run (check_runs_here)
+
+    @property
+    def module(self) -> llvm.ModuleRef:
+        """The optimised LLVM module (generated again on first use)."""
+        if self._module is None:
+            self._module = self._source(self.graph)
+        return self._module
 
     def set_threads(self, n: int) -> None:
         """Threads the pool uses for this model's parallel loops from the next call on."""
@@ -85,6 +99,9 @@ class CpuExecutable:
         outs = list(out) if out is not None else [np.empty(v.shape, v.dtype.numpy) for v in self.graph.outputs]
         in_ptrs = (ctypes.c_void_p * max(len(inputs), 1))(*[a.ctypes.data for a in inputs])
         out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
+        if not self._runs_here:
+            llvm_env.check_runs_here(self.cpu)  # built for another machine: SIGILL here, an error instead
+            self._runs_here = True
         with self._lock:
             self._entry(in_ptrs, out_ptrs, self._arena.ctypes.data, self._weights.ctypes.data)
         return outs

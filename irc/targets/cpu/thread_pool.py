@@ -14,8 +14,10 @@ with a compare-and-swap of ``job`` to ``next + 1``. The caller writes the pointe
 job only after every chunk of the previous one has finished, so a successful swap proves the
 pointers read before it belong to the claimed generation. Finished chunks count up ``done``;
 the caller returns when it reaches ``n`` (claimed chunks run on threads that are running, so
-this wait is short). Idle workers spin briefly, then sleep on a futex word the caller bumps
-(and wakes, if anyone sleeps) with every job.
+this wait is short). Idle workers spin briefly (about 0.4 ms: long enough to catch the next
+parallel loop of the same run, or the next run of a model called in a loop, short enough that
+idle threads cost nothing and a process with many of them exits at once), then sleep on a
+futex word the caller bumps (and wakes, if anyone sleeps) with every job.
 
 One pool serves a process (the JIT links one copy and every model calls it); a shared library
 built by ``aot.py`` carries its own copy. A second caller arriving while the pool is busy (two
@@ -27,7 +29,6 @@ asked for; if one cannot be created the callers do its share.
 from __future__ import annotations
 
 import contextlib
-import functools
 
 from llvmlite import ir
 
@@ -39,8 +40,11 @@ RUN = "irc_pool_run"
 MAX_CHUNKS = (1 << 16) - 1
 #: Most workers the pool creates (threads beyond it share their chunks with the callers).
 MAX_WORKERS = 1023
-#: Idle spins (each an x86 ``pause``, some tens of nanoseconds) before a worker sleeps.
-SPIN_BEFORE_SLEEP = 1 << 22
+#: Idle spins (each an x86 ``pause``: 10 to 100 ns, about 95 ns on Zen 3) before a worker sleeps.
+#: Every spinning worker takes a core from whoever needs it (the caller's serial work, another
+#: process, Python's exit), so the spin stays under a millisecond; a later job wakes sleepers by
+#: futex (benchmarks/thread_pool_idle.py compares spin counts).
+SPIN_BEFORE_SLEEP = 1 << 12
 #: Spins of a caller waiting for claimed chunks before it yields its core.
 SPIN_BEFORE_YIELD = 1 << 10
 
@@ -282,21 +286,29 @@ def define_pool(module: ir.Module, linkage: str = "external") -> ir.Function:
     return p.run(claim, p.ensure_workers(p.worker(claim)))
 
 
-@functools.cache
-def jit_pool_address() -> int:
-    """Address of the process's pool (built and linked once, kept for the process's life)."""
-    from irc.targets.cpu import llvm_env
+def jit_pool_address(use_cache: bool = True) -> int:
+    """Address of the process's pool (built, or read from the compile cache when ``use_cache``,
+    and linked once; kept for the process's life)."""
+    if _process_pool:
+        return _process_pool[0][RUN]
+    from irc.targets.cpu import compile_cache, llvm_env
     from irc.targets.llvm import machine
 
-    module = ir.Module(name="irc_pool")
     spec = llvm_env.cpu_spec("host")
     tm = llvm_env.target_machine(spec, jit=True)
-    module.triple = tm.triple
-    module.data_layout = str(tm.target_data)
-    define_pool(module)
-    mod = machine.parse(str(module))
-    llvm_env.optimize(mod, tm)
-    library = llvm_env.link_object(tm.emit_object(mod), [RUN])
+
+    def build() -> bytes:
+        module = ir.Module(name="irc_pool")
+        module.triple = tm.triple
+        module.data_layout = str(tm.target_data)
+        define_pool(module)
+        mod = machine.parse(str(module))
+        llvm_env.optimize(mod, tm)
+        return tm.emit_object(mod)
+
+    key = {"target": "cpu-jit-pool", "cpu": spec.name, "features": spec.features, "triple": tm.triple}
+    obj = compile_cache.cached_object(key, build) if use_cache else build()
+    library = llvm_env.link_object(obj, [RUN])
     _process_pool.append(library)  # the pool's code must outlive every model that calls it
     return library[RUN]
 

@@ -13,7 +13,6 @@ executable it returns can
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from irc.errors import InputError, TargetError
+from irc.fileio import scratch_dir
 from irc.ir.graph import Graph
 from irc.passes.pipeline import Step
 from irc.targets.base import Target
@@ -90,9 +90,9 @@ class FpgaExecutable:
         toolchain.require_gxx()
         flags = self.compile_flags()
         if vector_root is None:
-            with tempfile.TemporaryDirectory(prefix="irc-csim-") as tmp:
+            with scratch_dir("irc-csim") as tmp:  # removed however csim ends (a killed run's: by the next)
                 results = run_csim(self.kernel_plan, self.sources, self.precision, self.reference_values(), flags,
-                                   Path(tmp))
+                                   tmp)
         else:
             results = run_csim(self.kernel_plan, self.sources, self.precision, self.reference_values(), flags,
                                Path(vector_root))

@@ -1,0 +1,248 @@
+"""A persistent compile cache: object code of compiled graphs kept on disk between processes.
+
+Compiling a network spends seconds in LLVM (optimisation and code generation); the same
+network compiled again (a new process, a retrained model, the next run of a script) finds its
+object code here and skips LLVM entirely. An entry is keyed by everything that changes the
+code: the lowered graph's text (structure, static shapes, attributes; weights are data passed
+to the entry function, so new weight values hit the same entry), the target and its options,
+the CPU name and features, and the versions of irc (with a digest of the code generator's
+sources, so an edited kernel never loads stale code), llvmlite and LLVM.
+
+The folder is ``$IRC_CACHE_DIR``, else ``$XDG_CACHE_HOME/irc``, else ``~/.cache/irc``; its size
+is bounded by ``$IRC_CACHE_MAX_BYTES`` (default 1 GiB), least recently used entries going first.
+Entries are written to a temporary file and renamed, so concurrent processes see a whole entry
+or none; each carries a SHA-256 of its contents, and one that does not match (truncated,
+corrupted) is deleted and rebuilt, never loaded. A cache that cannot be written (read-only
+folder, full disk) only costs speed: compiling never fails because of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from irc.errors import InputError
+
+DIR_ENV = "IRC_CACHE_DIR"
+MAX_BYTES_ENV = "IRC_CACHE_MAX_BYTES"
+DEFAULT_MAX_BYTES = 1 << 30
+#: bumped whenever the entry layout or the meaning of a key changes
+FORMAT = 1
+_MAGIC = b"IRCOBJ1\n"
+_HEAD = struct.Struct("<8sQ32s")  # magic, payload bytes, sha256(payload)
+_SUFFIX = ".ircobj"
+#: a temporary file older than this belongs to a process that died while writing
+_STALE_TMP_S = 3600.0
+#: the sources that decide what code a lowered graph becomes (relative to the irc package)
+_CODEGEN_SOURCES = ("targets/cpu", "targets/llvm", "ir", "passes/memory_plan.py")
+
+
+def cache_dir() -> Path:
+    """The cache folder (see the module docstring for the order it is chosen in)."""
+    given = os.environ.get(DIR_ENV)
+    if given:
+        return Path(given).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "irc"
+
+
+def max_bytes() -> int:
+    """The size bound from ``$IRC_CACHE_MAX_BYTES`` (an integer, optionally with K/M/G)."""
+    text = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1].upper(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit():
+        raise InputError(f"{MAX_BYTES_ENV}={text!r} is not a size; give bytes, e.g. 1073741824 or 1G")
+    return int(digits) * scale
+
+
+@functools.cache
+def toolchain() -> dict[str, str]:
+    """Versions of everything that turns a lowered graph into code, with a digest of irc's code
+    generator sources (a changed kernel must not hit code built by the old one)."""
+    import llvmlite
+    import llvmlite.binding as llvm
+
+    import irc
+
+    root = Path(irc.__file__).parent
+    h = hashlib.sha256()
+    for rel in _CODEGEN_SOURCES:
+        p = root / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return {"irc": irc.__version__, "irc_sources": h.hexdigest()[:32], "llvmlite": llvmlite.__version__,
+            "llvm": ".".join(map(str, llvm.llvm_version_info))}
+
+
+def make_key(parts: dict[str, Any]) -> str:
+    """The hex key of an entry: a SHA-256 over ``parts`` (JSON-able), the toolchain and FORMAT."""
+    text = json.dumps({"format": FORMAT, "toolchain": toolchain(), **parts}, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a compile leaves behind: facts the loader checks (``meta``) and the object code."""
+
+    meta: dict[str, Any]
+    obj: bytes
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What ``irc cache info`` shows: the folder, its entries and their bytes, the bound."""
+
+    path: Path
+    entries: int
+    bytes: int
+    max_bytes: int
+
+
+def _encode(key: str, entry: Entry) -> bytes:
+    meta = json.dumps({"key": key, **entry.meta}, sort_keys=True).encode()
+    payload = struct.pack("<I", len(meta)) + meta + entry.obj
+    return _HEAD.pack(_MAGIC, len(payload), hashlib.sha256(payload).digest()) + payload
+
+
+def _decode(key: str, data: bytes) -> Entry | None:
+    """The entry in ``data``, or None when it is not a whole, uncorrupted entry for ``key``."""
+    if len(data) < _HEAD.size:
+        return None
+    magic, size, digest = _HEAD.unpack_from(data)
+    payload = data[_HEAD.size:]
+    if magic != _MAGIC or size != len(payload) or size < 4 or hashlib.sha256(payload).digest() != digest:
+        return None
+    (n,) = struct.unpack_from("<I", payload)
+    try:
+        meta = json.loads(payload[4:4 + n])
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or meta.pop("key", None) != key:
+        return None
+    return Entry(meta, payload[4 + n:])
+
+
+class CompileCache:
+    """Entries of one folder: ``get``, ``put``, ``info``, ``clear``."""
+
+    def __init__(self, root: Path | None = None, limit: int | None = None):
+        self.root = Path(root) if root is not None else cache_dir()
+        self.limit = limit if limit is not None else max_bytes()
+
+    def _path(self, key: str) -> Path:
+        return self.root / f"{key}{_SUFFIX}"
+
+    def get(self, key: str) -> Entry | None:
+        """The entry for ``key``; None on a miss. A damaged entry is deleted (the caller
+        rebuilds it) and a hit marks the entry as recently used."""
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        entry = _decode(key, data)
+        if entry is None:
+            path.unlink(missing_ok=True)
+            return None
+        try:
+            os.utime(path)  # the LRU clock: modification time is the last use
+        except OSError:
+            pass
+        return entry
+
+    def put(self, key: str, entry: Entry) -> bool:
+        """Store ``entry`` (atomically) and evict old entries past the size bound; False when it
+        was not stored (larger than the bound, or the folder cannot be written)."""
+        data = _encode(key, entry)
+        if len(data) > self.limit:
+            return False
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.root)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, self._path(key))
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        except OSError:
+            return False
+        self.evict(keep=key)
+        return True
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, path) of every entry; stale temporary files are removed on the way."""
+        out = []
+        try:
+            names = list(os.scandir(self.root))
+        except OSError:
+            return out
+        now = time.time()
+        for d in names:
+            try:
+                st = d.stat()
+            except OSError:
+                continue  # removed by another process meanwhile
+            if d.name.endswith(_SUFFIX):
+                out.append((st.st_mtime, st.st_size, Path(d.path)))
+            elif d.name.endswith(".tmp") and now - st.st_mtime > _STALE_TMP_S:
+                Path(d.path).unlink(missing_ok=True)
+        return out
+
+    def evict(self, keep: str | None = None) -> int:
+        """Delete least recently used entries until the folder fits the bound (``keep`` last of
+        all); returns how many were deleted."""
+        kept = f"{keep}{_SUFFIX}"
+        entries = sorted(self._entries(), key=lambda e: (e[2].name == kept, e[0]))
+        total = sum(e[1] for e in entries)
+        removed = 0
+        for _, size, path in entries:
+            if total <= self.limit:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        return removed
+
+    def info(self) -> CacheInfo:
+        entries = self._entries()
+        return CacheInfo(self.root, len(entries), sum(e[1] for e in entries), self.limit)
+
+    def clear(self) -> int:
+        """Delete every entry; returns how many there were."""
+        entries = self._entries()
+        for _, _, path in entries:
+            path.unlink(missing_ok=True)
+        return len(entries)
+
+
+def cached_object(parts: dict[str, Any], build: Callable[[], bytes]) -> bytes:
+    """Object code keyed by ``parts`` from the cache, else ``build()`` (and stored)."""
+    store = CompileCache()
+    key = make_key(parts)
+    entry = store.get(key)
+    if entry is not None:
+        return entry.obj
+    obj = build()
+    store.put(key, Entry({}, obj))
+    return obj
+
+
+def check_cache_option(value) -> bool:
+    """The ``cache`` target option: True (read and write the cache) or False (bypass it)."""
+    if not isinstance(value, bool):
+        raise InputError(f"cache must be true or false, got {value!r}")
+    return value
