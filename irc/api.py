@@ -2,7 +2,9 @@
 
 A model whose input shapes are all known is imported and compiled at once. One with dynamic
 dimensions left unbound is compiled when it first sees inputs, for their shapes, and each
-new shape gets its own specialization, kept in a cache.
+new shape gets its own specialization, kept in a cache. Inputs that set a shape, axes, pads or
+sizes inside the model (Reshape's shape given as a graph input, ...) are treated the same way:
+the model is specialized on their values, and a new value compiles a new specialization.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from irc.errors import InputError
-from irc.ir.graph import Graph
-from irc.ir.interp import bind_inputs
+from irc.ir.graph import Graph, Value
+from irc.ir.interp import bind_inputs, check_input
+from irc.ir.types import TensorType
 from irc.ir.verify import verify
 from irc.passes.pipeline import option_defaults, run_pipeline
 from irc.targets import get_target
@@ -63,13 +66,17 @@ class _Source:
         self.graph = graph
         self.model = model
         self.shapes = shapes
+        #: inputs the import reads the values of (learnt from the import rules; see value_inputs)
+        self.value_inputs: tuple[str, ...] = ()
         if model is not None:
             from irc.frontend.onnx import input_specs
 
             self.specs = input_specs(model)
             self.input_names = [s[0] for s in self.specs]
+            self.elem_types = {s[0]: s[2] for s in self.specs}
         else:
             self.input_names = [v.name for v in graph.inputs]
+            self.elem_types = {v.name: v.dtype for v in graph.inputs}
 
     @staticmethod
     def of(model, shapes: Shapes | None) -> _Source:
@@ -103,12 +110,88 @@ class _Source:
                 return None
         return out
 
-    def graph_for(self, shapes: dict) -> Graph:
+    def key(self, shapes: dict, named: Mapping[str, Any] | None = None) -> tuple:
+        """What tells specializations apart: every input's shape, and the value of each input
+        the import reads (see value_inputs)."""
+        key = tuple(tuple(shapes[n]) for n in self.input_names)
+        if self.value_inputs:
+            named = named or {}
+            if any(named.get(n) is None for n in self.value_inputs):
+                self.values(named)  # raises the InputError naming the missing input
+            # the arrays as given (checked once, when a specialization is made): this runs every call
+            arrays = [np.asarray(named[n]) for n in self.value_inputs]
+            key += tuple((n, a.dtype.str, a.tobytes()) for n, a in zip(self.value_inputs, arrays))
+        return key
+
+    def values(self, named: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The run-time values of the inputs the import reads, checked against their declared types."""
+        from irc.frontend.onnx.rules import dtype_from_onnx
+
+        out = {}
+        for name, dims, elem in self.specs:
+            if name not in self.value_inputs:
+                continue
+            if named.get(name) is None:
+                raise InputError(f"missing input '{name}': the model is compiled for its value")
+            a = named[name]
+            shape = tuple(np.shape(a))
+            if len(shape) != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape)):
+                shown = "[" + ",".join(str(d) if d is not None else "?" for d in dims) + "]"
+                raise InputError(f"input '{name}' has shape {list(shape)}; the model declares {shown}")
+            out[name] = check_input(Value(name, TensorType(shape, dtype_from_onnx(elem, f" (input '{name}')"))), a)
+        return out
+
+    def graph_for(self, shapes: dict, named: Mapping[str, Any] | None = None) -> Graph:
+        """The graph for these input shapes (and, for inputs the import reads, these values).
+
+        An input the import rules refuse as not constant joins ``value_inputs`` and the import
+        is retried with it frozen; without ``named`` (nothing run yet) that raises _NeedsValues.
+        """
         if self.graph is not None:
             return self.graph
+        from irc.errors import UnsupportedOpError
+        from irc.frontend.onnx import value_inputs
         from irc.frontend.onnx.importer import import_onnx
 
-        return import_onnx(self.model, shapes)
+        while True:
+            if named is None and self.value_inputs:
+                raise _NeedsValues(self.value_inputs)
+            frozen = value_inputs.freeze(self.model, self.values(named) if named is not None else {})
+            try:
+                return import_onnx(frozen, {k: v for k, v in shapes.items() if k not in self.value_inputs})
+            except UnsupportedOpError as e:
+                more = value_inputs.needed_inputs(self.model, e) - set(self.value_inputs)
+                if not more:
+                    raise
+                self.value_inputs = tuple(n for n in self.input_names if n in more or n in self.value_inputs)
+                if named is None:
+                    raise _NeedsValues(self.value_inputs) from None
+
+    def check_importable(self) -> None:
+        """Import once without data (dynamic dimensions bound to 1) so that an unsupported op is
+        refused before the first run; the check ends at the first input whose value is needed."""
+        if self.graph is not None:
+            return
+        from irc.errors import UnsupportedOpError
+        from irc.frontend.onnx import value_inputs
+        from irc.frontend.onnx.importer import import_onnx
+
+        try:
+            import_onnx(self.model, self.shapes, dynamic_default=1)
+        except UnsupportedOpError as e:
+            more = value_inputs.needed_inputs(self.model, e)
+            if not more:
+                raise
+            self.value_inputs = tuple(n for n in self.input_names if n in more or n in self.value_inputs)
+
+
+class _NeedsValues(Exception):
+    """Not an error: the import needs the run-time values of these inputs, so the model compiles
+    at its first run."""
+
+    def __init__(self, names: Sequence[str]):
+        super().__init__(f"the import needs the values of input(s) {', '.join(names)}")
+        self.names = tuple(names)
 
 
 class CompiledModel:
@@ -126,9 +209,13 @@ class CompiledModel:
         self._debug = debug
         self._cache: dict[tuple, Any] = {}
         self._last = None
+        self._last_key: tuple | None = None
         static = source.static_shapes()
         if static is not None:
-            self._last = self._specialize(static)
+            try:
+                self._specialize(static)
+            except _NeedsValues:
+                pass  # compiled at the first run, for the values it brings
 
     @property
     def input_names(self) -> list[str]:
@@ -141,6 +228,9 @@ class CompiledModel:
     @property
     def executable(self):
         if self._last is None:
+            if self._source.value_inputs:
+                raise InputError(f"input(s) {', '.join(self._source.value_inputs)} set shapes inside the model, which "
+                                 "is compiled for their values when first run (call it, or irc run --input NAME=FILE.npy)")
             raise InputError("the model has dynamic input shapes and has not been run yet; pass shapes= to compile")
         return self._last
 
@@ -149,18 +239,32 @@ class CompiledModel:
         """The compiled (post-pipeline) graph of the latest specialization."""
         return self.executable.graph
 
-    def _specialize(self, shapes: dict):
-        key = tuple(tuple(shapes[n]) for n in self.input_names)
+    @property
+    def value_inputs(self) -> list[str]:
+        """Inputs whose values (not only shapes) the model is specialized on: those that set a
+        shape, axes, pads or sizes inside it. A new value compiles a new specialization."""
+        return list(self._source.value_inputs)
+
+    def check_importable(self) -> None:
+        """Refuse an unsupported model now rather than at its first run (the onnx.backend promise).
+        Nothing to do once an import ran: one that stopped at an input whose value it needs
+        (value_inputs) had already refused unsupported ops."""
+        if self._last is None and not self._source.value_inputs:
+            self._source.check_importable()
+
+    def _specialize(self, shapes: dict, named: Mapping[str, Any] | None = None):
+        key = self._source.key(shapes, named)
         exe = self._cache.get(key)
         if exe is None:
-            g = self._source.graph_for(shapes)
+            g = self._source.graph_for(shapes, named)
+            key = self._source.key(shapes, named)  # graph_for may have learnt more value inputs
             passes = self._passes if self._passes is not None else self.target.pipeline(self.options)
             # the options the caller gave a pass directly win over those the target derives
             pass_options = {**self.options, **self.target.pass_options(self.options), **self._pass_options}
             g = run_pipeline(g, passes, options=pass_options, verify_each=self._debug, on_pass=self._on_pass)
             exe = self.target.build(g, self.options)
             self._cache[key] = exe
-        self._last = exe
+        self._last, self._last_key = exe, key
         return exe
 
     def run(self, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -173,14 +277,20 @@ class CompiledModel:
                 raise InputError(f"got {len(inputs)} input(s); the model takes {len(self.input_names)} "
                                  f"({', '.join(self.input_names)})")
             named = dict(zip(self.input_names, inputs))
+        if not all(isinstance(a, np.ndarray) for a in named.values()):
+            from irc.frontend.onnx.validate import run_inputs  # Python lists: declared dtype, not float64
+
+            named = run_inputs(named, self._source.elem_types)
         exe = self._last
         if exe is None or self._source.graph is None:
             shapes = {k: np.shape(a) for k, a in named.items() if a is not None}
             missing = [n for n in self.input_names if n not in shapes]
             if missing:
                 raise InputError(f"missing input(s) {', '.join(missing)}")
-            if exe is None or any(v.shape != tuple(shapes.get(v.name, ())) for v in exe.graph.inputs):
-                exe = self._specialize(shapes)
+            if exe is None or self._source.key(shapes, named) != self._last_key:
+                exe = self._specialize(shapes, named)
+            for name in self._source.value_inputs:
+                named.pop(name)  # frozen into this specialization
         return exe.run(bind_inputs(exe.graph, named))
 
     def __call__(self, *args, **kwargs):

@@ -131,7 +131,7 @@ def cli(debug: bool) -> None:
 def info(model: str, shapes: tuple[str, ...], debug: bool) -> None:
     """Inputs, outputs, ops, parameters, MACs/FLOPs and activation memory of MODEL."""
     from irc.frontend.onnx import import_onnx, input_specs, load_model
-    from irc.frontend.onnx.load import default_opset
+    from irc.frontend.onnx.opset import default_opset
     from irc.ir.cost import activation_memory, graph_cost
 
     proto = load_model(model)

@@ -339,13 +339,91 @@ def test_reductions(op, data):
     check_grads(lambda x: T.apply(op, x, axes=axes, keepdims=keep), [x])
 
 
+# ---------------------------------------------------------------------------- positional ops
+
+FEW = settings(SETTINGS, max_examples=4)  # (each example differentiates several ops)
+
+
+def _distinct_rows(rng, n_rows, dims):
+    """``n_rows`` distinct index rows into ``dims`` (some written negative)."""
+    flat = rng.permutation(int(np.prod(dims)))[:n_rows]
+    rows = np.stack(np.unravel_index(flat, dims), axis=-1).astype(np.int64)
+    return np.where(rng.random(rows.shape) < 0.3, rows - np.array(dims), rows)
+
+
+@FEW
+@given(data=st.data(), fmod=st.integers(0, 1))
+def test_mod(data, fmod):
+    shape = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple))
+    b = arrays(data.draw, shape, 0.8, 2.0) * np.where(arrays(data.draw, shape) < 0, -1, 1)
+    q = arrays(data.draw, shape, -3, 3)
+    q = np.where(np.abs(q - np.round(q)) < 0.1, q + 0.3, q)  # a / b away from the jumps at integers
+    check_grads(lambda a, b: T.apply("mod", a, b, fmod=fmod), [q * b, b])
+
+
+@FEW
+@given(data=st.data())
+def test_gathers(data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 99)))
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    ishape = tuple(rng.integers(1, 4) if k == axis else rng.integers(1, d + 1) for k, d in enumerate(shape))
+    idx = rng.integers(-shape[axis], shape[axis], ishape).astype(np.int64)
+    x = arrays(data.draw, shape)
+    check_grads(lambda x, i: T.apply("gather_elements", x, i, axis=axis), [x, idx], wrt=[0])
+    q = data.draw(st.integers(1, len(shape)))
+    rows = rng.integers(-np.array(shape[:q]), np.array(shape[:q]), (rng.integers(1, 4), q)).astype(np.int64)
+    check_grads(lambda x, i: T.apply("gather_nd", x, i), [x, rows], wrt=[0])
+
+
+@FEW
+@given(data=st.data(), reduction=st.sampled_from(["none", "add"]))
+def test_scatters(data, reduction):
+    rng = np.random.default_rng(data.draw(st.integers(0, 99)))
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    x = arrays(data.draw, shape)
+    q = data.draw(st.integers(1, len(shape)))
+    n_rows = int(rng.integers(1, np.prod(shape[:q]) + 1))
+    rows = _distinct_rows(rng, n_rows, shape[:q]) if reduction == "none" else \
+        rng.integers(0, np.array(shape[:q]), (n_rows + 1, q)).astype(np.int64)
+    upd = arrays(data.draw, (len(rows),) + shape[q:])
+    check_grads(lambda x, i, u: T.apply("scatter_nd", x, i, u, reduction=reduction), [x, rows, upd], wrt=[0, 2])
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    ishape = tuple(rng.integers(1, d + 1) for d in shape)
+    if reduction == "none":  # distinct along the axis: each line a prefix of a permutation
+        idx = np.argsort(rng.random(shape), axis=axis)[tuple(slice(0, m) for m in ishape)]
+    else:
+        idx = rng.integers(-shape[axis], shape[axis], ishape)
+    upd = arrays(data.draw, ishape)
+    check_grads(lambda x, i, u: T.apply("scatter_elements", x, i, u, axis=axis, reduction=reduction),
+                [x, idx.astype(np.int64), upd], wrt=[0, 2])
+
+
+@FEW
+@given(data=st.data())
+def test_cumsum_trilu_one_hot_topk(data):
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=2, max_size=3).map(tuple))
+    x = arrays(data.draw, shape)
+    axis, excl, rev = (data.draw(st.integers(0, len(shape) - 1)), data.draw(st.integers(0, 1)),
+                       data.draw(st.integers(0, 1)))
+    check_grads(lambda x: T.apply("cumsum", x, axis=axis, exclusive=excl, reverse=rev), [x])
+    upper, k = data.draw(st.integers(0, 1)), data.draw(st.integers(-3, 3))
+    check_grads(lambda x: T.apply("trilu", x, upper=upper, k=k), [x])
+    idx = np.random.default_rng(data.draw(st.integers(0, 99))).integers(-5, 5, shape[:-1]).astype(np.int64)
+    check_grads(lambda i, v: T.apply("one_hot", i, v, depth=4, axis=-1), [idx, arrays(data.draw, (2,))], wrt=[1])
+    x = np.random.default_rng(data.draw(st.integers(0, 99))).permutation(x.size).reshape(shape) * 0.1  # no ties
+    k = data.draw(st.integers(1, shape[axis]))
+    check_grads(lambda x: x.tracer.ops("topk", x, k=k, axis=axis)[0], [x])
+
+
 # ---------------------------------------------------------------------------- coverage
 
 
 TESTED = (set(UNARY) | set(BINARY) | set(REDUCE) | {
     "where", "cast", "gemm", "matmul", "conv", "conv_transpose", "max_pool", "average_pool", "global_average_pool",
     "global_max_pool", "batch_norm", "layer_norm", "instance_norm", "softmax", "log_softmax", "reshape", "transpose",
-    "concat", "split", "expand", "tile", "pad", "slice", "gather"})
+    "concat", "split", "expand", "tile", "pad", "slice", "gather", "mod", "gather_elements", "gather_nd",
+    "scatter_nd", "scatter_elements", "cumsum", "trilu", "one_hot", "topk"})
 
 
 def test_every_op_has_a_rule_or_a_stated_reason():

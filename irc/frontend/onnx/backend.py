@@ -30,12 +30,10 @@ class IRCBackend(Backend):
         """Import and compile; an unsupported op raises an IRCError here, not at run."""
         super().prepare(model, device, **kwargs)
         compiled = irc.compile(model, target=target, **kwargs)
-        if compiled._last is None:
-            # Dynamic shapes: import now anyway (every dynamic dim bound to 1) to refuse
-            # unsupported ops at prepare time, as the backend interface promises.
-            from irc.frontend.onnx.importer import import_onnx
-
-            import_onnx(model, dynamic_default=1)
+        # Dynamic shapes or inputs whose values the import needs (Reshape's shape as a graph
+        # input...): the model compiles at the first run, for the data it brings; import it now
+        # anyway to refuse unsupported ops at prepare time, as the backend interface promises.
+        compiled.check_importable()
         return IRCBackendRep(compiled)
 
     @classmethod

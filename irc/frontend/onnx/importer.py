@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 import onnx
 from onnx import numpy_helper
 
-from irc.errors import InputError, IRCError, ModelError, ShapeError, UnsupportedOpError
-from irc.frontend.onnx import rules_all  # noqa: F401  (fills the rule tables)
-from irc.frontend.onnx.load import default_opset, load_model
+from irc.errors import InputError, IRCError, ModelError, UnsupportedOpError
+from irc.frontend.onnx import rules_all, validate  # noqa: F401  (rules_all fills the rule tables)
+from irc.frontend.onnx.load import load_model
+from irc.frontend.onnx.opset import default_opset
 from irc.frontend.onnx.rules import IMPORT_RULES, NodeContext, dtype_from_onnx
 from irc.ir.builder import GraphBuilder
 from irc.ir.graph import Graph, Value
@@ -82,6 +83,7 @@ class _Importer:
         onnx_names |= {o for n in g.node for o in n.output if o}
         self.builder = GraphBuilder(g.name or "model", reserved=onnx_names)
         self.env: dict[str, Value] = {}
+        self.bound: dict[str, tuple[int, ...]] = {}  # inputs whose shape the caller chose
 
     def lookup(self, name: str, node: str, op: str) -> Value:
         v = self.env.get(name)
@@ -102,8 +104,9 @@ class _Importer:
             self.env[t.name] = self.builder.param(t.name, numpy_helper.to_array(t), exact=True)
         self._bind_inputs()
         used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-        for node in g.node:
+        for i, node in enumerate(g.node):
             ctx = NodeContext(self, node)
+            validate.check_node_inputs(node, i, self.env)
             made = len(self.builder.nodes), len(self.builder.params)
             try:
                 outs = IMPORT_RULES[node.op_type](ctx)
@@ -120,8 +123,15 @@ class _Importer:
                 elif name in used:
                     raise UnsupportedOpError(f"output {i} ('{name}') is not supported", node=ctx.name, op=node.op_type)
         outputs = self._outputs()
-        graph = self.builder.build(*outputs, check=False)
-        return eliminate_dead_code(graph)
+        graph = eliminate_dead_code(self.builder.build(*outputs, check=False))
+        self._check_sizes(graph.values())
+        return graph
+
+    def _check_sizes(self, values) -> None:
+        """Values within the size limit; over it, an InputError when input shapes were bound by the
+        caller (they made it too large), else a ModelError."""
+        error = InputError if self.bound else ModelError
+        validate.check_bound_sizes(((v.name, v.shape, v.dtype.itemsize) for v in values), self.bound, error)
 
     def _name_outputs(self, node: onnx.NodeProto, outs: tuple, made: tuple[int, int]) -> tuple:
         """Values this node created take their ONNX output names (aliases keep theirs)."""
@@ -144,7 +154,10 @@ class _Importer:
         for name, dims, elem in specs:
             dtype = dtype_from_onnx(elem, f" (input '{name}')")
             shape = self._shape_of(name, dims)
+            if name in self.shapes or any(not isinstance(d, int) for d in dims):
+                self.bound[name] = shape
             self.env[name] = self.builder.input(name, TensorType(shape, dtype))
+        self._check_sizes(self.env[name] for name, _, _ in specs)
 
     def _shape_of(self, name: str, dims: list) -> tuple[int, ...]:
         shown = "[" + ",".join(str(d) if d is not None else "?" for d in dims) + "]"
@@ -177,13 +190,22 @@ class _Importer:
         return outputs
 
     def _check_declared(self, vi: onnx.ValueInfoProto, v: Value) -> None:
+        """The declared element type and every static dimension of a graph output must agree."""
+        if not vi.type.HasField("tensor_type"):
+            return
         tt = vi.type.tensor_type
-        if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+        if tt.elem_type:
+            try:
+                declared = dtype_from_onnx(tt.elem_type)
+            except UnsupportedOpError:
+                declared = None
+            if declared != v.dtype:
+                name = validate.elem_name(tt.elem_type) if declared is None else declared
+                raise ModelError(f"output '{vi.name}' is declared {name} but computes to {v.type}")
+        if not tt.HasField("shape"):
             return
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-        if None in dims:
-            return
-        declared = TensorType(tuple(dims), dtype_from_onnx(tt.elem_type)) if tt.elem_type else None
-        if declared is not None and declared != v.type:
-            raise ShapeError(f"output '{vi.name}' is declared {declared} but computes to {v.type}")
-
+        shown = "[" + ",".join("?" if d is None else str(d) for d in dims) + "]"
+        if len(dims) != v.type.rank or any(d is not None and d != s for d, s in zip(dims, v.shape)):
+            dt = str(v.dtype) if tt.elem_type else "?"
+            raise ModelError(f"output '{vi.name}' is declared {dt}{shown} but computes to {v.type}")

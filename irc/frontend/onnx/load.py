@@ -1,5 +1,5 @@
 """Reading an ONNX model from a path, bytes or a ModelProto, with clear errors for bad files
-and older opsets brought up to the one irc's import rules are written for."""
+and older opsets brought up to the one irc's import rules are written for (opset.py)."""
 
 from __future__ import annotations
 
@@ -10,33 +10,35 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from irc.errors import InputError, ModelError, UnsupportedOpError
-
-#: Import rules follow the operator semantics from this opset on; older models are converted.
-MIN_OPSET = 13
+from irc.frontend.onnx import functions, opset, validate
 
 
 def load_model(src) -> onnx.ModelProto:
-    """A checked ModelProto from ``src`` (path, bytes or ModelProto)."""
+    """A checked ModelProto from ``src`` (path, bytes or ModelProto).
+
+    External weight data is read from files inside the model file's folder only; bytes or a
+    ModelProto that still refer to external files are refused (there is no folder to look in,
+    and the working directory is not one)."""
+    folder = None
     if isinstance(src, onnx.ModelProto):
-        model = src
+        model, where = src, ""
     elif isinstance(src, (bytes, bytearray, memoryview)):
-        model = _parse(bytes(src), "the given bytes")
+        model, where = _parse(bytes(src), "the given bytes"), ""
     elif isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
             raise InputError(f"no such file: {path}")
         if path.is_dir():
             raise InputError(f"{path} is a directory, not an ONNX model")
-        model = _parse(path.read_bytes(), str(path))
-        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-            try:
-                onnx.load_external_data_for_model(model, str(path.parent))
-            except (OSError, ValueError) as e:
-                raise ModelError(f"{path}: cannot read external weight data: {e}") from None
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+        model, where, folder = _parse(data, str(path)), str(path), path.parent
     else:
         raise InputError(f"cannot read a model from a {type(src).__name__}")
-    _check(model)
-    return upgrade(model)
+    _check(model, where, folder)
+    return functions.expand(opset.upgrade(model))
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -50,11 +52,18 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     return model
 
 
-def _check(model: onnx.ModelProto) -> None:
+def _check(model: onnx.ModelProto, where: str, folder: Path | None) -> None:
+    """The validation step of the import: irc's own checks (validate.py) around onnx's checker."""
+    validate.check_text(model, where)
     if not model.HasField("graph") or model.ir_version <= 0:
-        raise ModelError("the protobuf is not an ONNX model (no graph or IR version)")
+        raise ModelError(f"{validate.at_file(where)}the protobuf is not an ONNX model (no graph or IR version)")
     if not model.graph.output:
-        raise ModelError(f"graph '{model.graph.name}' has no outputs")
+        raise ModelError(f"{validate.at_file(where)}graph '{model.graph.name}' has no outputs")
+    validate.check_opsets(model, where)
+    validate.load_external(model, folder, where)
+    validate.check_order(model.graph, where)
+    validate.check_declared_sizes(model.graph, where)
+    validate.check_payloads(model, where)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
@@ -65,24 +74,5 @@ def _check(model: onnx.ModelProto) -> None:
         if bad:
             raise UnsupportedOpError(describe_unsupported(bad)) from None
         first = str(e).strip().splitlines()[0]
-        raise ModelError(f"the ONNX model is invalid: {first}") from None
-
-
-def default_opset(model: onnx.ModelProto) -> int:
-    for o in model.opset_import:
-        if o.domain in ("", "ai.onnx"):
-            return o.version
-    return 1
-
-
-def upgrade(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Models older than MIN_OPSET converted with onnx's version converter."""
-    if default_opset(model) >= MIN_OPSET:
-        return model
-    from onnx import version_converter
-
-    try:
-        return version_converter.convert_version(model, MIN_OPSET)
-    except Exception as e:  # the converter raises bare RuntimeErrors from C++
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"cannot convert opset {default_opset(model)} to {MIN_OPSET}: {msg}") from None
+        raise ModelError(f"{validate.at_file(where)}the ONNX model is invalid: {first}") from None
+    validate.check_inferred(model, where)

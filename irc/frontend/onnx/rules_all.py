@@ -1,3 +1,14 @@
 """Imports every rule module so that the import and export tables are complete."""
 
-from irc.frontend.onnx import rules_elementwise, rules_nn, rules_quant, rules_shape  # noqa: F401
+from irc.frontend.onnx import (  # noqa: F401
+    rules_einsum,
+    rules_elementwise,
+    rules_nn,
+    rules_norms,
+    rules_numeric,
+    rules_position,
+    rules_quant,
+    rules_recurrent,
+    rules_scatter,
+    rules_shape,
+)

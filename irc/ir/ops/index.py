@@ -104,8 +104,7 @@ class Gather:
         return np.where(mask, out, np.zeros((), x.dtype)).astype(x.dtype)
 
 
-@defop("gather_elements", ("x", "indices"), {"axis": Attr("int", 0)},
-       no_grad="gather_elements has no gradient rule yet; use gather")
+@defop("gather_elements", ("x", "indices"), {"axis": Attr("int", 0)})
 class GatherElements:
     """out[..., i_axis, ...] = x[..., indices[..., i_axis, ...], ...]: indices has x's rank and
     the output its shape (numpy's ``take_along_axis``)."""

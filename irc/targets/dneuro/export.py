@@ -5,7 +5,9 @@
     rtl/          the block library and the generated top-level module
     mem/          weight and parameter ROM contents (.mem for $readmemh, .mif for Quartus)
     vectors/      input beats, expected output beats, every layer's expected codes
-    tb/tb.v       the testbench (Icarus Verilog or Verilator; see sim.py)
+    tb/tb.v       the testbench (Icarus Verilog or Verilator; see sim.py); tb/tb_avalon.v, the
+                  Avalon-ST wrapper's (rtl/<top>_avalon.v, wrapper.py)
+    quartus/      the Quartus project of the wrapped accelerator (quartus.py)
 
 The directory is written whole or not at all (irc.fileio.atomic_dir).
 """
@@ -19,9 +21,11 @@ import numpy as np
 from irc.errors import TargetError
 from irc.fileio import atomic_dir
 from irc.targets.dneuro.emulator import Emulator
+from irc.targets.dneuro.quartus import quartus_files
 from irc.targets.dneuro.render import library_files, memory_files, render_top, top_name
 from irc.targets.dneuro.tune import Design
 from irc.targets.dneuro.vectors import testbench, vector_files
+from irc.targets.dneuro.wrapper import wrapper_files
 
 
 def design_files(design: Design, codes: np.ndarray, report: str = "") -> dict[str, str]:
@@ -36,6 +40,8 @@ def design_files(design: Design, codes: np.ndarray, report: str = "") -> dict[st
     files.update(memory_files(design))
     files.update(vector_files(design, codes, outputs))
     files["tb/tb.v"] = testbench(design, codes.shape[0])
+    files.update(wrapper_files(design, codes.shape[0]))
+    files.update(quartus_files(design, files))
     return files
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from irc.targets.dneuro.devices import M20K_BITS, Device
 from irc.targets.dneuro.layers import LayerGraph
-from irc.targets.dneuro.tune import budgets, evaluate, minimum, tune
+from irc.targets.dneuro.tune import Tuner, budgets, evaluate, minimum, tune
 
 FITS, MEMORY, NO = "fits", "memory?", "no"
 LABELS = {FITS: "fits at minimum parallelism", MEMORY: "memory may be insufficient", NO: "does not fit"}
@@ -120,10 +120,11 @@ def tradeoff(lg: LayerGraph, device: Device, *, points: int = 24, clock_mhz: flo
     it (geometric steps), the M20K budget fixed at ``max_m20k``."""
     d0 = evaluate(lg, device, minimum(lg), clock_mhz)
     lo = min(1.0, max(d0.dsp, 1) / device.dsp)
+    tuner = Tuner(lg, device, clock_mhz)  # one path serves every budget
     out = []
     for f in np.unique(np.geomspace(lo, 1.0, max(2, points))):
         f = float(min(1.0, f))
-        t = tune(lg, device, max_dsp=f, max_m20k=max_m20k, clock_mhz=clock_mhz)
+        t = tuner.tune(f, max_m20k)
         d = t.design
         out.append(CurvePoint(f, budgets(device, f, max_m20k)[0], d.fps if t.fits else 0.0, d.dsp, d.m20k,
                               d.latency_ms, t.fits))

@@ -130,7 +130,7 @@ class LayerGraph:
     def in_shape(self, layer: Layer, i: int = 0) -> Shape:
         return self[layer.inputs[i]].shape
 
-    def to_json(self, parallelism: dict[str, tuple[int, int]] | None = None) -> str:
+    def to_json(self, parallelism: dict[str, tuple[int, ...]] | None = None) -> str:
         """The layer graph as JSON: per layer its kind, inputs, shape, attributes, the shapes of
         its integer tables (stored in the .mem files next to it) and, if given, its parallelism."""
         layers = []
@@ -141,7 +141,7 @@ class LayerGraph:
                      "tables": {k: {"dtype": str(a.dtype), "shape": list(a.shape)} for k, a in ly.arrays.items()},
                      "nodes": list(ly.nodes)}
             if parallelism is not None and ly.name in parallelism:
-                entry["parallelism"] = {"pi": parallelism[ly.name][0], "po": parallelism[ly.name][1]}
+                entry["parallelism"] = dict(zip(("pi", "po", "pp"), parallelism[ly.name]))
             layers.append(entry)
         return json.dumps({"name": self.name, "host": {k: _plain(v) for k, v in self.host.items()},
                            "layers": layers}, indent=1) + "\n"

@@ -2,8 +2,8 @@
 and connects them with valid/ready streams, and the memory initialisation files of its blocks.
 
 Between a producer and each of its consumers the top inserts, where needed: a fork (several
-consumers), a FIFO (an input of a join whose path buffers less than another's; see
-resources.join_fifos) and a gearbox (producer and consumer lanes differ). Memory files are
+consumers), a gearbox (producer and consumer lanes differ) and a FIFO in the consumer's lanes
+(an input of a join; see resources.join_fifos). Memory files are
 written as ``$readmemh`` hex (``.mem``, what the RTL reads) and Intel ``.mif`` (for Quartus).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from irc.targets.dneuro.layers import Layer, LayerGraph
-from irc.targets.dneuro.resources import conv_geometry, in_lanes, out_lanes
+from irc.targets.dneuro.resources import conv_geometry, in_lanes, out_lanes, pixels_in
 from irc.targets.dneuro.tune import Design
 
 RTL_DIR = Path(__file__).parent / "rtl"
@@ -126,14 +126,6 @@ class _Top:
                 outs = [src]
             for (cname, k), s in zip(uses, outs):
                 c = lg[cname]
-                fifo = self.d.fifos.get((cname, k))
-                if fifo is not None:
-                    f = f"{s}_q{k}_{self.ids[cname]}"
-                    self.wires(f, width)
-                    L.append(f"    dn_fifo #(.WIDTH({width}), .DEPTH({fifo.depth})) {f}_fifo (.clk(clk), .rst(rst), "
-                             f".in_valid({s}_valid), .in_ready({s}_ready), .in_data({s}_data), "
-                             f".out_valid({f}_valid), .out_ready({f}_ready), .out_data({f}_data));")
-                    s = f
                 lin, lout = self.lanes_out(ly), self.lanes_in(c)
                 if lin != lout:
                     gb = f"{s}_g{k}_{self.ids[cname]}"
@@ -142,6 +134,14 @@ class _Top:
                              f".in_valid({s}_valid), .in_ready({s}_ready), .in_data({s}_data), "
                              f".out_valid({gb}_valid), .out_ready({gb}_ready), .out_data({gb}_data));")
                     s = gb
+                fifo = self.d.fifos.get((cname, k))
+                if fifo is not None:
+                    f = f"{s}_q{k}_{self.ids[cname]}"
+                    self.wires(f, lout * 8)
+                    L.append(f"    dn_fifo #(.WIDTH({lout * 8}), .DEPTH({fifo.depth})) {f}_fifo (.clk(clk), "
+                             f".rst(rst), .in_valid({s}_valid), .in_ready({s}_ready), .in_data({s}_data), "
+                             f".out_valid({f}_valid), .out_ready({f}_ready), .out_data({f}_data));")
+                    s = f
                 edges[(cname, k)] = s
         L.append("")
         return edges
@@ -160,43 +160,9 @@ class _Top:
         L, lg = self.lines, self.lg
         lid = self.ids[ly.name]
         out = f"s_{lid}"
-        pi, po = self.d.par[ly.name]
-        a = ly.attrs
-        src = lg.in_shape(ly)
-        in_signed = int(lg[ly.inputs[0]].signed)
-        L.append(f"    // {ly.name}: {ly.kind} {src} -> {ly.shape} ({', '.join(ly.nodes)})")
-        if ly.kind == "conv":
-            geo = conv_geometry(ly, lg)
-            pt, pl, _, _ = a["pads"]
-            p = {"C": src.c, "H": src.h, "W": src.w, "M": ly.shape.c, "HO": ly.shape.h, "WO": ly.shape.w,
-                 "KH": a["kernel"][0], "KW": a["kernel"][1], "SH": a["stride"][0], "SW": a["stride"][1],
-                 "PT": pt, "PL": pl, "G": a["group"], "PI": pi, "PO": po, "DW": int(geo["dw"]),
-                 "IN_SIGNED": in_signed, "XZP": a["x_zero_point"], "YZP": a["y_zero_point"],
-                 "YMIN": a["y_min"], "YMAX": a["y_max"],
-                 "WEIGHTS": f'"{MEM_DIR}/{lid}.weights.mem"', "PARAMS": f'"{MEM_DIR}/{lid}.params.mem"'}
-            L.append(f"    dn_conv {_params(p)} {lid} ({self.ports(ins, out)});")
-        elif ly.kind == "maxpool":
-            pt, pl, _, _ = a["pads"]
-            p = {"C": src.c, "H": src.h, "W": src.w, "HO": ly.shape.h, "WO": ly.shape.w, "KH": a["kernel"][0],
-                 "KW": a["kernel"][1], "SH": a["stride"][0], "SW": a["stride"][1], "PT": pt, "PL": pl, "P": pi,
-                 "IN_SIGNED": in_signed}
-            L.append(f"    dn_maxpool {_params(p)} {lid} ({self.ports(ins, out)});")
-        elif ly.kind == "eltwise":
-            p = {"P": pi, "A_SIGNED": in_signed, "B_SIGNED": int(lg[ly.inputs[1]].signed),
-                 "AZP": a["a_zero_point"], "BZP": a["b_zero_point"], "AM": a["a_mult"], "BM": a["b_mult"],
-                 "MULT": a["multiplier"], "SHIFT": a["shift"], "YZP": a["y_zero_point"], "YMIN": a["y_min"],
-                 "YMAX": a["y_max"]}
-            L.append(f"    dn_eltwise {_params(p)} {lid} ({self.ports(ins, out)});")
-        elif ly.kind == "lut":
-            p = {"P": pi, "IN_SIGNED": int(a["in_signed"]), "TABLE": f'"{MEM_DIR}/{lid}.table.mem"'}
-            L.append(f"    dn_lut {_params(p)} {lid} ({self.ports(ins, out)});")
-        elif ly.kind == "upsample":
-            p = {"C": src.c, "W": src.w, "FH": a["factor"][0], "FW": a["factor"][1], "P": pi}
-            L.append(f"    dn_upsample {_params(p)} {lid} ({self.ports(ins, out)});")
-        elif ly.kind == "argmax":
-            p = {"C": src.size, "P": pi, "IN_SIGNED": in_signed}
-            L.append(f"    dn_argmax {_params(p)} {lid} ({self.ports(ins, out)});")
-        elif ly.kind == "concat":
+        L.append(f"    // {ly.name}: {ly.kind} {lg.in_shape(ly)} -> {ly.shape} ({', '.join(ly.nodes)})")
+        if ly.kind == "concat":
+            pi = self.d.par[ly.name][0]
             chans = [lg[i].shape.c for i in ly.inputs]
             cur, ca = ins[0], chans[0]
             for j in range(1, len(ins)):
@@ -207,8 +173,49 @@ class _Top:
                 L.append(f"    dn_concat {_params(p)} {lid}_{j} ({self.ports([cur, ins[j]], nxt)});")
                 cur, ca = nxt, ca + chans[j]
         else:
-            raise AssertionError(ly.kind)
+            module, p = block_params(self.d, ly, lid)
+            L.append(f"    {module} {_params(p)} {lid} ({self.ports(ins, out)});")
         L.append("")
+
+
+def block_params(design: Design, ly: Layer, lid: str) -> tuple[str, dict]:
+    """The library module of a block (all kinds but concat, a chain of merges) and its parameters;
+    ``lid`` names its memory files."""
+    lg = design.lg
+    pi, po, pp = design.par[ly.name]
+    a = ly.attrs
+    src = lg.in_shape(ly)
+    in_signed = int(lg[ly.inputs[0]].signed)
+    if ly.kind == "conv":
+        geo = conv_geometry(ly, lg)
+        pt, pl, _, _ = a["pads"]
+        return "dn_conv", {
+            "C": src.c, "H": src.h, "W": src.w, "M": ly.shape.c, "HO": ly.shape.h, "WO": ly.shape.w,
+            "KH": a["kernel"][0], "KW": a["kernel"][1], "SH": a["stride"][0], "SW": a["stride"][1],
+            "PT": pt, "PL": pl, "G": a["group"], "PI": pi, "PO": po, "PP": pp,
+            "Q": pixels_in(ly, lg, pi, po, pp), "DW": int(geo["dw"]),
+            "IN_SIGNED": in_signed, "XZP": a["x_zero_point"], "YZP": a["y_zero_point"],
+            "YMIN": a["y_min"], "YMAX": a["y_max"],
+            "WEIGHTS": f'"{MEM_DIR}/{lid}.weights.mem"', "PARAMS": f'"{MEM_DIR}/{lid}.params.mem"'}
+    if ly.kind == "maxpool":
+        pt, pl, _, _ = a["pads"]
+        return "dn_maxpool", {
+            "C": src.c, "H": src.h, "W": src.w, "HO": ly.shape.h, "WO": ly.shape.w, "KH": a["kernel"][0],
+            "KW": a["kernel"][1], "SH": a["stride"][0], "SW": a["stride"][1], "PT": pt, "PL": pl, "P": pi,
+            "IN_SIGNED": in_signed}
+    if ly.kind == "eltwise":
+        return "dn_eltwise", {
+            "P": pi, "A_SIGNED": in_signed, "B_SIGNED": int(lg[ly.inputs[1]].signed),
+            "AZP": a["a_zero_point"], "BZP": a["b_zero_point"], "AM": a["a_mult"], "BM": a["b_mult"],
+            "MULT": a["multiplier"], "SHIFT": a["shift"], "YZP": a["y_zero_point"], "YMIN": a["y_min"],
+            "YMAX": a["y_max"]}
+    if ly.kind == "lut":
+        return "dn_lut", {"P": pi, "IN_SIGNED": int(a["in_signed"]), "TABLE": f'"{MEM_DIR}/{lid}.table.mem"'}
+    if ly.kind == "upsample":
+        return "dn_upsample", {"C": src.c, "W": src.w, "FH": a["factor"][0], "FW": a["factor"][1], "P": pi}
+    if ly.kind == "argmax":
+        return "dn_argmax", {"C": src.size, "P": pi, "IN_SIGNED": in_signed}
+    raise AssertionError(ly.kind)
 
 
 def render_top(design: Design) -> str:
@@ -275,7 +282,7 @@ def memory_files(design: Design) -> dict[str, str]:
     for k, ly in enumerate(lg):
         lid = f"l{k}"
         if ly.kind == "conv":
-            pi, po = design.par[ly.name]
+            pi, po, _ = design.par[ly.name]
             words, params = conv_words(ly, lg, pi, po)
             wh = lanes_hex(words)
             ph = ints_hex(params, 72 * po)

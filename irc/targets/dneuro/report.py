@@ -18,7 +18,7 @@ def layer_table(d: Design) -> str:
     Kbit), the slowest marked with '*'."""
     lg = d.lg
     slow = d.slowest.name
-    head = (f"{'layer':<28}{'block':<9}{'output':>12}{'PI':>5}{'PO':>5}{'MACs':>10}{'cycles':>11}"
+    head = (f"{'layer':<28}{'block':<9}{'output':>12}{'PI':>5}{'PO':>5}{'PP':>4}{'MACs':>10}{'cycles':>11}"
             f"{'DSP':>6}{'M20K':>6}{'Kbit':>9}")
     rows = [head, "-" * len(head)]
     fifo_blocks = {}
@@ -30,7 +30,7 @@ def layer_table(d: Design) -> str:
         kbit = (c.bits + sum(f.bits for (n, _), f in d.fifos.items() if n == ly.name)) / 1024
         name = ly.name if len(ly.name) <= 26 else ly.name[:12] + ".." + ly.name[-12:]
         mark = "*" if ly.name == slow else " "
-        rows.append(f"{mark}{name:<27}{ly.kind:<9}{str(ly.shape):>12}{c.pi:>5}{c.po:>5}{_count(c.macs):>10}"
+        rows.append(f"{mark}{name:<27}{ly.kind:<9}{str(ly.shape):>12}{c.pi:>5}{c.po:>5}{c.pp:>4}{_count(c.macs):>10}"
                     f"{c.cycles:>11}{c.dsp:>6}{m20k:>6}{kbit:>9.1f}")
     return "\n".join(rows) + "\n"
 

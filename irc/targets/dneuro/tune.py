@@ -1,14 +1,22 @@
 """Parallelism tuning: the per-layer parallelism of an accelerator, raised where it is slowest
-until the device is full.
+until the budget is spent.
 
-Start with every block at its minimum parallelism (one channel at a time). Then repeat: find the
-slowest block (the one that sets the frame rate); raise its parallelism by one factor (the next
-divisor of the input channels read, of the output channels computed and written, or of both),
-taking, among the raises that make it faster, the fastest one that keeps the whole design within
-the budget (``max_dsp`` and ``max_m20k``: fractions of the device's DSP and M20K blocks). Stop
-when no raise of the slowest block fits, when it is at its maximum parallelism, or when the
-frame rate reaches ``target_fps``. Each step only speeds up the slowest block, so the frame rate
-never drops along the way; the design that comes out never exceeds the budget.
+The tuner walks one path of designs that does not depend on the budget. It starts with every
+block at its minimum parallelism (one channel, one pixel at a time); each step takes the slowest
+block (the one that sets the frame rate) and applies the cheapest one-factor raise that makes it
+faster (the next divisor of its input channels, of its output channels, of both, or of the
+output pixels it computes at once; cheapest: the smallest share of the device's DSP plus M20K
+blocks the block adds, then the fastest; a raise that would not fit the whole device is passed
+over for the next cheapest). The path ends when the slowest block is at its maximum
+parallelism, when no faster setting of it fits the device, or when the frame rate reaches
+``target_fps``.
+
+``tune`` returns the last design of that path before the first step that exceeds the budget
+(``max_dsp`` and ``max_m20k``: fractions of the device's DSP and M20K blocks). Along the path the
+slowest block only gets faster, so the frame rate never drops; a larger budget stops the walk at
+the same step or a later one, so **a larger budget never gives fewer frames/s** (a greedy search
+that picks the fastest raise that fits does not have that property: with more room it can spend
+it on one layer early and be stuck at another). The design returned never exceeds the budget.
 """
 
 from __future__ import annotations
@@ -20,16 +28,16 @@ from irc.errors import InputError
 from irc.targets.dneuro.devices import M20K_BITS, Device
 from irc.targets.dneuro.layers import Layer, LayerGraph
 from irc.targets.dneuro.resources import (
-    PIPELINE_CYCLES,
     LayerCost,
     Memory,
+    in_lanes,
     join_fifos,
     layer_cost,
     options,
     out_lanes,
 )
 
-Parallelism = dict[str, tuple[int, int]]
+Parallelism = dict[str, tuple[int, int, int]]  # (PI, PO, PP) per layer
 
 
 @dataclass(slots=True)
@@ -87,7 +95,8 @@ class Design:
         slowest block's pace (one frame period), then each block on the deepest path finishes its
         last output row (its frame time over its output rows) through its pipeline."""
         def tail(layer: Layer) -> float:
-            return self.costs[layer.name].cycles / max(1, layer.shape.h) + PIPELINE_CYCLES if layer.kind != "input" else 0
+            c = self.costs[layer.name]
+            return c.cycles / max(1, layer.shape.h) + c.depth if layer.kind != "input" else 0
 
         return int(math.ceil(self.cycles + self.lg.deepest(tail)[self.lg.output.name]))
 
@@ -104,46 +113,56 @@ class _Evaluator:
 
     def __init__(self, lg: LayerGraph, device: Device, clock_mhz: float):
         self.lg, self.device, self.clock_mhz = lg, device, clock_mhz
-        self.cache: dict[tuple[str, int, int], LayerCost] = {}
+        self.cache: dict[tuple[str, int, int, int], LayerCost] = {}
 
-    def cost(self, name: str, pi: int, po: int) -> LayerCost:
-        key = (name, pi, po)
+    def cost(self, name: str, pi: int, po: int, pp: int) -> LayerCost:
+        key = (name, pi, po, pp)
         c = self.cache.get(key)
         if c is None:
-            c = self.cache[key] = layer_cost(self.lg[name], self.lg, pi, po)
+            c = self.cache[key] = layer_cost(self.lg[name], self.lg, pi, po, pp)
         return c
 
     def design(self, par: Parallelism) -> Design:
         costs = {ly.name: self.cost(ly.name, *par[ly.name]) for ly in self.lg}
         lanes = {ly.name: out_lanes(ly, *par[ly.name]) for ly in self.lg}
-        return Design(self.lg, self.device, self.clock_mhz, dict(par), costs, join_fifos(self.lg, lanes))
+        depths = {name: c.depth for name, c in costs.items()}
+        joins = {ly.name: in_lanes(ly, self.lg, *par[ly.name]) for ly in self.lg if len(ly.inputs) > 1}
+        return Design(self.lg, self.device, self.clock_mhz, dict(par), costs, join_fifos(self.lg, lanes, depths, joins))
 
 
 def minimum(lg: LayerGraph) -> Parallelism:
     """Every block at its smallest parallelism."""
     out = {}
     for ly in lg:
-        pis, pos = options(ly, lg)
-        out[ly.name] = (pis[0], pos[0])
+        pis, pos, pps = options(ly, lg)
+        out[ly.name] = (pis[0], pos[0], pps[0])
     return out
 
 
-def raises(lg: LayerGraph, name: str, pi: int, po: int) -> list[tuple[int, int]]:
-    """One-factor raises of a block's parallelism: the next PI, the next PO, or both (blocks
-    with one factor raise it as a whole)."""
+def raises(lg: LayerGraph, name: str, pi: int, po: int, pp: int = 1) -> list[tuple[int, int, int]]:
+    """One-factor raises of a block's parallelism: the next PI, the next PO, or both; once PO
+    covers every output channel, the next PP (blocks with one channel factor raise it as a
+    whole; the input stream raises its pixels per beat once a beat holds a whole pixel)."""
     layer = lg[name]
-    pis, pos = options(layer, lg)
+    pis, pos, pps = options(layer, lg)
     npi = next((p for p in pis if p > pi), None)
     npo = next((p for p in pos if p > po), None)
-    if layer.kind != "conv":
-        return [(npi, npi)] if npi is not None else []
+    npp = next((p for p in pps if p > pp), None) if po == pos[-1] else None
     out = []
+    if layer.kind != "conv":
+        if npi is not None:
+            out.append((npi, npi, pp))
+        elif npp is not None:
+            out.append((pi, po, npp))
+        return out
     if npi is not None:
-        out.append((npi, po))
+        out.append((npi, po, pp))
     if npo is not None:
-        out.append((pi, npo))
+        out.append((pi, npo, pp))
     if npi is not None and npo is not None:
-        out.append((npi, npo))
+        out.append((npi, npo, pp))
+    if npp is not None:
+        out.append((pi, po, npp))
     return out
 
 
@@ -156,7 +175,7 @@ class Tuning:
     m20k_budget: int
     fits: bool
     stop: str
-    steps: list[tuple[str, tuple[int, int], int]] = field(default_factory=list)  # (layer, (pi, po), fps)
+    steps: list[tuple[str, tuple[int, int, int], int]] = field(default_factory=list)  # (layer, par, fps)
 
 
 def budgets(device: Device, max_dsp: float, max_m20k: float) -> tuple[int, int]:
@@ -166,53 +185,92 @@ def budgets(device: Device, max_dsp: float, max_m20k: float) -> tuple[int, int]:
     return int(math.floor(device.dsp * max_dsp)), int(math.floor(device.m20k_blocks * max_m20k))
 
 
-def tune(lg: LayerGraph, device: Device, *, max_dsp: float = 1.0, max_m20k: float = 1.0, clock_mhz: float = 200.0,
-         target_fps: float | None = None, max_steps: int = 100_000) -> Tuning:
-    """The greedy tuning described in the module docstring."""
-    if not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
-        raise InputError(f"clock_mhz must be positive, got {clock_mhz!r}")
-    if target_fps is not None and not target_fps > 0:
-        raise InputError(f"target_fps must be positive, got {target_fps!r}")
-    dsp, m20k = budgets(device, max_dsp, max_m20k)
-    ev = _Evaluator(lg, device, float(clock_mhz))
-    par = minimum(lg)
-    d = ev.design(par)
-    if not d.within(dsp, m20k):
-        return Tuning(d, dsp, m20k, False, "the design does not fit even at minimum parallelism")
-    steps: list[tuple[str, tuple[int, int], int]] = []
-    stop = "step limit"
-    for _ in range(max_steps):
-        if target_fps is not None and d.fps >= target_fps:
-            stop = f"reached the target of {target_fps:g} frames/s"
-            break
+class Tuner:
+    """The tuner's path for one model, device, clock and target (see the module docstring),
+    extended as budgets need it, so that many budgets (a trade-off curve) share one walk."""
+
+    def __init__(self, lg: LayerGraph, device: Device, clock_mhz: float = 200.0, target_fps: float | None = None):
+        if not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
+            raise InputError(f"clock_mhz must be positive, got {clock_mhz!r}")
+        if target_fps is not None and not target_fps > 0:
+            raise InputError(f"target_fps must be positive, got {target_fps!r}")
+        self.lg, self.device, self.target_fps = lg, device, target_fps
+        self.ev = _Evaluator(lg, device, float(clock_mhz))
+        self.par = minimum(lg)
+        #: The designs of the path so far; ``end`` says why it ends (None: not walked to the end).
+        self.designs: list[Design] = [self.ev.design(self.par)]
+        self.steps: list[str] = []  # the layer raised by each step
+        self.end: str | None = None
+
+    def extend(self) -> bool:
+        """Take one more step of the path; False (and ``end`` set) when it has ended."""
+        if self.end is not None:
+            return False
+        d = self.designs[-1]
+        if self.target_fps is not None and d.fps >= self.target_fps:
+            self.end = f"reached the target of {self.target_fps:g} frames/s"
+            return False
         slow = d.slowest
+        dev = self.device
         cands = []
-        for p in raises(lg, slow.name, slow.pi, slow.po):
-            c = ev.cost(slow.name, *p)
+        for p in raises(self.lg, slow.name, slow.pi, slow.po, slow.pp):
+            c = self.ev.cost(slow.name, *p)
             if c.cycles < slow.cycles:
-                cands.append((c.cycles, c.dsp, c.m20k, p))
+                # The block's own added share of the device (join FIFOs follow lanes, not cost).
+                extra = (c.dsp - slow.dsp) / dev.dsp + (c.m20k - slow.m20k) / dev.m20k_blocks
+                cands.append((extra, c.cycles, p))
         if not cands:
-            stop = f"the slowest layer '{slow.name}' is at its maximum parallelism"
-            break
-        cands.sort()
-        for *_, p in cands:
-            trial = ev.design({**par, slow.name: p})
-            if trial.within(dsp, m20k):
-                par[slow.name] = p
-                d = trial
-                steps.append((slow.name, p, int(d.fps)))
+            self.end = f"the slowest layer '{slow.name}' is at its maximum parallelism"
+            return False
+        for _, _, p in sorted(cands):
+            trial = self.ev.design({**self.par, slow.name: p})
+            if trial.within(dev.dsp, dev.m20k_blocks):
                 break
         else:
-            stop = f"no faster parallelism of the slowest layer '{slow.name}' fits the remaining resources"
-            break
-    return Tuning(d, dsp, m20k, True, stop, steps)
+            self.end = f"no faster parallelism of the slowest layer '{slow.name}' fits the device"
+            return False
+        self.par[slow.name] = p
+        self.designs.append(trial)
+        self.steps.append(slow.name)
+        return True
+
+    def tune(self, max_dsp: float = 1.0, max_m20k: float = 1.0, max_steps: int = 100_000) -> Tuning:
+        """The last design of the path before the first one that exceeds the budget."""
+        dsp, m20k = budgets(self.device, max_dsp, max_m20k)
+        if not self.designs[0].within(dsp, m20k):
+            return Tuning(self.designs[0], dsp, m20k, False, "the design does not fit even at minimum parallelism")
+        k = 0
+        while True:
+            if k + 1 == len(self.designs) and not self.extend():
+                stop = self.end
+                break
+            if k >= max_steps:
+                stop = "step limit"
+                break
+            if not self.designs[k + 1].within(dsp, m20k):
+                stop = f"the next raise of the slowest layer '{self.steps[k]}' does not fit the budget"
+                break
+            k += 1
+        steps = [(n, self.designs[j + 1].par[n], int(self.designs[j + 1].fps)) for j, n in enumerate(self.steps[:k])]
+        return Tuning(self.designs[k], dsp, m20k, True, stop, steps)
+
+
+def tune(lg: LayerGraph, device: Device, *, max_dsp: float = 1.0, max_m20k: float = 1.0, clock_mhz: float = 200.0,
+         target_fps: float | None = None, max_steps: int = 100_000) -> Tuning:
+    """The last design of the tuner's path within the budget (see the module docstring)."""
+    budgets(device, max_dsp, max_m20k)
+    return Tuner(lg, device, clock_mhz, target_fps).tune(max_dsp, max_m20k, max_steps)
 
 
 def evaluate(lg: LayerGraph, device: Device, par: Parallelism, clock_mhz: float = 200.0) -> Design:
     """The design of a given parallelism map (checked against each block's options)."""
     for ly in lg:
-        pis, pos = options(ly, lg)
-        pi, po = par[ly.name]
-        if pi not in pis or po not in pos:
-            raise InputError(f"parallelism ({pi}, {po}) of layer '{ly.name}' is not one of PI {pis}, PO {pos}")
+        pis, pos, pps = options(ly, lg)
+        p = tuple(par[ly.name]) + (1,) * (3 - len(par[ly.name]))
+        pi, po, pp = p
+        if pi not in pis or po not in pos or pp not in pps or (pp > 1 and po != pos[-1]) or (
+                ly.kind != "conv" and pi != po):
+            raise InputError(f"parallelism {p} of layer '{ly.name}' is not one of PI {pis}, PO {pos}, PP {pps} "
+                             f"(PP > 1 once PO is {pos[-1]})")
+        par = {**par, ly.name: p}
     return _Evaluator(lg, device, clock_mhz).design(par)

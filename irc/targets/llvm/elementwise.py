@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from llvmlite import ir
+
 from irc.ir.graph import Node
 from irc.ir.types import DType
+from irc.targets.llvm import lltypes as T
 from irc.targets.llvm.builder import c_strides
 from irc.targets.llvm.scalar import Scalar, convert
 
@@ -187,6 +190,51 @@ _binary("greater_equal", lambda s, a, b: s.ge(a, b))
 _binary("and", lambda s, a, b: s.b.and_(a, b))
 _binary("or", lambda s, a, b: s.b.or_(a, b))
 _binary("xor", lambda s, a, b: s.b.xor(a, b))
+
+
+def _isinf(s: Scalar, x, detect_negative, detect_positive):
+    hits = [s.eq(x, s.c(v)) for v, on in ((math.inf, detect_positive), (-math.inf, detect_negative)) if on]
+    if not hits:
+        return ir.Constant(ir.IntType(1), 0)
+    return hits[0] if len(hits) == 1 else s.b.or_(*hits)
+
+
+_unary("isnan", lambda s, x: s.is_nan(x))
+_unary("isinf", _isinf)
+
+
+def _mod(k, attrs, dts, out, a, b):
+    """numpy's mod (fmod=0: the divisor's sign) or fmod (the dividend's); f16 through f32."""
+    s = Scalar(k, dts[0])
+    fmod = attrs["fmod"]
+    if s.is_float:
+        wide = s.elem is T.F16
+        if wide:
+            s = Scalar(k, DType.f32)
+            a, b = k.b.fpext(a, T.F32), k.b.fpext(b, T.F32)
+        r = k.b.frem(a, b)
+        if not fmod:
+            zero = s.c(0)
+            fix = k.b.and_(k.b.fcmp_ordered("!=", r, zero), k.b.xor(s.lt(r, zero), s.lt(b, zero)))
+            r = s.select(fix, s.add(r, b), r)
+            r = s.select(s.eq(r, zero), s.intrinsic("copysign", zero, b), r)
+        return k.b.fptrunc(r, T.F16) if wide else r
+    zero, one = s.c(0), s.c(1)
+    by_zero = s.eq(b, zero)
+    if s.signed:
+        # b == -1 divides by 1 instead: the remainder is 0 either way, and INT_MIN % -1 cannot trap.
+        safe = s.select(k.b.or_(by_zero, s.eq(b, s.c(-1))), one, b)
+        r = k.b.srem(a, safe)
+        if not fmod:
+            fix = k.b.and_(k.b.icmp_unsigned("!=", r, zero), k.b.xor(s.lt(r, zero), s.lt(b, zero)))
+            r = s.select(fix, s.add(r, b), r)
+    else:
+        r = k.b.urem(a, s.select(by_zero, one, b))
+    return s.select(by_zero, zero, r)
+
+
+SCALAR["mod"] = _mod
+COST["mod"] = 4
 
 
 SCALAR["where"] = lambda k, attrs, dts, out, c, a, b: k.b.select(c, a, b)

@@ -114,7 +114,7 @@ def test_library_is_renamed_before_its_header(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", replace)
     irc.compile(_graph(), target="cpu").executable.save(tmp_path / "tiny.so")
-    assert order == ["tiny.so", "tiny.h"]
+    assert [name for name in order if name.startswith("tiny.")] == ["tiny.so", "tiny.h"]  # (and cache entries)
 
 
 def _our_leftovers(folder: Path, build_root: Path) -> list[str]:

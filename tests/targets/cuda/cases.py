@@ -112,7 +112,10 @@ CASES: list[Case] = (
        Case("clip", "clip", [T(4, 9)], {"min": -0.5, "max": 1.0}),
        Case("cast_f32_i32", "cast", [T(4, 9)], {"to": I32}),
        Case("cast_f32_bf16", "cast", [T(4, 9)], {"to": BF16}),
-       Case("not", "not", [T(4, 9, dt=DType.bool)])]
+       Case("not", "not", [T(4, 9, dt=DType.bool)]),
+       Case("isnan", "isnan", [T(4, 9)]), Case("isinf", "isinf", [T(4, 9)], {"detect_negative": 0}),
+       Case("mod", "mod", [T(3, 4), T(4)], {"fmod": 0}, dist="positive"),
+       Case("mod_i32", "mod", [T(3, 4, dt=I32), T(4, dt=I32)], {"fmod": 1})]
     + [Case(op, op, [T(2, 3, 4, 5), T(3, 1, 5)]) for op in BINARY]
     + [Case(op, op, [T(4, 5, dt=DType.bool), T(5, dt=DType.bool)]) for op in ("and", "or", "xor")]
     + [Case("add_i32", "add", [T(4, 5, dt=I32), T(4, 5, dt=I32)]),

@@ -25,6 +25,7 @@ pytestmark = needs_sim
 
 GRAPHS = {
     "lenet": lambda: lenet(1, image=16),  # LeNet-5 on 16x16 frames: the same layers, a shorter simulation
+    "lenet28": lambda: lenet(1),  # the real LeNet-5 (goal: 100k frames/s)
     "small_convnet": lambda: small_convnet(1),
     "mixed": lambda: quantized_graph("mixed"),
     "inception": lambda: quantized_graph("inception"),
@@ -109,3 +110,14 @@ def test_every_intermediate_stream_is_in_the_vectors(run, tmp_path):
 def test_verilator_agrees(run):
     d, codes, res = run("small_convnet", True, False, 2, "verilator")
     assert res.words == _expected(d, codes)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(available("verilator") is None, reason="verilator is not installed")
+def test_lenet5_runs_at_100k_frames_per_second_in_simulation(run):
+    """The tuned LeNet-5 (first conv: 28 output pixels at once) on a GX 1150: Verilator's frame
+    period at 200 MHz, and the output equal to the emulator's."""
+    d, codes, res = run("lenet28", True, False, 3, "verilator")
+    assert res.words == _expected(d, codes)
+    assert any(p[2] > 1 for p in d.par.values())
+    assert 200e6 / res.frame_cycles[-1] >= 100_000 and res.frame_cycles[-1] <= 1.05 * d.cycles, res.frame_cycles

@@ -10,8 +10,8 @@ import pytest
 from irc.errors import InputError
 from irc.targets.dneuro.devices import DEVICES, M20K_BITS, device_names, get_device
 from irc.targets.dneuro.mapping import map_graph
-from irc.targets.dneuro.resources import Memory, layer_cost, options
-from irc.targets.dneuro.tune import budgets, evaluate, minimum, raises, tune
+from irc.targets.dneuro.resources import Memory, in_lanes, layer_cost, options
+from irc.targets.dneuro.tune import Tuner, budgets, evaluate, minimum, raises, tune
 
 from .support import float_graph
 
@@ -49,8 +49,18 @@ def test_conv_cost_follows_the_block():
     assert c.cycles == c.macs // 12 and c.multipliers == 12 and c.dsp == 6 + 2 * 4
     assert [m.what for m in c.memories] == ["weights", "params", "line buffer"]
     assert c.memories[0].depth * c.memories[0].width == 16 * 6 * 25 * 8
-    assert options(conv2, lg) == ([1, 2, 3, 6], [1, 2, 4, 8, 16])
-    assert raises(lg, conv2.name, 3, 4) == [(6, 4), (3, 8), (6, 8)]
+    assert options(conv2, lg) == ([1, 2, 3, 6], [1, 2, 4, 8, 16], [1, 2, 5, 10])
+    assert raises(lg, conv2.name, 3, 4) == [(6, 4, 1), (3, 8, 1), (6, 8, 1)]
+    # Output pixels once PO covers every channel: the weights are shared, the multipliers,
+    # requantize lanes and line-buffer copies (one read port each) scale with PP.
+    assert raises(lg, conv2.name, 3, 16, 2) == [(6, 16, 2), (3, 16, 5)]
+    c5 = layer_cost(conv2, lg, 3, 16, 5)
+    assert c5.cycles == c5.macs // (3 * 16 * 5) and c5.multipliers == 240 and c5.dsp == 120 + 2 * 80
+    assert [m.what for m in c5.memories].count("line buffer") == 5
+    assert c5.memories[0].bits == c.memories[0].bits
+    # conv1 reads one channel: PP whole pixels per input beat, so its input stream keeps up.
+    conv1 = lg.layers[1]
+    assert in_lanes(conv1, lg, 1, 6, 4) == 4 and layer_cost(conv1, lg, 1, 6, 4).cycles == 28 * 7 * 25
 
 
 def _graphs():
@@ -75,34 +85,36 @@ def test_tuned_design_stays_within_the_budget(device):
 def test_more_resources_never_give_a_slower_design():
     dev = get_device("arria10-gx1150")
     for name, lg in _graphs().items():
-        for what in ("max_dsp", "max_m20k"):
+        tuner = Tuner(lg, dev)  # one path for every budget (test_monotone checks tune() per budget)
+        for what in (0, 1):
             fps = []
             for frac in np.geomspace(0.02, 1.0, 12):
-                t = tune(lg, dev, **{what: float(frac)})
+                t = tuner.tune(*((float(frac), 1.0) if what == 0 else (1.0, float(frac))))
                 fps.append(t.design.fps if t.fits else 0.0)
             assert all(b >= a for a, b in zip(fps, fps[1:])), (name, what, fps)
 
 
-def test_slowest_layer_cannot_be_sped_up_within_the_remaining_budget():
+def test_tuning_stops_where_the_next_step_of_the_path_exceeds_the_budget():
+    """The budget-independent path: each step raises the slowest layer by its cheapest faster
+    one-factor raise; a tuning is the path's prefix within the budget."""
     dev = get_device("arria10-gx270")
-    for name, lg in _graphs().items():
+    for lg in _graphs().values():
+        tuner = Tuner(lg, dev)
         for frac in (0.1, 0.5, 1.0):
-            t = tune(lg, dev, max_dsp=frac)
+            t = tuner.tune(frac)
             if not t.fits:
                 continue
-            d = t.design
-            slow = d.slowest
-            pis, pos = options(lg[slow.name], lg)
-            for pi in pis:
-                for po in pos if lg[slow.name].kind == "conv" else [pi]:
-                    if layer_cost(lg[slow.name], lg, pi, po).cycles >= slow.cycles:
-                        continue
-                    trial = evaluate(lg, dev, {**d.par, slow.name: (pi, po)})
-                    one_step = (pi, po) in raises(lg, slow.name, slow.pi, slow.po)
-                    # No one-factor raise fits (what the tuner tries), and no faster setting of the
-                    # slowest layer fits with fewer DSP blocks than the raise it could not afford.
-                    assert not one_step or not trial.within(t.dsp_budget, t.m20k_budget), (name, frac, pi, po)
-            assert "slowest layer" in t.stop
+            d, k = t.design, len(t.steps)
+            assert tuner.designs[k] is d
+            for a, b, raised in zip(tuner.designs, tuner.designs[1:k + 1], tuner.steps):
+                slow = a.slowest
+                assert raised == slow.name and b.par[raised] in raises(lg, raised, *a.par[raised])
+                assert b.costs[raised].cycles < slow.cycles and b.cycles <= a.cycles
+                assert [n for n in a.par if a.par[n] != b.par[n]] == [raised]
+            if "budget" in t.stop:
+                assert not tuner.designs[k + 1].within(t.dsp_budget, t.m20k_budget)
+            else:
+                assert tuner.end == t.stop
 
 
 def test_target_fps_stops_early_and_throughput_is_the_slowest_layer():
@@ -119,7 +131,9 @@ def test_target_fps_stops_early_and_throughput_is_the_slowest_layer():
         with pytest.raises(InputError):
             tune(lg, dev, **bad)
     with pytest.raises(InputError, match="is not one of"):
-        evaluate(lg, dev, {**minimum(lg), lg.layers[1].name: (5, 5)})
+        evaluate(lg, dev, {**minimum(lg), lg.layers[1].name: (5, 5, 1)})
+    with pytest.raises(InputError, match="PP > 1 once PO"):
+        evaluate(lg, dev, {**minimum(lg), lg.layers[1].name: (1, 1, 2)})
 
 
 def test_joins_get_fifos_where_paths_buffer_unequally():

@@ -3,10 +3,13 @@
 from irc.targets.cpu.kernels import (  # noqa: F401,E401
     argreduce,
     conv,
+    conv_dot,
+    conv_transpose_gemm,
     elementwise,
     grad,
     indexing,
     linalg,
+    masks,
     movement,
     norm,
     packed,
@@ -15,6 +18,9 @@ from irc.targets.cpu.kernels import (  # noqa: F401,E401
     quant,
     reduce,
     resize,
+    scan,
+    scatter,
+    topk,
     views,
 )
 from irc.targets.cpu.kernels.registry import KERNELS, KernelDef, cpu_kernel  # noqa: F401

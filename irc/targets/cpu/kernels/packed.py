@@ -33,6 +33,7 @@ from irc.ir.graph import Node
 from irc.targets.cpu import gemm
 from irc.targets.cpu.kernel import KernelBuilder
 from irc.targets.cpu.kernels.registry import CpuContext, cpu_kernel
+from irc.targets.cpu.lowering.ops import conv_matrix_shape
 from irc.targets.llvm import lltypes as T
 
 
@@ -282,3 +283,41 @@ def _ceil_div(b: ir.IRBuilder, k: KernelBuilder, a: ir.Value, d: int) -> ir.Valu
 def _clamp(b: ir.IRBuilder, k: KernelBuilder, v: ir.Value, lo: int, hi: int) -> ir.Value:
     v = b.select(b.icmp_signed("<", v, k.i64(lo)), k.i64(lo), v)
     return b.select(b.icmp_signed(">", v, k.i64(hi)), k.i64(hi), v)
+
+
+# ---------------------------------------------------------------------------- run-time weight packing
+
+
+@cpu_kernel("pack_conv_weights")
+def _pack_conv_weights(k: KernelBuilder, node: Node) -> None:
+    """dst[g, p, kk, r] = W_g[p*MR + r, kk] (0 past the rows): the layout of lowering.ops.pack_panels,
+    W_g as lowering.ops.conv_weight_matrices defines it. Written in order; the reads gather."""
+    y, w = k.outs[0], k.ins[0]
+    group, panels, kdim, mr = y.shape
+    o, i, kh, kw = w.shape
+    taps = kh * kw
+    og = o // group
+    layout = node.attrs["layout"]
+    rows, _ = conv_matrix_shape(w.shape, group, layout)
+    with k.parallel_loop(group * panels, kdim * mr, name="gp") as gp:
+        b = k.b  # the parallel body's builder
+        g = b.sdiv(gp, k.i64(panels))
+        p = b.srem(gp, k.i64(panels))
+        with k.loop(kdim, name="kk") as kk:
+            base = b.mul(b.add(b.mul(gp, k.i64(kdim)), kk), k.i64(mr))
+            for r in range(mr):
+                row = b.add(b.mul(p, k.i64(mr)), k.i64(r))
+                inside = b.icmp_signed("<", row, k.i64(rows))
+                safe = b.select(inside, row, k.i64(0))
+                if layout == "flipped":  # row m, kk = (c, tap): w[g*og + c, m, taps-1-tap]
+                    c = b.sdiv(kk, k.i64(taps))
+                    tap = b.srem(kk, k.i64(taps))
+                    src = b.add(b.mul(b.add(b.mul(b.add(b.mul(g, k.i64(og)), c), k.i64(i)), safe), k.i64(taps)),
+                                b.sub(k.i64(taps - 1), tap))
+                elif layout == "taps":  # row (m, tap), kk = c: w[g*og + kk, m, tap]
+                    src = b.add(b.mul(b.add(b.mul(g, k.i64(og)), kk), k.i64(i * taps)), safe)
+                else:
+                    src = b.add(b.mul(b.add(b.mul(g, k.i64(og)), safe), k.i64(kdim)), kk)
+                v = b.load(b.gep(k.ptr(w), [src], inbounds=True, source_etype=T.F32), typ=T.F32)
+                v = b.select(inside, v, ir.Constant(T.F32, 0.0))
+                b.store(v, b.gep(k.ptr(y), [b.add(base, k.i64(r))], inbounds=True, source_etype=T.F32))

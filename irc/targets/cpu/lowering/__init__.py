@@ -1,8 +1,9 @@
 """The CPU target's own lowering: the ops only it makes and the passes that make them.
 
 - ``ops``: gemm_packed, conv_gemm, qgemm_packed, qconv_gemm (packed-weight GEMMs) and their
-  packing helpers;
-- ``im2col_gemm``: conv_fused / gemm_fused onto the packed f32 GEMM engine;
+  packing helpers; pack_conv_weights (run-time weights packed), conv_dot (weight-gradient
+  convolutions), conv_transpose_gemm (GEMM + col2im);
+- ``im2col_gemm``: conv_fused / conv_transpose / gemm_fused onto the packed f32 GEMM engine;
 - ``int8_gemm``: qconv / qgemm onto the u8 x s8 -> s32 GEMM of this CPU.
 
 Importing this package registers the ops and the passes (the CPU target imports it).

@@ -3,7 +3,9 @@ time into the panels the CPU's micro-kernels stream through.
 
 - ``gemm_packed`` / ``conv_gemm`` (lowering/im2col_gemm.py): the f32 ``gemm_fused`` /
   ``conv_fused`` with packed weights; ``conv_gemm`` computes the convolution as im2col + GEMM,
-  the im2col done while packing.
+  the im2col done while packing. ``pack_conv_weights`` packs run-time weights (a train step's)
+  for it; ``conv_transpose_gemm`` is a strided conv_transpose as GEMM + col2im; ``conv_dot`` a
+  convolution whose window outgrows its output (a weight gradient) as dot products.
 - ``qgemm_packed`` / ``qconv_gemm`` (lowering/int8_gemm.py): ``qgemm`` / ``qconv`` on the
   u8 x s8 -> s32 GEMM.
 
@@ -105,6 +107,113 @@ class ConvGemm:
         w = w.reshape(cout, cin_g, *kernel_shape)
         y = get_op("conv").reference(x, w, strides=strides, pads=pads, dilations=dilations, group=group)
         return apply_epilogue(y, bias, residual, act, act_alpha, act_beta, 1)
+
+
+#: How pack_conv_weights reads its weights (see conv_weight_matrices).
+PACK_LAYOUTS = ("conv", "flipped", "taps")
+
+
+@defop("pack_conv_weights", ("w",), {"mr": Attr("int"), "group": Attr("int", 1),
+                                     "layout": Attr("str", "conv", PACK_LAYOUTS)},
+       traits=(Trait.LOWERED,))
+class PackConvWeights:
+    """Run-time weights of a convolution packed as a GEMM's left operand, [group, panels, K, MR]
+    (pack_panels of each group's matrix; ``layout`` names the matrix, see conv_weight_matrices).
+    A train step's weights change every step, so they are packed once per step: Cout*K copies
+    against the GEMM's N*P*Cout*K multiply-adds."""
+
+    cost = costs.free  # a copy: no arithmetic (its bytes are the GEMM's weights, read once more)
+
+    def infer(w, *, mr, group, layout):
+        if w.rank != 4 or mr < 1 or group < 1 or (w.shape[0] % group):
+            raise ShapeError(f"pack_conv_weights takes 2-D conv weights [O, I, kh, kw] with O divisible by "
+                             f"{group} group(s) and mr >= 1, got {w} and mr {mr}")
+        rows, k = conv_matrix_shape(w.shape, group, layout)
+        return TensorType((group, -(-rows // mr), k, mr), w.dtype)
+
+    def reference(w, *, mr, group, layout):
+        return np.stack([pack_panels(m, mr) for m in conv_weight_matrices(w, group, layout)])
+
+
+def conv_matrix_shape(shape, group: int, layout: str) -> tuple[int, int]:
+    """(rows, K) of one group's GEMM weight matrix (see conv_weight_matrices)."""
+    o, i, kh, kw = shape
+    if layout == "conv":
+        return o // group, i * kh * kw
+    if layout == "flipped":
+        return i, (o // group) * kh * kw
+    return i * kh * kw, o // group
+
+
+def conv_weight_matrices(w: np.ndarray, group: int, layout: str) -> list[np.ndarray]:
+    """Each group's GEMM weight matrix W_g:
+
+    - ``conv``: conv weights w [Cout, Cin/g, kh, kw] as rows, W_g [Cout/g, Cin/g*kh*kw];
+    - ``flipped``: a stride-1 conv_transpose's weights w [C, M/g, kh, kw] as those of the equal
+      convolution, W_g[m, (c, dy, dx)] = w[g*C/g + c, m, kh-1-dy, kw-1-dx];
+    - ``taps``: a conv_transpose's weights as the GEMM that makes its columns before col2im,
+      W_g[(m, dy, dx), c] = w[g*C/g + c, m, dy, dx]."""
+    o, i = w.shape[:2]
+    og = o // group
+    if layout == "conv":
+        return [w[g * og:(g + 1) * og].reshape(og, -1) for g in range(group)]
+    if layout == "flipped":
+        flipped = w[:, :, ::-1, ::-1]
+        return [np.ascontiguousarray(flipped[g * og:(g + 1) * og].transpose(1, 0, 2, 3)).reshape(i, -1)
+                for g in range(group)]
+    return [np.ascontiguousarray(w[g * og:(g + 1) * og].reshape(og, -1).T) for g in range(group)]
+
+
+@defop("conv_transpose_gemm", ("x", "wp", "bias?"),
+       {"kernel_shape": Attr("ints"), "cout": Attr("int"), **CONV_ATTRS, "output_padding": Attr("ints")},
+       traits=(Trait.CONV, Trait.LOWERED))
+class ConvTransposeGemm:
+    """A 2-D conv_transpose as GEMM + col2im: per image and group, the columns [M/g*kh*kw, H*W] =
+    W_g @ x_g (W_g the ``taps`` matrix of conv_weight_matrices, stored packed: wp [group, panels,
+    C/g, MR]), then each column row added into the output at its tap's offset (col2im)."""
+
+    def infer(x, wp, bias=None, *, kernel_shape, cout, strides, pads, dilations, group, output_padding):
+        if x.rank != 4 or wp.rank != 4 or len(kernel_shape) != 2:
+            raise ShapeError(f"conv_transpose_gemm is 2-D: x [N, C, H, W] and wp [group, panels, K, MR], got {x} and {wp}")
+        cg = x.shape[1] // group
+        rows = cout // group * kernel_shape[0] * kernel_shape[1]
+        if wp.shape[0] != group or wp.shape[2] != cg or wp.shape[1] * wp.shape[3] < rows:
+            raise ShapeError(f"packed weights {wp} do not match {group} group(s) of {rows} rows x {cg}")
+        w = TensorType((x.shape[1], cout // group, *kernel_shape), x.dtype)
+        args = [x, w] + ([bias] if bias is not None else [])
+        _, (out,) = get_op("conv_transpose").type_check(args, dict(strides=strides, pads=pads, dilations=dilations,
+                                                                   group=group, output_padding=output_padding))
+        same_dtype(x, wp)
+        return out
+
+    cost = costs.conv_gemm
+
+    def reference(x, wp, bias=None, *, kernel_shape, cout, strides, pads, dilations, group, output_padding):
+        mg, kh, kw = cout // group, *kernel_shape
+        mats = [unpack_panels(wp[g], mg * kh * kw) for g in range(group)]  # [(m, dy, dx), c]
+        w = np.concatenate([m.T.reshape(-1, mg, kh, kw) for m in mats])
+        return get_op("conv_transpose").reference(x, w, *([bias] if bias is not None else []), strides=strides,
+                                                  pads=pads, dilations=dilations, group=group,
+                                                  output_padding=output_padding)
+
+
+@defop("conv_dot", ("x", "w"), dict(CONV_ATTRS), traits=(Trait.CONV, Trait.LOWERED))
+class ConvDot:
+    """A 2-D convolution whose kernel window is larger than its output (the weight-gradient
+    convolutions of a train step: dy is the kernel, the kernel taps the output), computed as dot
+    products along the window: y[b, m, q] = sum over (c, t) of w[m, c, t] * x_window(b, q)[c, t],
+    rows of w read in place, the windows of x gathered into a buffer chunk by chunk."""
+
+    def infer(x, w, *, strides, pads, dilations, group):
+        if x.rank != 4:
+            raise ShapeError(f"conv_dot is 2-D: x [N, C, H, W], got {x}")
+        _, (out,) = get_op("conv").type_check([x, w], dict(strides=strides, pads=pads, dilations=dilations, group=group))
+        return out
+
+    cost = costs.conv
+
+    def reference(x, w, *, strides, pads, dilations, group):
+        return get_op("conv").reference(x, w, strides=strides, pads=pads, dilations=dilations, group=group)
 
 
 # ----------------------------------------------------------------------------------------

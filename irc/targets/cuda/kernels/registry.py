@@ -40,9 +40,14 @@ UNSUPPORTED: dict[str, str] = {
     "conv_gemm": "a CPU lowering (im2col_gemm pass), never in the cuda pipeline",
     "qgemm_packed": "a CPU lowering of qgemm, never in the cuda pipeline",
     "qconv_gemm": "a CPU lowering of qconv, never in the cuda pipeline",
+    "pack_conv_weights": "a CPU lowering (im2col_gemm pass, run-time conv weights), never in the cuda pipeline",
+    "conv_dot": "a CPU lowering of weight-gradient convolutions, never in the cuda pipeline",
+    "conv_transpose_gemm": "a CPU lowering of strided conv_transpose, never in the cuda pipeline",
     "conv_integer": "ONNX ConvInteger is not implemented on the GPU yet (the quantize pass makes qconv instead)",
     "matmul_integer": "ONNX MatMulInteger is not implemented on the GPU yet (the quantize pass makes qgemm instead)",
     "resize": "resize is not implemented on the GPU yet",
+    **{op: "not implemented on the GPU yet (the cpu target runs it)"
+       for op in ("gather_nd", "scatter_nd", "scatter_elements", "cumsum", "trilu", "one_hot", "topk")},
 }
 
 

@@ -1,8 +1,11 @@
 // irc DNeuro block library: per-element blocks (P lanes each, one beat per cycle).
 
 `timescale 1ns/1ps
+/* verilator lint_off DECLFILENAME */  // several modules per file: the library's layout
 
 // Element-wise sum: acc = AM*(a - AZP) + BM*(b - BZP), requantized (irc.ir.quant_arith).
+// Pipelined: the two offsets are registered, the weighted sum is registered (two small DSP
+// products), then dn_requant's stages; the pipeline holds while the output is not taken.
 module dn_eltwise #(
     parameter P = 1, parameter A_SIGNED = 0, parameter B_SIGNED = 0,
     parameter AZP = 0, parameter BZP = 0, parameter AM = 1, parameter BM = 1,
@@ -23,25 +26,46 @@ module dn_eltwise #(
 );
     localparam [31:0] MULT32 = MULT;
     localparam [7:0] SHIFT8 = SHIFT;
+    localparam signed [31:0] AM32 = AM;
+    localparam signed [31:0] BM32 = BM;
     wire en;
     wire fire = en && a_valid && b_valid;
     assign a_ready = en && b_valid;
     assign b_ready = en && a_valid;
+    reg v1, v2;
+    always @(posedge clk) begin
+        if (rst) begin
+            v1 <= 1'b0;
+            v2 <= 1'b0;
+        end else if (en) begin
+            v1 <= fire;
+            v2 <= v1;
+        end
+    end
     wire [P*8-1:0] y;
+    wire [P-1:0] y_valid;
     genvar g;
     generate
         for (g = 0; g < P; g = g + 1) begin : lane
             wire [7:0] ab = a_data[g*8 +: 8];
             wire [7:0] bb = b_data[g*8 +: 8];
-            wire signed [31:0] av = (A_SIGNED ? {{24{ab[7]}}, ab} : {24'd0, ab}) - AZP;
-            wire signed [31:0] bv = (B_SIGNED ? {{24{bb[7]}}, bb} : {24'd0, bb}) - BZP;
-            wire signed [31:0] acc = av * AM + bv * BM;
+            wire [31:0] ae = A_SIGNED ? {{24{ab[7]}}, ab} : {24'd0, ab};
+            wire [31:0] be = B_SIGNED ? {{24{bb[7]}}, bb} : {24'd0, bb};
+            reg signed [31:0] av, bv, acc;
+            always @(posedge clk) begin
+                if (en) begin
+                    av <= ae - AZP;
+                    bv <= be - BZP;
+                    acc <= av * AM32 + bv * BM32;
+                end
+            end
             dn_requant #(.YZP(YZP), .YMIN(YMIN), .YMAX(YMAX)) u (
-                .acc(acc), .mult(MULT32), .shift(SHIFT8), .y(y[g*8 +: 8]));
+                .clk(clk), .rst(rst), .en(en), .in_valid(v2), .acc(acc), .mult(MULT32), .shift(SHIFT8),
+                .out_valid(y_valid[g]), .y(y[g*8 +: 8]));
         end
     endgenerate
     dn_outreg #(.WIDTH(P*8)) oreg (
-        .clk(clk), .rst(rst), .valid(fire), .data(y), .en(en),
+        .clk(clk), .rst(rst), .valid(&y_valid), .data(y), .en(en),
         .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data));
 endmodule
 
@@ -161,17 +185,22 @@ module dn_argmax #(
 );
     localparam NB = C / P;
     integer beat, j;
+    /* verilator lint_off UNUSEDSIGNAL */
+    integer idx;  // a class index, below C < 2**16
+    /* verilator lint_on UNUSEDSIGNAL */
     reg signed [9:0] best, nbest, v;
     reg [15:0] besti, nbesti;
     assign in_ready = !out_valid;
     always @* begin
         nbest = best;
         nbesti = besti;
+        idx = 0;
         for (j = 0; j < P; j = j + 1) begin
             v = IN_SIGNED ? {{2{in_data[j*8 + 7]}}, in_data[j*8 +: 8]} : {2'b00, in_data[j*8 +: 8]};
             if ((beat == 0 && j == 0) || v > nbest) begin
                 nbest = v;
-                nbesti = beat * P + j;
+                idx = beat * P + j;
+                nbesti = idx[15:0];
             end
         end
     end

@@ -5,6 +5,7 @@
 // once; a frame takes HO*WO*(C/P)*KH*KW cycles. The same sliding window (dn_window) as the conv block.
 
 `timescale 1ns/1ps
+/* verilator lint_off DECLFILENAME */  // files are named after the block kinds
 
 module dn_maxpool #(
     parameter C = 1, parameter H = 1, parameter W = 1, parameter HO = 1, parameter WO = 1,
@@ -35,15 +36,21 @@ module dn_maxpool #(
         .en(en), .done(last && cb == CB - 1), .kh(kh), .kw(kw), .cw(cb),
         .issue(can_issue), .tap_in(tap_in), .x_q(x_q));
 
+    // Flags registered beside dn_window's addresses (s0), then beside its data (s1).
+    reg s0_valid, s0_first, s0_last;
     reg s1_valid, s1_first, s1_last, s1_inside;
     always @(posedge clk) begin
         if (rst) begin
             cb <= 0; kh <= 0; kw <= 0;
+            s0_valid <= 0;
             s1_valid <= 0;
         end else if (en) begin
-            s1_valid <= can_issue;
-            s1_first <= first;
-            s1_last <= last;
+            s0_valid <= can_issue;
+            s0_first <= first;
+            s0_last <= last;
+            s1_valid <= s0_valid;
+            s1_first <= s0_first;
+            s1_last <= s0_last;
             s1_inside <= tap_in;
             if (can_issue) begin
                 if (kw != KW - 1) kw <= kw + 1;

@@ -1,6 +1,7 @@
 // irc DNeuro block library: the sliding window of the windowed blocks (conv, max pool).
 
 `timescale 1ns/1ps
+/* verilator lint_off DECLFILENAME */  // several modules per file: the library's layout
 
 // The output-pixel walk of a windowed block (a KH-row window with strides (SH, SW) and padding
 // (PT, PL) over a frame of H x W pixels of CB words, HO x WO output pixels) on a ring line buffer
@@ -8,35 +9,44 @@
 // so nothing stalls at row or frame changes. Output row oh starts once the rows it needs are in,
 // while the next SH rows stream in.
 //
-// The block walks the taps (kh, kw) and channel word cw of the current output pixel itself:
-// issue says the rows of that pixel are in, tap_in that the tap lies inside the frame. On an edge
-// where en is high, x_q takes the tap's word (an arbitrary word outside the frame), and when issue
-// and done (the pixel's last tap) are both high the walk moves on to the next output pixel in
-// raster order, frame after frame.
+// PP output pixels of a row are walked at once (PP divides WO): tap p of the group reads the line
+// buffer at its own address (one read port per pixel). With Q > 1 (CB = 1, Q divides W) an input
+// beat and a line-buffer word hold Q whole pixels of LANES codes, and a tap selects its pixel.
+//
+// The block walks the taps (kh, kw) and channel word cw of the current output pixels itself:
+// issue says the rows of those pixels are in. Reading is two steps, so that the address
+// arithmetic and the memory each have a cycle: on an edge where en is high the tap's addresses
+// and tap_in[p] (pixel p's tap lies inside the frame) are registered, and on the next such edge
+// x_q takes each pixel's tap word (an arbitrary word outside the frame). When issue and done
+// (the pixels' last tap) are both high the walk moves on to the next PP output pixels in raster
+// order, frame after frame; the rows it frees are released to the writer one en edge later,
+// after the last read of them.
 module dn_window #(
     parameter LANES = 1, parameter CB = 1, parameter H = 1, parameter W = 1,
     parameter HO = 1, parameter WO = 1, parameter KH = 1, parameter SH = 1, parameter SW = 1,
-    parameter PT = 0, parameter PL = 0
+    parameter PT = 0, parameter PL = 0, parameter PP = 1, parameter Q = 1
 ) (
-    input  wire               clk,
-    input  wire               rst,
-    input  wire               in_valid,
-    output wire               in_ready,
-    input  wire [LANES*8-1:0] in_data,
-    input  wire               en,
-    input  wire               done,
-    input  wire [31:0]        kh,
-    input  wire [31:0]        kw,
-    input  wire [31:0]        cw,
-    output wire               issue,
-    output wire               tap_in,
-    output wire [LANES*8-1:0] x_q
+    input  wire                    clk,
+    input  wire                    rst,
+    input  wire                    in_valid,
+    output wire                    in_ready,
+    input  wire [LANES*Q*8-1:0]    in_data,
+    input  wire                    en,
+    input  wire                    done,
+    input  wire [31:0]             kh,
+    input  wire [31:0]             kw,
+    input  wire [31:0]             cw,
+    output wire                    issue,
+    output reg  [PP-1:0]           tap_in,
+    output wire [PP*LANES*8-1:0]   x_q
 );
     localparam NR = 2 * KH + SH - PT;
-    localparam LBD = NR * W * CB;
+    localparam ROWW = (W / Q) * CB;
+    localparam LBD = NR * ROWW;
     localparam LAW = (LBD > 1) ? $clog2(LBD) : 1;
     localparam HM = H % NR;
     localparam PTM = PT % NR;
+    localparam WORD = LANES * Q * 8;
 
     integer oh, ow, top_slot, fbase_slot, ih_top, iw_left;
     reg [31:0] fbase;
@@ -47,18 +57,63 @@ module dn_window #(
         if (need_rows > H) need_rows = H;
     end
     assign issue = $signed(rows_done - (fbase + need_rows)) >= 0;
-    wire [31:0] free_row = fbase + ((ih_top > 0) ? ih_top : 0);
+    wire [31:0] free_now = fbase + ((ih_top > 0) ? ih_top : 0);
+    reg [31:0] free_row;
+    always @(posedge clk) begin
+        if (rst) free_row <= 0;
+        else if (en) free_row <= free_now;
+    end
 
     wire signed [31:0] ih = ih_top + kh;
-    wire signed [31:0] iw = iw_left + kw;
-    assign tap_in = (ih >= 0) && (ih < H) && (iw >= 0) && (iw < W);
+    wire row_in = (ih >= 0) && (ih < H);
     wire [31:0] slot_raw = top_slot + kh;
     wire [31:0] slot = (slot_raw >= NR) ? slot_raw - NR : slot_raw;
-    wire [31:0] lb_addr = tap_in ? (slot * (W * CB) + iw * CB + cw) : 0;
+    reg [PP*LAW-1:0] lb_addr;
+    wire [PP*WORD-1:0] words;
 
-    dn_linebuf #(.LANES(LANES), .W(W), .CB(CB), .NR(NR), .AW(LAW)) lb (
+    genvar p;
+    generate
+        for (p = 0; p < PP; p = p + 1) begin : tap
+            wire signed [31:0] iw = iw_left + p * SW + kw;
+            wire in_frame = row_in && (iw >= 0) && (iw < W);
+            wire [31:0] col = in_frame ? iw : 0;
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [31:0] addr = in_frame ? (cmul(slot, ROWW) + cmul(col / Q, CB) + cw) : 0;  // the low LAW bits address
+            /* verilator lint_on UNUSEDSIGNAL */
+            always @(posedge clk) begin
+                if (en) begin
+                    lb_addr[p*LAW +: LAW] <= addr[LAW-1:0];
+                    tap_in[p] <= in_frame;
+                end
+            end
+            if (Q > 1) begin : pick
+                reg [31:0] sel_a, sel;  // the pixel within the word, beside the address, then the data
+                always @(posedge clk) begin
+                    if (en) begin
+                        sel_a <= col % Q;
+                        sel <= sel_a;
+                    end
+                end
+                assign x_q[p*LANES*8 +: LANES*8] = words[p*WORD + sel*LANES*8 +: LANES*8];
+            end else begin : whole
+                assign x_q[p*LANES*8 +: LANES*8] = words[p*WORD +: WORD];
+            end
+        end
+    endgenerate
+
+    dn_linebuf #(.WIDTH(WORD), .ROWW(ROWW), .NR(NR), .AW(LAW), .PORTS(PP)) lb (
         .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-        .free_row(free_row), .rows_done(rows_done), .rd_en(en), .rd_addr(lb_addr[LAW-1:0]), .rd_data(x_q));
+        .free_row(free_row), .rows_done(rows_done), .rd_en(en), .rd_addr(lb_addr), .rd_data(words));
+
+    // x * c for a constant c as shifts and adds (no DSP block for address arithmetic).
+    function [31:0] cmul(input [31:0] x, input integer c);
+        integer k;
+        begin
+            cmul = 0;
+            for (k = 0; k < 31; k = k + 1)
+                if (c[k]) cmul = cmul + (x << k);
+        end
+    endfunction
 
     // Modular slot arithmetic (all operands below NR).
     function integer add_mod(input integer a, input integer b);
@@ -73,9 +128,9 @@ module dn_window #(
             oh <= 0; ow <= 0;
             ih_top <= -PT; iw_left <= -PL; fbase <= 0; fbase_slot <= 0; top_slot <= sub_mod(0, PTM);
         end else if (en && issue && done) begin
-            if (ow != WO - 1) begin
-                ow <= ow + 1;
-                iw_left <= iw_left + SW;
+            if (ow != WO - PP) begin
+                ow <= ow + PP;
+                iw_left <= iw_left + SW * PP;
             end else begin
                 ow <= 0;
                 iw_left <= -PL;
@@ -95,34 +150,36 @@ module dn_window #(
     end
 endmodule
 
-// Line buffer: the last NR rows of a frame of W pixels x CB words (LANES codes each), as a
-// ring. rows_done counts completed rows since reset (modulo 2**32); a row may be written while
-// rows_done - free_row < NR, i.e. while it does not overwrite a row the reader still needs.
+// Line buffer: the last NR rows of a frame, ROWW words of WIDTH bits per row, as a ring, read
+// at PORTS addresses per edge (a copy of the memory per read port on an FPGA). rows_done counts
+// completed rows since reset (modulo 2**32); a row may be written while rows_done - free_row < NR,
+// i.e. while it does not overwrite a row the reader still needs.
 module dn_linebuf #(
-    parameter LANES = 1,
-    parameter W = 1,
-    parameter CB = 1,
+    parameter WIDTH = 8,
+    parameter ROWW = 1,
     parameter NR = 1,
-    parameter AW = 1
+    parameter AW = 1,
+    parameter PORTS = 1
 ) (
-    input  wire              clk,
-    input  wire              rst,
-    input  wire              in_valid,
-    output wire              in_ready,
-    input  wire [LANES*8-1:0] in_data,
-    input  wire [31:0]       free_row,
-    output reg  [31:0]       rows_done,
-    input  wire              rd_en,
-    input  wire [AW-1:0]     rd_addr,
-    output reg  [LANES*8-1:0] rd_data
+    input  wire                  clk,
+    input  wire                  rst,
+    input  wire                  in_valid,
+    output wire                  in_ready,
+    input  wire [WIDTH-1:0]      in_data,
+    input  wire [31:0]           free_row,
+    output reg  [31:0]           rows_done,
+    input  wire                  rd_en,
+    input  wire [PORTS*AW-1:0]   rd_addr,
+    output reg  [PORTS*WIDTH-1:0] rd_data
 );
-    localparam ROWW = W * CB;
     localparam DEPTH = NR * ROWW;
-    reg [LANES*8-1:0] mem [0:DEPTH-1];
+    localparam integer LAST = DEPTH - 1;
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
     reg [AW-1:0] wptr;
     reg [31:0] wcnt;
     wire [31:0] ahead = rows_done - free_row;
     assign in_ready = ahead < NR;
+    integer j;
     always @(posedge clk) begin
         if (rst) begin
             wptr <= 0;
@@ -130,7 +187,7 @@ module dn_linebuf #(
             rows_done <= 0;
         end else if (in_valid && in_ready) begin
             mem[wptr] <= in_data;
-            wptr <= (wptr == DEPTH - 1) ? 0 : wptr + 1'b1;
+            wptr <= (wptr == LAST[AW-1:0]) ? {AW{1'b0}} : wptr + 1'b1;
             if (wcnt == ROWW - 1) begin
                 wcnt <= 0;
                 rows_done <= rows_done + 1;
@@ -138,6 +195,8 @@ module dn_linebuf #(
                 wcnt <= wcnt + 1;
             end
         end
-        if (rd_en) rd_data <= mem[rd_addr];
+        if (rd_en)
+            for (j = 0; j < PORTS; j = j + 1)
+                rd_data[j*WIDTH +: WIDTH] <= mem[rd_addr[j*AW +: AW]];
     end
 endmodule
