@@ -285,13 +285,25 @@ class BaseModel:
         self._dirty = True
         loss = float(outs[0])
         if not math.isfinite(loss):
-            # The step graph kept the old weights and optimizer state (irc.nn.step): the model
-            # is as it was before this batch.
+            # The step graph kept the old weights (irc.nn.step); slots it poisoned start afresh.
+            reset = self._reset_nonfinite_slots()
             raise TrainingError(f"the loss is {loss} at epoch {epoch + 1}, step {step_in_epoch + 1} "
                                 f"(learning rate {float(arrays['lr']):g}); lower the learning rate or check "
-                                f"the data (the weights are those before this step)")
+                                f"the data (the weights are those before this step"
+                                + (f"; {reset} optimizer state array(s) it made non-finite were reset to zero"
+                                   if reset else "") + ")")
         self.step_count += 1
         return [loss * batch, *(float(o) for o in outs[1:1 + len(step.metric_names)])]
+
+    def _reset_nonfinite_slots(self) -> int:
+        """Zero the optimizer slots a failed step made non-finite; how many there were."""
+        self._pull()
+        bad = [k for k, v in self.opt_state.items() if not np.isfinite(v).all()]
+        for k in bad:
+            self.opt_state[k] = np.zeros_like(self.opt_state[k])
+        if bad:
+            self._live = None  # the next step loads the repaired state
+        return len(bad)
 
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_data=None, shuffle: bool = True,
             seed: int | None = None, verbose: int = 1, augment: Callable | None = None,

@@ -86,10 +86,11 @@ class Optimizer:
                globals_: dict[str, Tensor], keep: Keep = _take_new) -> tuple[Tensor, dict[str, Tensor]]:
         """(next weight, next slots); ``globals_`` are the already updated globals.
 
-        ``keep(new, old)`` is what to store for each next value: the train step passes one that
-        keeps ``old`` when the loss is not finite. Apply it to each slot as soon as it is
-        computed and compute the weight from the kept slot, so that the guard fuses into the
-        update's element-wise chain instead of adding a pass over memory."""
+        ``keep(new, old)`` is what to store as the next weight: the train step passes one that
+        keeps ``old`` when the loss is not finite. It fuses into the weight's element-wise update.
+        Slots are not guarded (a guard there would cost a pass over memory wherever the slot's
+        update is fused into a GEMM's epilogue); a step whose loss is not finite has the model
+        reset the slots it made non-finite (BaseModel._run_step)."""
         raise NotImplementedError
 
     def config(self) -> dict:
@@ -119,7 +120,7 @@ class SGD(Optimizer):
         new_slots = {}
         step = grad
         if self.momentum:
-            v = keep(slots["velocity"] * self.momentum + grad, slots["velocity"])
+            v = slots["velocity"] * self.momentum + grad
             new_slots["velocity"] = v
             step = grad + v * self.momentum if self.nesterov else v
         return keep(w - lr * step, w), new_slots
@@ -157,8 +158,8 @@ class Adam(Optimizer):
             grad = grad + w * self.weight_decay
         b1, b2 = self.beta_1, self.beta_2
         t = globals_["t"]
-        m = keep(slots["m"] * b1 + grad * (1 - b1), slots["m"])
-        v = keep(slots["v"] * b2 + grad * grad * (1 - b2), slots["v"])
+        m = slots["m"] * b1 + grad * (1 - b1)
+        v = slots["v"] * b2 + grad * grad * (1 - b2)
         c1 = 1.0 - t.tracer.const(np.float32(b1)) ** t
         c2 = 1.0 - t.tracer.const(np.float32(b2)) ** t
         w_new = w - lr * (m / c1) / (np.sqrt(v / c2) + self.epsilon)

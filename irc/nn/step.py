@@ -12,10 +12,11 @@ The train step of a batch size is traced in one go:
 weights and optimizer state in its own buffers and updates them in place: nothing is copied
 between steps, and the whole step (forward, loss, backward, update) is one call into the target.
 The update nodes come last, after every read of the old weights, which is what lets a target
-write each new weight over the old one. Every next value is taken only when the loss is finite
-(``where(loss - loss == 0, new, old)``, fused into the update): a step whose loss is NaN or
-infinite leaves weights and optimizer state as they were, so the model stays usable after fit
-reports it.
+write each new weight over the old one. Each next weight, batch-norm statistic and optimizer
+global is taken only when the loss is finite (``where(loss - loss == 0, new, old)``, fused into
+its update): a step whose loss is NaN or infinite leaves them as they were, so the model stays
+usable after fit reports it. Optimizer slots (momentum, Adam's moments) are not guarded in the
+graph, which would cost a pass over memory; the model resets those the step made non-finite.
 """
 
 from __future__ import annotations
@@ -120,8 +121,8 @@ def train_step_graph(model, loss, metrics, optimizer, batch: int, opt_state: dic
         raise ModelError(f"weights {', '.join(unused)} are not used by the model's forward pass")
     grads = gradients(tr, list(b.nodes), loss_t.value, [ctx.tensors[k].value for k in trainable])
 
-    # Optimizer state: inputs like the weights, created after the forward pass. Each next value
-    # is kept only when the loss is finite (a NaN step changes nothing).
+    # Optimizer state: inputs like the weights, created after the forward pass. Each next weight
+    # (and global, and batch-norm statistic) is kept only when the loss is finite.
     finite = (loss_t - loss_t) == 0.0  # false for NaN and for either infinity
 
     def keep(new: Tensor, old: Tensor) -> Tensor:

@@ -62,7 +62,7 @@ def test_nan_step_leaves_the_model_usable(digits, target):
     model.compile(nn.SGD(0.1, momentum=0.9), "cross_entropy", target=target)
     bad = x[:64].copy()
     bad[40, 0, 3, 3] = np.nan  # in the third batch of 16
-    with pytest.raises(nn.TrainingError, match="loss is nan at epoch 1, step 3"):
+    with pytest.raises(nn.TrainingError, match="loss is nan at epoch 1, step 3.*were reset to zero"):
         model.fit(bad, y[:64], batch_size=16, shuffle=False, verbose=0)
     assert model.step_count == 2
     # The weights are those after step 2: the same as training on the first two batches only.
@@ -71,8 +71,9 @@ def test_nan_step_leaves_the_model_usable(digits, target):
     ref.fit(x[:32], y[:32], batch_size=16, shuffle=False, verbose=0)
     for k, w in ref.get_weights().items():
         np.testing.assert_array_equal(model.get_weight(k), w)
-    for k, v in ref.opt_state.items():
-        np.testing.assert_array_equal(model.opt_state[k] if k in model.opt_state else None, v)
+    # The momentum the NaN gradient reached starts afresh; nothing non-finite is left.
+    assert model.opt_state.keys() == ref.opt_state.keys()
+    assert all(np.isfinite(v).all() for v in model.opt_state.values())
     hist = model.fit(x[:64], y[:64], batch_size=16, verbose=0)  # clean data trains on
     assert np.isfinite(hist["loss"][-1])
 
