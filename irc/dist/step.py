@@ -28,7 +28,7 @@ from irc.errors import ModelError
 from irc.frontend.trace import Tensor, broadcast_to
 from irc.ir.graph import Graph
 from irc.ir.interp import check_input
-from irc.nn.step import _Ctx
+from irc.nn.step import traced_loss
 from irc.passes.autodiff import gradients
 from irc.targets.state import in_place_safe
 
@@ -60,17 +60,7 @@ class GradientStep:
 def gradient_graph(model, batch: int) -> GradientStep:
     """The gradient graph of ``model`` for ``batch`` samples (see module doc)."""
     tr = model.tracer(f"{model.name}_grad_step")
-    ctx = _Ctx(model, tr, training=True, as_state=True)
-    xs = [tr.input(nm, (batch, *shape)) for nm, shape in zip(model.input_names, model.input_shapes)]
-    y = tr.input("y", (batch, *model.output_shapes[0]))
-    scale = tr.input("gscale", ())
-    outs = model.forward(ctx, xs)
-    if len(outs) != 1:
-        raise ModelError(f"model {model.name} has {len(outs)} outputs; training supports one")
-    pred = outs[0]
-    logits = ctx.logits.get(pred.value)
-    loss = model.loss(pred, y, logits)
-    metrics = [m(pred, y, logits) for m in model.metrics]
+    ctx, loss, metrics, (scale,) = traced_loss(model, tr, batch, model.loss, model.metrics, "gscale")
     unused = [k for k in model.trainable_names if k not in ctx.tensors]
     if unused:
         raise ModelError(f"weights {', '.join(unused)} are not used by the model's forward pass")

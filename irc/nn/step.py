@@ -97,23 +97,30 @@ def inference_graph(model, batch: int, tracer: Tracer | None = None) -> Graph:
     return tr.build(*outs)
 
 
-def train_step_graph(model, loss, metrics, optimizer, batch: int, opt_state: dict[str, np.ndarray],
-                     tracer: Tracer | None = None) -> TrainStep:
-    """The train step of ``model`` for ``batch`` samples (see module doc)."""
-    tr = tracer or Tracer(f"{model.name}_train_step")
-    b = tr.builder
+def traced_loss(model, tr: Tracer, batch: int, loss, metrics, *scalars: str) -> tuple[_Ctx, Tensor, list[Tensor],
+                                                                                        list[Tensor]]:
+    """The training-mode forward pass of ``model`` for ``batch`` samples, traced into ``tr``
+    with inputs x..., y and the named scalar inputs (in that order), and the loss and metric
+    tensors on it: (ctx, loss, metrics, scalar inputs). Shared by the train step and the
+    distributed gradient step (irc.dist.step)."""
     ctx = _Ctx(model, tr, training=True, as_state=True)
     xs = [tr.input(nm, (batch, *shape)) for nm, shape in zip(model.input_names, model.input_shapes)]
-    out_shape = model.output_shapes[0]
-    y = tr.input("y", (batch, *out_shape))
-    lr = tr.input("lr", ())
+    y = tr.input("y", (batch, *model.output_shapes[0]))
+    named = [tr.input(nm, ()) for nm in scalars]
     outs = model.forward(ctx, xs)
     if len(outs) != 1:
         raise ModelError(f"model {model.name} has {len(outs)} outputs; training supports one")
     pred = outs[0]
     logits = ctx.logits.get(pred.value)
-    loss_t = loss(pred, y, logits)
-    metric_ts = [m(pred, y, logits) for m in metrics]
+    return ctx, loss(pred, y, logits), [m(pred, y, logits) for m in metrics], named
+
+
+def train_step_graph(model, loss, metrics, optimizer, batch: int, opt_state: dict[str, np.ndarray],
+                     tracer: Tracer | None = None) -> TrainStep:
+    """The train step of ``model`` for ``batch`` samples (see module doc)."""
+    tr = tracer or Tracer(f"{model.name}_train_step")
+    b = tr.builder
+    ctx, loss_t, metric_ts, (lr,) = traced_loss(model, tr, batch, loss, metrics, "lr")
 
     trainable = [k for k in model.trainable_names if k in ctx.tensors]
     unused = [k for k in model.trainable_names if k not in ctx.tensors]

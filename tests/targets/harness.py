@@ -49,3 +49,13 @@ def assert_matches_interp(g: Graph, inputs: Sequence[np.ndarray], target: str = 
         else:
             np.testing.assert_array_equal(a, e, err_msg=f"output {i}")
     return got
+
+
+def passthrough_graph() -> Graph:
+    """Outputs no node writes: a parameter, a computed value twice, and a graph input (targets
+    must copy those in; found by the random-graph differential tester)."""
+    b = GraphBuilder("passthrough")
+    x = b.input("x", (5,))
+    c = b.param("c", np.arange(5, dtype=np.float32))
+    y = b.op("add", x, x)
+    return b.build(c, y, x, y)
