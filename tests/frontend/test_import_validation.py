@@ -296,3 +296,24 @@ def test_list_that_does_not_fit_the_dtype_is_refused():
 def test_ragged_list_is_an_input_error():
     with pytest.raises(InputError, match="input 'x' is a ragged nested list"):
         _relu_compiled()([[1.0, 2.0, 3.0], [1.0, 2.0]])
+
+
+def test_string_attribute_that_is_not_utf8():
+    """Found by the 10,000-mutant fuzz run: a Pad whose mode attribute holds invalid UTF-8."""
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode="constant")
+    node.attribute[0].s = b"\xffconstant"
+    pads = numpy_helper.from_array(np.array([1, 1], np.int64), "pads")
+    m = _model([node], [_vi("x", [4])], [_vi("y", [6])], [pads])
+    with pytest.raises(ModelError, match="attribute 'mode' is not UTF-8 text"):
+        irc.compile(m, target="interp")
+
+
+def test_split_of_a_scalar_is_a_shape_error():
+    """Found by the fuzz run: Split on a rank-0 tensor (after an op_type mutation)."""
+    from irc.errors import ShapeError
+    from irc.ir import GraphBuilder
+
+    b = GraphBuilder("g")
+    x = b.input("x", ())
+    with pytest.raises(ShapeError, match="split cuts a tensor along an axis; got a scalar"):
+        b.add_node("split", [x], {"axis": 0, "sizes": (1,)})

@@ -129,11 +129,11 @@ class NodeContext:
             return default
         v = helper.get_attribute_value(a)
         if isinstance(v, bytes):
-            return v.decode()
+            return _text(name, v)
         if isinstance(v, onnx.TensorProto):
             return numpy_helper.to_array(v)
         if isinstance(v, list):
-            return [x.decode() if isinstance(x, bytes) else x for x in v]
+            return [_text(name, x) if isinstance(x, bytes) else x for x in v]
         return v
 
     # -- inputs
@@ -226,3 +226,11 @@ class ExportContext:
         attrs = {k: (dtype_to_onnx(v) if isinstance(v, DType) else v) for k, v in attrs.items() if v is not None}
         self._exp.nodes.append(helper.make_node(op_type, ins, outs, name=self._exp.fresh(op_type), domain=domain, **attrs))
         return outs
+
+
+def _text(name: str, raw: bytes) -> str:
+    """A string attribute's bytes as text (ONNX strings are UTF-8)."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ModelError(f"attribute '{name}' is not UTF-8 text: {raw[:20]!r}") from None

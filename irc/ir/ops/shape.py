@@ -96,6 +96,8 @@ class Split:
         return {"axis": norm_axis(axis, x.rank), "sizes": sizes}
 
     def infer(x, *, axis, sizes):
+        if x.rank == 0:
+            raise ShapeError(f"split cuts a tensor along an axis; got a scalar {x}")
         if any(s < 0 for s in sizes) or sum(sizes) != x.shape[axis]:
             raise ShapeError(f"split sizes {list(sizes)} do not add up to dimension {axis} of {x}")
         return tuple(x.with_shape(x.shape[:axis] + (s,) + x.shape[axis + 1:]) for s in sizes)
