@@ -53,8 +53,8 @@ def model_file(tmp_path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def irc(capsys):
-    """``irc(*args) -> (status, stdout, stderr)``, running the command line in process."""
+def irc_cli(capsys):
+    """``irc_cli(*args) -> (status, stdout, stderr)``, running the command line in process."""
     from irc.cli.commands import main
 
     def call(*args):
@@ -63,3 +63,9 @@ def irc(capsys):
         return status, out.out, out.err
 
     return call
+
+
+@pytest.fixture
+def irc(irc_cli):
+    """irc_cli under the command's own name (for test modules that do not import the package)."""
+    return irc_cli

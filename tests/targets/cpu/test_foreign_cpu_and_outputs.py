@@ -26,19 +26,6 @@ needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler 
 _WIDE = ("skylake-avx512", "x86-64-v4", "sapphirerapids")
 
 
-@pytest.fixture
-def irc_cli(capsys):
-    """The command line run in process: ``irc_cli(*args) -> (status, stdout, stderr)``."""
-    from irc.cli.commands import main
-
-    def call(*args):
-        status = main([str(a) for a in args])
-        out = capsys.readouterr()
-        return status, out.out, out.err
-
-    return call
-
-
 def _graph():
     b = GraphBuilder("tiny")
     x = b.input("x", (2, 8))
