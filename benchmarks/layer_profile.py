@@ -71,11 +71,19 @@ def train_step_graph(name: str, batch: int | None, threads: int, budget: float, 
     model.prepare(batch)
     exe, step = model._compiled("step", batch), model._steps[batch]
     exe.exe.set_threads(threads)
-    rng = np.random.default_rng(0)
     feed = {model.input_names[0]: rng.standard_normal((batch, *model.input_shapes[0])).astype(np.float32),
             "y": np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)], "lr": np.float32(0.01)}
     args = [feed[k] for k in step.data_names]
     return exe.exe.graph, measure(lambda: exe.run(args), budget_s=budget, clock=clock).median, batch
+
+
+def typed_inputs(values) -> list[np.ndarray]:
+    """Inputs for these graph values: normal floats, small non-negative integers (valid token
+    ids and gather indices for any table), random booleans."""
+    from irc.bench import random_inputs
+
+    feeds = random_inputs([(v.name, v.shape, v.dtype.numpy) for v in values])
+    return [feeds[v.name] for v in values]
 
 
 def main() -> None:
@@ -92,17 +100,15 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.3)
     args = ap.parse_args()
     clock = "thread" if args.threads == 1 else "wall"
-    rng = np.random.default_rng(0)
 
     if args.train:
         g, total, args.batch = train_step_graph(args.model, args.batch, args.threads, args.budget * 5, clock)
     else:
         args.batch = args.batch or 1
         model = irc.zoo.build(args.model, batch=args.batch)
-        shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-        x = rng.standard_normal(shape).astype(np.float32)
         whole = irc.compile(model, target="cpu", threads=args.threads)
-        total = measure(lambda: whole(x), budget_s=args.budget * 5, clock=clock).median
+        x = typed_inputs(whole.graph.inputs)
+        total = measure(lambda: whole(*x), budget_s=args.budget * 5, clock=clock).median
         g = whole.graph
     rows = []
     for node in g.nodes:
@@ -110,7 +116,7 @@ def main() -> None:
             continue
         sub, feeds = one_node_graph(g, node)
         c = irc.compile(sub, target="cpu", threads=args.threads, passes=[])
-        inputs = [rng.standard_normal(v.shape).astype(v.dtype.numpy) for v in feeds]
+        inputs = typed_inputs(feeds)
         ms = measure(lambda c=c, inputs=inputs: c(*inputs), budget_s=args.budget, clock=clock).median
         rows.append((ms, node))
     by_op: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
