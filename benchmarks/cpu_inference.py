@@ -5,7 +5,8 @@
 
 Every (model, batch, threads, engine) is measured in a fresh worker process, so its peak RSS
 (VmHWM) is its own; latency is the median of repeated runs after warm-up (irc.bench.measure).
-The ratio column is irc / onnxruntime: below 1.0 irc is faster. Nothing here is asserted.
+The ratio column is irc / onnxruntime: below 1.0 irc is faster; after the table, the geometric
+mean of the ratios over all rows of each thread count. Nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ MODELS = [
     ("vgg_cifar", 32, {}),
     ("bert_base", 1, {}),
     ("gpt2_small", 1, {}),
+    ("efficientnet_b0", 1, {}),
+    ("convnext_tiny", 1, {}),
+    ("vit_b16", 1, {}),
 ]
 ENGINES = ("irc", "onnxruntime", "torch")
 
@@ -88,6 +92,7 @@ def table(models, threads_list, budget) -> None:
     print("| model | batch | threads | irc ms | onnxruntime ms | PyTorch ms | irc/onnxruntime | irc RSS MB | "
           "ort RSS MB | torch RSS MB | irc compile s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    ratios: dict[int, list[float]] = {t: [] for t in threads_list}
     for name, batch, _ in models:
         for threads in threads_list:
             res = {e: _spawn(e, name, batch, threads, budget) for e in ENGINES}
@@ -100,11 +105,21 @@ def table(models, threads_list, budget) -> None:
 
             ratio = "-"
             if "ms" in res["irc"] and "ms" in res["onnxruntime"]:
-                ratio = f"{res['irc']['ms'] / res['onnxruntime']['ms']:.2f}"
+                ratios[threads].append(res["irc"]["ms"] / res["onnxruntime"]["ms"])
+                ratio = f"{ratios[threads][-1]:.2f}"
             print(f"| {name} | {batch} | {threads} | {cell('irc', 'ms', '{:.2f}')} | {cell('onnxruntime', 'ms', '{:.2f}')} | "
                   f"{cell('torch', 'ms', '{:.2f}')} | {ratio} | {cell('irc', 'rss', '{:.0f}')} | "
                   f"{cell('onnxruntime', 'rss', '{:.0f}')} | {cell('torch', 'rss', '{:.0f}')} | "
                   f"{cell('irc', 'setup_s', '{:.2f}')} |", flush=True)
+    print()
+    for threads, rs in ratios.items():
+        mean = f"{geometric_mean(rs):.2f}" if rs else "-"
+        print(f"geometric mean of irc/onnxruntime at {threads} thread{'s' * (threads > 1)}: {mean} over {len(rs)} rows")
+
+
+def geometric_mean(ratios) -> float:
+    """The mean that treats 2x faster and 2x slower alike: exp of the mean log ratio."""
+    return float(np.exp(np.mean(np.log(ratios))))
 
 
 def gemm_table(threads_list, budget) -> None:

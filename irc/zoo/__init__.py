@@ -16,6 +16,8 @@ from functools import partial
 import onnx
 
 from irc.errors import InputError
+from irc.zoo.convnext import convnext_tiny
+from irc.zoo.efficientnet import efficientnet_b0
 from irc.zoo.imagenet import alexnet, googlenet, mobilenet_v1, resnet34, resnet50, squeezenet, vgg16
 from irc.zoo.lenet import lenet5
 from irc.zoo.mlp import mlp
@@ -23,6 +25,7 @@ from irc.zoo.mobilenet import mobilenet_v2
 from irc.zoo.resnet import resnet, resnet18, small_resnet
 from irc.zoo.transformer import bert_encoder, gpt_decoder
 from irc.zoo.vgg import vgg_cifar
+from irc.zoo.vit import vit_b16
 
 #: Model name -> builder ``fn(batch=..., seed=..., **size parameters) -> onnx.ModelProto``.
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
@@ -42,6 +45,9 @@ MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet50": resnet50,
     "bert_encoder": bert_encoder,
     "gpt_decoder": gpt_decoder,
+    "efficientnet_b0": efficientnet_b0,
+    "convnext_tiny": convnext_tiny,
+    "vit_b16": vit_b16,
     # the real sizes: BERT-base's encoder at sequence 128 and GPT-2 small's decoder at 128 tokens
     "bert_base": partial(bert_encoder, seq=128, hidden=768, heads=12, layers=12, vocab=30522),
     "gpt2_small": partial(gpt_decoder, seq=128, hidden=768, heads=12, layers=12, vocab=50257),
@@ -59,4 +65,4 @@ def build(name: str, batch: int | None = None, **kw) -> onnx.ModelProto:
 
 __all__ = ["MODELS", "build", "lenet5", "mlp", "mobilenet_v2", "resnet", "resnet18", "small_resnet", "vgg_cifar",
            "alexnet", "googlenet", "mobilenet_v1", "resnet34", "resnet50", "squeezenet", "vgg16", "bert_encoder",
-           "gpt_decoder"]
+           "gpt_decoder", "efficientnet_b0", "convnext_tiny", "vit_b16"]
