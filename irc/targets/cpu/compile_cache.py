@@ -9,7 +9,9 @@ the CPU name and features, and the versions of irc (with a digest of the code ge
 sources, so an edited kernel never loads stale code), llvmlite and LLVM.
 
 The folder is ``$IRC_CACHE_DIR``, else ``$XDG_CACHE_HOME/irc``, else ``~/.cache/irc``; its size
-is bounded by ``$IRC_CACHE_MAX_BYTES`` (default 1 GiB), least recently used entries going first.
+is bounded by ``$IRC_CACHE_MAX_BYTES`` (default 1 GiB), least recently used entries going first;
+a small ledger file keeps the folder's running total, so storing an entry costs a scan of the
+folder only when the bound is passed (or the ledger is an hour old), not on every compile.
 Entries are written to a temporary file and renamed, so concurrent processes see a whole entry
 or none; each carries a SHA-256 of its contents, and one that does not match (truncated,
 corrupted) is deleted and rebuilt, never loaded. A cache that cannot be written (read-only
@@ -42,6 +44,10 @@ _HEAD = struct.Struct("<8sQ32s")  # magic, payload bytes, sha256(payload)
 _SUFFIX = ".ircobj"
 #: a temporary file older than this belongs to a process that died while writing
 _STALE_TMP_S = 3600.0
+#: the running total of the folder's bytes, so a put need not stat every entry (see _Ledger)
+_LEDGER = ".usage"
+#: a ledger older than this is recounted (writers racing on it may have lost updates)
+_LEDGER_MAX_AGE_S = 3600.0
 #: the sources that decide what code a lowered graph becomes (relative to the irc package)
 _CODEGEN_SOURCES = ("targets/cpu", "targets/llvm", "ir", "passes/memory_plan.py")
 
@@ -180,8 +186,34 @@ class CompileCache:
                 Path(tmp).unlink(missing_ok=True)
         except OSError:
             return False
-        self.evict(keep=key)
+        if self._ledger_add(len(data)) > self.limit:
+            self.evict(keep=key)
         return True
+
+    def _ledger_add(self, nbytes: int) -> int:
+        """The folder's bytes after adding ``nbytes``, from the ledger (a put stats one file, not
+        thousands). A missing, unreadable or old ledger means a count; the count is exact, the
+        ledger only an upper bound between counts when another process overwrites an entry."""
+        path = self.root / _LEDGER
+        try:
+            st = path.stat()
+            fresh = time.time() - st.st_mtime < _LEDGER_MAX_AGE_S
+            total = int(path.read_text()) + nbytes if fresh else None
+        except (OSError, ValueError):
+            total = None
+        if total is None:
+            total = sum(e[1] for e in self._entries())
+        self._ledger_write(total)
+        return total
+
+    def _ledger_write(self, total: int) -> None:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".usage.", suffix=".tmp", dir=self.root)
+            with os.fdopen(fd, "w") as f:
+                f.write(str(total))
+            os.replace(tmp, self.root / _LEDGER)
+        except OSError:
+            pass
 
     def _entries(self) -> list[tuple[float, int, Path]]:
         """(last use, bytes, path) of every entry; stale temporary files are removed on the way."""
@@ -215,6 +247,7 @@ class CompileCache:
             path.unlink(missing_ok=True)
             total -= size
             removed += 1
+        self._ledger_write(total)
         return removed
 
     def info(self) -> CacheInfo:
@@ -226,6 +259,7 @@ class CompileCache:
         entries = self._entries()
         for _, _, path in entries:
             path.unlink(missing_ok=True)
+        (self.root / _LEDGER).unlink(missing_ok=True)
         return len(entries)
 
 

@@ -201,6 +201,26 @@ def test_lru_eviction_keeps_the_bound_and_the_recently_used(tmp_path):
     assert not store.put("e" * 64, Entry({}, b"\0" * 4000))  # larger than the bound: not stored
 
 
+def test_a_put_below_the_bound_reads_the_ledger_not_the_folder(tmp_path, monkeypatch):
+    """Storing an entry stats one ledger file, not every entry (a folder of thousands made each
+    compile pay a scan); the folder is counted again only when the ledger says the bound is
+    passed, and eviction leaves the ledger equal to the real total."""
+    store = CompileCache(tmp_path, limit=10_000)
+    blob = Entry({}, b"\x90" * 900)
+    assert store.put("a" * 64, blob)  # no ledger yet: one count
+    scans = []
+    real = CompileCache._entries
+    monkeypatch.setattr(CompileCache, "_entries", lambda self: scans.append(1) or real(self))
+    for key in "bcdefgh":
+        assert store.put(key * 64, blob)
+    assert not scans  # 8 entries of ~1 kB: below the bound, no scan
+    for key in "ijkl":
+        assert store.put(key * 64, blob)
+    assert scans  # past the bound: counted and evicted
+    monkeypatch.setattr(CompileCache, "_entries", real)
+    assert int((tmp_path / ".usage").read_text()) == store.info().bytes <= store.limit
+
+
 def test_size_bound_from_the_environment(cache_dir, monkeypatch):
     irc.compile(dense(), "cpu", threads=1)
     one = max(p.stat().st_size for p in entries(cache_dir))
