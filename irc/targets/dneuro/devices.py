@@ -4,6 +4,12 @@ The figures are the ones the flow is specified with: on-chip M20K memory in MB (
 megabytes, 2**20 bytes: the GX 1150's 6.62 MB are its 2,713 M20K blocks of 20 Kbit), variable-
 precision DSP blocks, and int8 multipliers per cycle (two 18x19 multipliers per DSP block).
 The GX and SX parts of one size have the same fabric, so one entry serves both names.
+
+External memory (layers whose weights stream from the board, see offchip.py) is an assumption
+about the board, not the part: every device is taken to sit on a board like Intel's Arria 10 GX
+development kit, with one DDR4-2400 interface of 64 data bits (19.2 GB/s peak) of which 80% is
+reached by long sequential bursts (``DDR_EFFICIENCY``). ``ddr_gbps`` and ``ddr_interfaces`` say
+it per device, so a board with more or faster interfaces is one entry away.
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from irc.errors import InputError
 
 #: Bits in one M20K block.
 M20K_BITS = 20480
+#: Peak bandwidth of one DDR4-2400 x64 interface, GB/s (2400 MT/s x 8 bytes).
+DDR4_2400_GBPS = 19.2
+#: Share of the peak that long sequential read bursts sustain (refresh, page changes).
+DDR_EFFICIENCY = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +35,13 @@ class Device:
     m20k_mb: float
     dsp: int
     macs_per_cycle: int
+    ddr_gbps: float = DDR4_2400_GBPS
+    ddr_interfaces: int = 1
+
+    def ddr_bytes_per_cycle(self, clock_mhz: float) -> float:
+        """Bytes of external memory the accelerator can read per clock cycle (all interfaces,
+        at ``DDR_EFFICIENCY`` of their peak)."""
+        return self.ddr_gbps * 1e9 * self.ddr_interfaces * DDR_EFFICIENCY / (clock_mhz * 1e6)
 
     @property
     def m20k_bits(self) -> int:

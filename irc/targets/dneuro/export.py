@@ -3,9 +3,11 @@
     layers.json   the layer graph: blocks, parameters, parallelism (the tuned design)
     report.txt    per-layer table, totals, latency and throughput, the flow's stages
     rtl/          the block library and the generated top-level module
-    mem/          weight and parameter ROM contents (.mem for $readmemh, .mif for Quartus)
+    mem/          weight and parameter ROM contents (.mem for $readmemh, .mif for Quartus); ddr.mem,
+                  the external-memory image of streamed weights (ddr.py), when some stream
     vectors/      input beats, expected output beats, every layer's expected codes
-    tb/tb.v       the testbench (Icarus Verilog or Verilator; see sim.py); tb/tb_avalon.v, the
+    tb/tb.v       the testbench (Icarus Verilog or Verilator; see sim.py), tb/dn_ddr_model.v its
+                  external-memory model when weights stream; tb/tb_avalon.v, the
                   Avalon-ST wrapper's (rtl/<top>_avalon.v, wrapper.py)
     quartus/      the Quartus project of the wrapped accelerator (quartus.py)
 
@@ -24,7 +26,7 @@ from irc.targets.dneuro.emulator import Emulator
 from irc.targets.dneuro.quartus import quartus_files
 from irc.targets.dneuro.render import library_files, memory_files, render_top, top_name
 from irc.targets.dneuro.tune import Design
-from irc.targets.dneuro.vectors import testbench, vector_files
+from irc.targets.dneuro.vectors import model_files, testbench, vector_files
 from irc.targets.dneuro.wrapper import wrapper_files
 
 
@@ -40,6 +42,7 @@ def design_files(design: Design, codes: np.ndarray, report: str = "") -> dict[st
     files.update(memory_files(design))
     files.update(vector_files(design, codes, outputs))
     files["tb/tb.v"] = testbench(design, codes.shape[0])
+    files.update(model_files(design))
     files.update(wrapper_files(design, codes.shape[0]))
     files.update(quartus_files(design, files))
     return files

@@ -4,7 +4,11 @@ A model is mapped from its float graph (shapes are all that matter) and costed a
 parallelism on each device:
 
 - **fits at minimum parallelism**: its DSP blocks and M20K blocks are within the device (with
-  10% of the M20K left for the fitter); the cell then also gives the tuned frame rate;
+  10% of the M20K left for the fitter), every weight on chip; the cell then also gives the tuned
+  frame rate;
+- **fits with weights from external memory**: as above once the layers offchip.choose picks read
+  their weights from the board's DDR (the cell names them, and the tuned frame rate counts the
+  memory's bandwidth);
 - **memory may be insufficient**: the DSP blocks fit and the data (weights, line buffers, FIFOs)
   is smaller than the device's M20K memory, but whole-block rounding or the fitter's margin
   leaves too little: it may fit with denser packing;
@@ -15,6 +19,7 @@ parallelism on each device:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +28,14 @@ import numpy as np
 
 from irc.targets.dneuro.devices import M20K_BITS, Device
 from irc.targets.dneuro.layers import LayerGraph
-from irc.targets.dneuro.tune import Tuner, budgets, evaluate, minimum, tune
+from irc.targets.dneuro.offchip import ON_CHIP_SHARE, passes
+from irc.targets.dneuro.tune import Tuner, budgets, evaluate, minimum
 
-FITS, MEMORY, NO = "fits", "memory?", "no"
-LABELS = {FITS: "fits at minimum parallelism", MEMORY: "memory may be insufficient", NO: "does not fit"}
+FITS, DDR, MEMORY, NO = "fits", "ddr", "memory?", "no"
+LABELS = {FITS: "fits at minimum parallelism", DDR: "fits with weights from external memory",
+          MEMORY: "memory may be insufficient", NO: "does not fit"}
 #: Share of the M20K blocks a design may use and still count as fitting.
-M20K_MARGIN = 0.9
+M20K_MARGIN = ON_CHIP_SHARE
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,34 +49,51 @@ class Cell:
     dsp: int
     m20k: int
     fps: float | None = None
+    streamed: tuple[str, ...] = ()  # layers whose weights stream from external memory
+
+    @property
+    def fitting(self) -> bool:
+        """Any verdict but "does not fit" (the original table's OK and "memory may be
+        insufficient" alike)."""
+        return self.status != NO
 
 
 def _mb(bits: int) -> str:
     return f"{bits / 8 / (1 << 20):.2f} MB"
 
 
-def fit_cell(name: str, lg: LayerGraph, device: Device, clock_mhz: float = 200.0) -> Cell:
-    d = evaluate(lg, device, minimum(lg), clock_mhz)
+def fit_cell(name: str, lg: LayerGraph, device: Device, clock_mhz: float = 200.0, *, offchip: bool = True) -> Cell:
+    """The verdict for one model and device; without ``offchip``, every weight stays on chip."""
+    tuner = Tuner(lg, device, clock_mhz, streamed=None if offchip else frozenset())
+    d = tuner.designs[0]
+    streamed = tuple(ly.name for ly in lg if ly.name in d.streamed)
     data_bits = d.memory_bits
     weight_bits = sum(m.bits for c in d.costs.values() for m in c.memories if m.what == "weights")
+    off = ""
+    if streamed:
+        off_bits = sum(c.ddr_bytes // passes(d, n) for n, c in d.costs.items() if n in d.streamed) * 8
+        off = f"; {len(streamed)} layer(s) stream {_mb(off_bits)} of weights from external memory"
+    cell = functools.partial(Cell, name, device.name, dsp=d.dsp, m20k=d.m20k, streamed=streamed)
     if d.dsp > device.dsp:
-        return Cell(name, device.name, NO, f"needs {d.dsp} DSP blocks at minimum parallelism; the device has "
-                                           f"{device.dsp}", d.dsp, d.m20k)
+        return cell(NO, f"needs {d.dsp} DSP blocks at minimum parallelism; the device has {device.dsp}")
     if data_bits > device.m20k_bits:
-        return Cell(name, device.name, NO, f"its data ({_mb(data_bits)}, of which weights {_mb(weight_bits)}) "
-                                           f"exceeds the on-chip memory ({device.m20k_mb} MB)", d.dsp, d.m20k)
+        return cell(NO, f"its on-chip data ({_mb(data_bits)}, of which weights {_mb(weight_bits)}{off}) "
+                        f"exceeds the on-chip memory ({device.m20k_mb} MB)")
     if d.m20k > M20K_MARGIN * device.m20k_blocks:
-        return Cell(name, device.name, MEMORY, f"{d.m20k} M20K blocks at minimum parallelism for "
-                                               f"{_mb(data_bits)} of data: over {M20K_MARGIN:.0%} of the device's "
-                                               f"{device.m20k_blocks}", d.dsp, d.m20k)
-    t = tune(lg, device, max_m20k=M20K_MARGIN, clock_mhz=clock_mhz)
-    return Cell(name, device.name, FITS, f"{d.dsp} DSP, {d.m20k} M20K at minimum; tuned: {t.design.fps:,.1f} "
-                                         f"frames/s at {clock_mhz:g} MHz with {t.design.dsp} DSP, "
-                                         f"{t.design.m20k} M20K", d.dsp, d.m20k, t.design.fps)
+        return cell(MEMORY, f"{d.m20k} M20K blocks at minimum parallelism for {_mb(data_bits)} of on-chip data"
+                            f"{off}: over {M20K_MARGIN:.0%} of the device's {device.m20k_blocks}")
+    t = tuner.tune(1.0, M20K_MARGIN)
+    td = t.design
+    bound = (f", bound by external memory ({_mb(td.ddr_bytes * 8)} of weights per frame)"
+             if streamed and td.ddr_cycles >= td.slowest.cycles else "")
+    return cell(DDR if streamed else FITS,
+                f"{d.dsp} DSP, {d.m20k} M20K at minimum{off}; tuned: {td.fps:,.1f} frames/s at {clock_mhz:g} MHz "
+                f"with {td.dsp} DSP, {td.m20k} M20K{bound}", fps=td.fps)
 
 
-def fit_table(models: dict[str, LayerGraph], devices: list[Device], clock_mhz: float = 200.0) -> list[Cell]:
-    return [fit_cell(name, lg, dev, clock_mhz) for name, lg in models.items() for dev in devices]
+def fit_table(models: dict[str, LayerGraph], devices: list[Device], clock_mhz: float = 200.0, *,
+              offchip: bool = True) -> list[Cell]:
+    return [fit_cell(name, lg, dev, clock_mhz, offchip=offchip) for name, lg in models.items() for dev in devices]
 
 
 def format_fit(cells: list[Cell], devices: list[Device]) -> str:
@@ -86,16 +110,18 @@ def format_fit(cells: list[Cell], devices: list[Device]) -> str:
     lines.append("")
     for c in cells:
         lines.append(f"{c.model} on {c.device}: {LABELS[c.status]}: {c.reason}")
+        if c.streamed and c.status != NO:
+            lines.append(f"    streamed: {', '.join(c.streamed)}")
     return "\n".join(lines) + "\n"
 
 
 def fit_csv(cells: list[Cell]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["model", "device", "status", "dsp_min", "m20k_min", "fps_tuned", "reason"])
+    w.writerow(["model", "device", "status", "dsp_min", "m20k_min", "fps_tuned", "streamed", "reason"])
     for c in cells:
         w.writerow([c.model, c.device, LABELS[c.status], c.dsp, c.m20k, "" if c.fps is None else f"{c.fps:.2f}",
-                    c.reason])
+                    " ".join(c.streamed), c.reason])
     return out.getvalue()
 
 

@@ -5,6 +5,9 @@ Between a producer and each of its consumers the top inserts, where needed: a fo
 consumers), a gearbox (producer and consumer lanes differ) and a FIFO in the consumer's lanes
 (an input of a join; see resources.join_fifos). Memory files are
 written as ``$readmemh`` hex (``.mem``, what the RTL reads) and Intel ``.mif`` (for Quartus).
+A conv whose weights stream from external memory (design.streamed) has no weight ROM file: its
+words go into ``mem/ddr.mem`` (ddr.py), and the top gains its Avalon-MM read master ports and
+a dn_wstream feeding the block.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from irc.targets.dneuro.ddr import IMAGE, image_text, master_instance, master_ports, masters
 from irc.targets.dneuro.layers import Layer, LayerGraph
 from irc.targets.dneuro.resources import conv_geometry, in_lanes, out_lanes, pixels_in
 from irc.targets.dneuro.tune import Design
 
 RTL_DIR = Path(__file__).parent / "rtl"
-LIBRARY = ("dn_stream.v", "dn_window.v", "dn_conv.v", "dn_pool.v", "dn_elem.v")
+LIBRARY = ("dn_stream.v", "dn_window.v", "dn_conv.v", "dn_pool.v", "dn_elem.v", "dn_wstream.v")
 MEM_DIR = "mem"
 
 
@@ -56,6 +60,11 @@ class _Top:
     def lanes_in(self, ly: Layer) -> int:
         return in_lanes(ly, self.lg, *self.d.par[ly.name])
 
+    def lanes_weights(self, ly: Layer) -> int:
+        """Bits of a conv's weight word (PO x PI lanes, depthwise PO)."""
+        pi, po, _ = self.d.par[ly.name]
+        return 8 * (po if conv_geometry(ly, self.lg)["dw"] else po * pi)
+
     def wires(self, s: str, width: int) -> None:
         self.lines.append(f"    wire {s}_valid, {s}_ready;")
         self.lines.append(f"    wire [{width - 1}:0] {s}_data;")
@@ -79,8 +88,13 @@ class _Top:
         L.append(f"    input  wire [{in_w - 1}:0] in_data,")
         L.append("    output wire out_valid,")
         L.append("    input  wire out_ready,")
-        L.append(f"    output wire [{out_w - 1}:0] out_data")
+        ms = masters(self.d)
+        L.append(f"    output wire [{out_w - 1}:0] out_data" + ("," if ms else ""))
+        ports = [p for m in ms for p in master_ports(m)]
+        L += [f"    {p}," for p in ports[:-1]] + [f"    {p}" for p in ports[-1:]]
         L.append(");")
+        for m in ms:
+            L += master_instance(m)
         # Output streams of every layer.
         for ly in lg:
             self.wires(f"s_{self.ids[ly.name]}", 16 if ly.kind == "argmax" else self.lanes_out(ly) * 8)
@@ -174,7 +188,16 @@ class _Top:
                 cur, ca = nxt, ca + chans[j]
         else:
             module, p = block_params(self.d, ly, lid)
-            L.append(f"    {module} {_params(p)} {lid} ({self.ports(ins, out)});")
+            ports = self.ports(ins, out)
+            if ly.kind == "conv":
+                if p["STREAM"]:
+                    ports += f", .w_valid({lid}_w_valid), .w_ready({lid}_w_ready), .w_data({lid}_w_data)"
+                else:
+                    wb = self.lanes_weights(ly)
+                    L += ["    /* verilator lint_off UNUSEDSIGNAL */", f"    wire {lid}_w_ready;",
+                          "    /* verilator lint_on UNUSEDSIGNAL */"]
+                    ports += f", .w_valid(1'b0), .w_ready({lid}_w_ready), .w_data({{{wb}{{1'b0}}}})"
+            L.append(f"    {module} {_params(p)} {lid} ({ports});")
         L.append("")
 
 
@@ -195,7 +218,7 @@ def block_params(design: Design, ly: Layer, lid: str) -> tuple[str, dict]:
             "PT": pt, "PL": pl, "G": a["group"], "PI": pi, "PO": po, "PP": pp,
             "Q": pixels_in(ly, lg, pi, po, pp), "DW": int(geo["dw"]),
             "IN_SIGNED": in_signed, "XZP": a["x_zero_point"], "YZP": a["y_zero_point"],
-            "YMIN": a["y_min"], "YMAX": a["y_max"],
+            "YMIN": a["y_min"], "YMAX": a["y_max"], "STREAM": int(ly.name in design.streamed),
             "WEIGHTS": f'"{MEM_DIR}/{lid}.weights.mem"', "PARAMS": f'"{MEM_DIR}/{lid}.params.mem"'}
     if ly.kind == "maxpool":
         pt, pl, _, _ = a["pads"]
@@ -276,9 +299,11 @@ def mif_text(words: list[str], bits: int) -> str:
 
 
 def memory_files(design: Design) -> dict[str, str]:
-    """{relative path: text} of every ROM's .mem and .mif file."""
+    """{relative path: text} of every ROM's .mem and .mif file, and the external-memory image
+    of the streamed weights (``mem/ddr.mem``) when some stream."""
     lg = design.lg
     files: dict[str, str] = {}
+    streamed: dict[str, list[str]] = {}
     for k, ly in enumerate(lg):
         lid = f"l{k}"
         if ly.kind == "conv":
@@ -287,6 +312,9 @@ def memory_files(design: Design) -> dict[str, str]:
             wh = lanes_hex(words)
             ph = ints_hex(params, 72 * po)
             roms = (("weights", wh, words.shape[1] * 8), ("params", ph, 72 * po))
+            if ly.name in design.streamed:
+                streamed[ly.name] = wh
+                roms = roms[1:]
         elif ly.kind == "lut":
             table = ly.arrays["table"].astype(np.int64)
             roms = (("table", lanes_hex(table.reshape(-1, 1)), 8),)
@@ -295,6 +323,8 @@ def memory_files(design: Design) -> dict[str, str]:
         for what, words_hex, bits in roms:
             files[f"{MEM_DIR}/{lid}.{what}.mem"] = mem_text(words_hex)
             files[f"{MEM_DIR}/{lid}.{what}.mif"] = mif_text(words_hex, bits)
+    if streamed:
+        files[f"{MEM_DIR}/{IMAGE}"] = image_text(design, streamed)
     return files
 
 

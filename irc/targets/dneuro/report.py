@@ -15,7 +15,8 @@ def _count(n: float) -> str:
 
 def layer_table(d: Design) -> str:
     """One row per block: kind, shape, parallelism, MACs, cycles per frame, DSP, M20K (blocks and
-    Kbit), the slowest marked with '*'."""
+    Kbit), the slowest marked with '*', a block whose weights stream from external memory with
+    'ddr'."""
     lg = d.lg
     slow = d.slowest.name
     head = (f"{'layer':<28}{'block':<9}{'output':>12}{'PI':>5}{'PO':>5}{'PP':>4}{'MACs':>10}{'cycles':>11}"
@@ -31,7 +32,7 @@ def layer_table(d: Design) -> str:
         name = ly.name if len(ly.name) <= 26 else ly.name[:12] + ".." + ly.name[-12:]
         mark = "*" if ly.name == slow else " "
         rows.append(f"{mark}{name:<27}{ly.kind:<9}{str(ly.shape):>12}{c.pi:>5}{c.po:>5}{c.pp:>4}{_count(c.macs):>10}"
-                    f"{c.cycles:>11}{c.dsp:>6}{m20k:>6}{kbit:>9.1f}")
+                    f"{c.cycles:>11}{c.dsp:>6}{m20k:>6}{kbit:>9.1f}" + ("  ddr" if ly.name in d.streamed else ""))
     return "\n".join(rows) + "\n"
 
 
@@ -45,9 +46,14 @@ def totals(d: Design) -> str:
         f"{d.m20k * M20K_BITS / 8 / (1 << 20):.2f} MB of blocks for {d.memory_bits / 8 / (1 << 20):.2f} MB of data",
         f"work        {_count(d.macs)} MACs per frame",
         f"clock       {d.clock_mhz:g} MHz",
-        f"throughput  {d.fps:,.1f} frames/s ({d.cycles} cycles per frame, set by '{d.slowest.name}')",
+        f"throughput  {d.fps:,.1f} frames/s ({d.cycles} cycles per frame, set by "
+        + (f"the external memory: {_count(d.ddr_bytes)}B of weights per frame)" if d.ddr_cycles > d.slowest.cycles
+           else f"'{d.slowest.name}')"),
         f"latency     {d.latency_ms:.3f} ms ({d.latency_cycles} cycles: one frame period to fill the pipeline, "
         f"then the last rows through each block)",
+        *([f"external    {len(d.streamed)} layer(s) stream their weights: {_count(d.ddr_bytes)}B per frame "
+           f"at {d.ddr_bpc:.1f} bytes per cycle ({dev.ddr_interfaces} x {dev.ddr_gbps:g} GB/s DDR4, "
+           f"{d.ddr_cycles} cycles)"] if d.streamed else []),
         f"compute     {d.macs * d.fps / 1e9:.1f} GMAC/s, {100 * d.macs / (d.cycles * max(1, d.multipliers)):.0f}% "
         f"of the multipliers busy",
     ]

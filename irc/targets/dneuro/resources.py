@@ -22,7 +22,13 @@ pixels per beat; every other block has PP = 1). The figures follow the Verilog i
   that balance reconvergent paths. Memories of at most 640 bits go to MLABs (logic), as a fitter
   would place them.
 
-Gearboxes, forks, counters and pipeline registers are logic only (not modelled).
+A conv whose weights stream from external memory (``ddr_bpc``: the bytes per cycle the board's
+memory gives; see offchip.py) has no weight ROM: dn_wstream's burst FIFO (``WSTREAM_FIFO`` words
+of the ROM's width) takes its place, and the block reads its whole weight image once per output
+pixel group, ``ddr_bytes`` per frame, so it takes at least ``ddr_bytes / ddr_bpc`` cycles.
+
+Gearboxes, forks, counters, pipeline registers and the burst masters are logic only (not
+modelled).
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ REQUANT_DSP = 2
 #: Pipeline stages of dn_requant (inputs, partial products, sums, product, rounding, two shifts, saturation).
 RQ_STAGES = 8
 #: Pipeline depth of the blocks without arithmetic stages (edges from input to output register).
+#: Words of dn_wstream's burst FIFO, and the longest burst it asks for (a quarter of it).
+WSTREAM_FIFO = 256
+WSTREAM_BURST = 64
 PIPELINE_CYCLES = {"input": 0, "maxpool": 4, "concat": 0, "lut": 1, "upsample": 2, "argmax": 1,
                    "eltwise": 2 + RQ_STAGES + 1}
 
@@ -98,6 +107,7 @@ class LayerCost:
     memories: list[Memory] = field(default_factory=list)
     pp: int = 1
     depth: int = 0  # pipeline stages (edges from issue to the output register), for latency
+    ddr_bytes: int = 0  # weight bytes read from external memory per frame (streamed weights)
 
     @property
     def m20k(self) -> int:
@@ -181,11 +191,19 @@ def line_rows(layer: Layer) -> int:
     return 2 * kh + sh - pt
 
 
-def layer_cost(layer: Layer, lg: LayerGraph, pi: int, po: int, pp: int = 1) -> LayerCost:
-    """Cycles per frame and resources of ``layer`` at parallelism (pi, po, pp)."""
+def layer_cost(layer: Layer, lg: LayerGraph, pi: int, po: int, pp: int = 1,
+               ddr_bpc: float | None = None) -> LayerCost:
+    """Cycles per frame and resources of ``layer`` at parallelism (pi, po, pp); with ``ddr_bpc``
+    (a conv only), its weights stream from external memory at that many bytes per cycle."""
     c = _cost(layer, lg, pi, po, pp)
     if layer.kind != "conv":
         c.depth = PIPELINE_CYCLES[layer.kind]
+    elif ddr_bpc is not None:
+        rom = c.memories[0]
+        passes = layer.shape.h * (layer.shape.w // pp)
+        c.memories[0] = Memory("weight fifo", WSTREAM_FIFO, rom.width)
+        c.ddr_bytes = rom.bits // 8 * passes
+        c.cycles = max(c.cycles, math.ceil(c.ddr_bytes / ddr_bpc))
     return c
 
 

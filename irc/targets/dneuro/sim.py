@@ -55,7 +55,8 @@ class SimResult:
 
 def sources(build: Path) -> list[str]:
     rtl = sorted(p.relative_to(build).as_posix() for p in (build / "rtl").glob("*.v"))
-    return rtl + ["tb/tb.v"]
+    models = sorted(p.relative_to(build).as_posix() for p in (build / "tb").glob("dn_*.v"))
+    return rtl + models + ["tb/tb.v"]
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float, what: str) -> None:

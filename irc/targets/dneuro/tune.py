@@ -3,13 +3,13 @@ until the budget is spent.
 
 The tuner walks one path of designs that does not depend on the budget. It starts with every
 block at its minimum parallelism (one channel, one pixel at a time); each step takes the slowest
-block (the one that sets the frame rate) and applies the cheapest one-factor raise that makes it
-faster (the next divisor of its input channels, of its output channels, of both, or of the
-output pixels it computes at once; cheapest: the smallest share of the device's DSP plus M20K
-blocks the block adds, then the fastest; a raise that would not fit the whole device is passed
-over for the next cheapest). The path ends when the slowest block is at its maximum
-parallelism, when no faster setting of it fits the device, or when the frame rate reaches
-``target_fps``.
+block (the one that sets the frame rate; see below for weights in external memory) and applies
+the cheapest one-factor raise that makes it faster (the next divisor of its input channels, of
+its output channels, of both, or of the output pixels it computes at once; cheapest: the
+smallest share of the device's DSP plus M20K blocks the block adds, then the fastest; a raise
+that would not fit the whole device is passed over for the next cheapest). The path ends when
+the slowest block is at its maximum parallelism, when no faster setting of it fits the device,
+or when the frame rate reaches ``target_fps``.
 
 ``tune`` returns the last design of that path before the first step that exceeds the budget
 (``max_dsp`` and ``max_m20k``: fractions of the device's DSP and M20K blocks). Along the path the
@@ -17,6 +17,14 @@ slowest block only gets faster, so the frame rate never drops; a larger budget s
 the same step or a later one, so **a larger budget never gives fewer frames/s** (a greedy search
 that picks the fastest raise that fits does not have that property: with more room it can spend
 it on one layer early and be stuck at another). The design returned never exceeds the budget.
+
+Layers whose weights stream from external memory (offchip.py: chosen once per model and device,
+before the walk) are bounded by the memory's bandwidth on their own and together: a frame
+period is at least the slowest block's cycles and at least the streamed bytes of a frame over
+the bytes per cycle the memory gives. Raises never add streamed bytes (PP > 1 divides them), so
+the frame rate still never drops along the path; once the memory sets the period, the path raises
+the streamed block that reads the most, taking only raises that cut its bytes (or raise its PO
+towards all output channels, where PP can follow), and ends when there are none.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field
 from irc.errors import InputError
 from irc.targets.dneuro.devices import M20K_BITS, Device
 from irc.targets.dneuro.layers import Layer, LayerGraph
+from irc.targets.dneuro.offchip import choose
 from irc.targets.dneuro.resources import (
     LayerCost,
     Memory,
@@ -50,6 +59,8 @@ class Design:
     par: Parallelism
     costs: dict[str, LayerCost]
     fifos: dict[tuple[str, int], Memory]
+    streamed: frozenset[str] = frozenset()  # layers whose weights stream from external memory
+    ddr_bpc: float = 0.0  # external-memory bytes per cycle (0: none used)
 
     @property
     def dsp(self) -> int:
@@ -81,9 +92,20 @@ class Design:
         return max(self.costs.values(), key=lambda c: c.cycles)  # the first of equals
 
     @property
+    def ddr_bytes(self) -> int:
+        """Weight bytes read from external memory per frame (all streamed layers)."""
+        return sum(c.ddr_bytes for c in self.costs.values())
+
+    @property
+    def ddr_cycles(self) -> int:
+        """Cycles the external memory needs for a frame's weights (0 when nothing streams)."""
+        return math.ceil(self.ddr_bytes / self.ddr_bpc) if self.ddr_bytes else 0
+
+    @property
     def cycles(self) -> int:
-        """Cycles per frame in steady state: the slowest block's."""
-        return self.slowest.cycles
+        """Cycles per frame in steady state: the slowest block's, or the external memory's when
+        the streamed weights take longer."""
+        return max(self.slowest.cycles, self.ddr_cycles)
 
     @property
     def fps(self) -> float:
@@ -111,15 +133,18 @@ class Design:
 class _Evaluator:
     """Designs for parallelism maps, with layer costs cached."""
 
-    def __init__(self, lg: LayerGraph, device: Device, clock_mhz: float):
+    def __init__(self, lg: LayerGraph, device: Device, clock_mhz: float, streamed: frozenset[str] = frozenset()):
         self.lg, self.device, self.clock_mhz = lg, device, clock_mhz
+        self.streamed = frozenset(streamed)
+        self.ddr_bpc = device.ddr_bytes_per_cycle(clock_mhz) if self.streamed else 0.0
         self.cache: dict[tuple[str, int, int, int], LayerCost] = {}
 
     def cost(self, name: str, pi: int, po: int, pp: int) -> LayerCost:
         key = (name, pi, po, pp)
         c = self.cache.get(key)
         if c is None:
-            c = self.cache[key] = layer_cost(self.lg[name], self.lg, pi, po, pp)
+            c = self.cache[key] = layer_cost(self.lg[name], self.lg, pi, po, pp,
+                                             self.ddr_bpc if name in self.streamed else None)
         return c
 
     def design(self, par: Parallelism) -> Design:
@@ -127,7 +152,8 @@ class _Evaluator:
         lanes = {ly.name: out_lanes(ly, *par[ly.name]) for ly in self.lg}
         depths = {name: c.depth for name, c in costs.items()}
         joins = {ly.name: in_lanes(ly, self.lg, *par[ly.name]) for ly in self.lg if len(ly.inputs) > 1}
-        return Design(self.lg, self.device, self.clock_mhz, dict(par), costs, join_fifos(self.lg, lanes, depths, joins))
+        return Design(self.lg, self.device, self.clock_mhz, dict(par), costs, join_fifos(self.lg, lanes, depths, joins),
+                      self.streamed, self.ddr_bpc)
 
 
 def minimum(lg: LayerGraph) -> Parallelism:
@@ -189,14 +215,19 @@ class Tuner:
     """The tuner's path for one model, device, clock and target (see the module docstring),
     extended as budgets need it, so that many budgets (a trade-off curve) share one walk."""
 
-    def __init__(self, lg: LayerGraph, device: Device, clock_mhz: float = 200.0, target_fps: float | None = None):
+    def __init__(self, lg: LayerGraph, device: Device, clock_mhz: float = 200.0, target_fps: float | None = None,
+                 streamed: frozenset[str] | None = None):
+        """``streamed``: the layers whose weights stream from external memory; None lets
+        offchip.choose pick them (none when the minimum design fits on chip)."""
         if not (isinstance(clock_mhz, (int, float)) and clock_mhz > 0):
             raise InputError(f"clock_mhz must be positive, got {clock_mhz!r}")
         if target_fps is not None and not target_fps > 0:
             raise InputError(f"target_fps must be positive, got {target_fps!r}")
         self.lg, self.device, self.target_fps = lg, device, target_fps
-        self.ev = _Evaluator(lg, device, float(clock_mhz))
         self.par = minimum(lg)
+        if streamed is None:
+            streamed = choose(_Evaluator(lg, device, float(clock_mhz)).design(self.par), device)
+        self.ev = _Evaluator(lg, device, float(clock_mhz), streamed)
         #: The designs of the path so far; ``end`` says why it ends (None: not walked to the end).
         self.designs: list[Design] = [self.ev.design(self.par)]
         self.steps: list[str] = []  # the layer raised by each step
@@ -210,24 +241,33 @@ class Tuner:
         if self.target_fps is not None and d.fps >= self.target_fps:
             self.end = f"reached the target of {self.target_fps:g} frames/s"
             return False
-        slow = d.slowest
         dev = self.device
+        # Once the external memory sets the frame period, the block to raise is the streamed one
+        # that reads the most, and only raises that cut its bytes (PP > 1) or lead to one (PO
+        # towards all output channels, where PP can follow) are taken.
+        ddr_bound = d.ddr_cycles >= d.slowest.cycles
+        slow = max((d.costs[ly.name] for ly in self.lg if ly.name in d.streamed), key=lambda c: c.ddr_bytes) \
+            if ddr_bound else d.slowest
+        pps = options(self.lg[slow.name], self.lg)[2] if ddr_bound else []
         cands = []
         for p in raises(self.lg, slow.name, slow.pi, slow.po, slow.pp):
             c = self.ev.cost(slow.name, *p)
-            if c.cycles < slow.cycles:
+            if (c.cycles <= slow.cycles and (c.ddr_bytes < slow.ddr_bytes or (len(pps) > 1 and p[1] > slow.po))
+                    if ddr_bound else c.cycles < slow.cycles):
                 # The block's own added share of the device (join FIFOs follow lanes, not cost).
                 extra = (c.dsp - slow.dsp) / dev.dsp + (c.m20k - slow.m20k) / dev.m20k_blocks
-                cands.append((extra, c.cycles, p))
+                cands.append((extra, c.ddr_bytes if ddr_bound else c.cycles, p))
         if not cands:
-            self.end = f"the slowest layer '{slow.name}' is at its maximum parallelism"
+            self.end = (f"the external memory sets the frame rate ({d.ddr_bytes:,} bytes of weights per frame)"
+                        if ddr_bound else f"the slowest layer '{slow.name}' is at its maximum parallelism")
             return False
         for _, _, p in sorted(cands):
             trial = self.ev.design({**self.par, slow.name: p})
             if trial.within(dev.dsp, dev.m20k_blocks):
                 break
         else:
-            self.end = f"no faster parallelism of the slowest layer '{slow.name}' fits the device"
+            self.end = (f"no parallelism of '{slow.name}' that cuts its external-memory reads fits the device"
+                        if ddr_bound else f"no faster parallelism of the slowest layer '{slow.name}' fits the device")
             return False
         self.par[slow.name] = p
         self.designs.append(trial)
@@ -256,14 +296,20 @@ class Tuner:
 
 
 def tune(lg: LayerGraph, device: Device, *, max_dsp: float = 1.0, max_m20k: float = 1.0, clock_mhz: float = 200.0,
-         target_fps: float | None = None, max_steps: int = 100_000) -> Tuning:
+         target_fps: float | None = None, max_steps: int = 100_000, streamed: frozenset[str] | None = None) -> Tuning:
     """The last design of the tuner's path within the budget (see the module docstring)."""
     budgets(device, max_dsp, max_m20k)
-    return Tuner(lg, device, clock_mhz, target_fps).tune(max_dsp, max_m20k, max_steps)
+    return Tuner(lg, device, clock_mhz, target_fps, streamed).tune(max_dsp, max_m20k, max_steps)
 
 
-def evaluate(lg: LayerGraph, device: Device, par: Parallelism, clock_mhz: float = 200.0) -> Design:
-    """The design of a given parallelism map (checked against each block's options)."""
+def evaluate(lg: LayerGraph, device: Device, par: Parallelism, clock_mhz: float = 200.0,
+             streamed: frozenset[str] = frozenset()) -> Design:
+    """The design of a given parallelism map (checked against each block's options), the layers
+    in ``streamed`` reading their weights from external memory."""
+    convs = {ly.name for ly in lg if ly.kind == "conv"}
+    for name in streamed:
+        if name not in convs:
+            raise InputError(f"only conv layers can stream their weights; '{name}' is not one")
     for ly in lg:
         pis, pos, pps = options(ly, lg)
         p = tuple(par[ly.name]) + (1,) * (3 - len(par[ly.name]))
@@ -273,4 +319,4 @@ def evaluate(lg: LayerGraph, device: Device, par: Parallelism, clock_mhz: float 
             raise InputError(f"parallelism {p} of layer '{ly.name}' is not one of PI {pis}, PO {pos}, PP {pps} "
                              f"(PP > 1 once PO is {pos[-1]})")
         par = {**par, ly.name: p}
-    return _Evaluator(lg, device, clock_mhz).design(par)
+    return _Evaluator(lg, device, clock_mhz, frozenset(streamed)).design(par)

@@ -5,16 +5,19 @@ and the emulator's outputs the beats expected on its output stream; one hex word
 lane 0 in the least significant byte. The testbench (plain Verilog, for Icarus Verilog or
 Verilator) streams the input beats into the top, with optional random gaps on both handshakes
 (``+STALL=1``), writes every output beat to ``sim_output.hex``, and the cycle of the first input
-beat, of the first output beat and of the end of each output frame to ``sim_stats.txt``.
+beat, of the first output beat and of the end of each output frame to ``sim_stats.txt``. Layers
+whose weights stream from external memory read them from one dn_ddr_model each (tb/, loaded
+from ``mem/ddr.mem``; with ``+STALL=1`` it also stalls and delays at random).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from irc.targets.dneuro.ddr import IMAGE, image_size, masters
 from irc.targets.dneuro.layers import LayerGraph
-from irc.targets.dneuro.render import lanes_hex, top_name
-from irc.targets.dneuro.resources import out_lanes
+from irc.targets.dneuro.render import MEM_DIR, RTL_DIR, lanes_hex, top_name
+from irc.targets.dneuro.resources import WSTREAM_BURST, out_lanes
 from irc.targets.dneuro.tune import Design
 
 VECTORS = "vectors"
@@ -44,6 +47,11 @@ def output_words(design: Design, out: np.ndarray) -> list[str]:
     return lanes_hex(stream_beats(out, out_lanes(ly, *design.par[ly.name])))
 
 
+def model_files(design: Design) -> dict[str, str]:
+    """{relative path: text}: the external-memory model, when some weights stream."""
+    return {"tb/dn_ddr_model.v": (RTL_DIR / "dn_ddr_model.v").read_text()} if design.streamed else {}
+
+
 def vector_files(design: Design, codes: np.ndarray, outputs: dict[str, np.ndarray]) -> dict[str, str]:
     """{relative path: text}: input beats, expected output beats, and every layer's expected
     output frames (codes, one per line in stream order) for debugging a block."""
@@ -60,6 +68,25 @@ def vector_files(design: Design, codes: np.ndarray, outputs: dict[str, np.ndarra
     return files
 
 
+def ddr_models(design: Design, rst: str = "rst") -> tuple[str, str]:
+    """Declarations and instances of the memory models of the streamed layers, and the ports
+    that connect them to the top."""
+    lines, ports = [], []
+    size = image_size(design)
+    for k, m in enumerate(masters(design)):
+        p = f"{m.lid}_avm"
+        lines += [f"    wire [31:0] {p}_address;", f"    wire [{WSTREAM_BURST.bit_length() - 1}:0] {p}_burstcount;",
+                  f"    wire {p}_read, {p}_waitrequest, {p}_readdatavalid;",
+                  f"    wire [{m.wbits - 1}:0] {p}_readdata;",
+                  f"    dn_ddr_model #(.DBITS({m.wbits}), .BYTES({size}), .IMAGE(\"{MEM_DIR}/{IMAGE}\"), "
+                  f".BCW({WSTREAM_BURST.bit_length()}), .SEED({k + 3})) {p}_mem (.clk(clk), .rst({rst}), "
+                  f".stall(stall != 0), .address({p}_address), .burstcount({p}_burstcount), .read({p}_read), "
+                  f".waitrequest({p}_waitrequest), .readdatavalid({p}_readdatavalid), .readdata({p}_readdata));"]
+        ports += [f".{p}_{s}({p}_{s})" for s in ("address", "burstcount", "read", "waitrequest", "readdatavalid",
+                                                  "readdata")]
+    return "\n".join(lines), "".join(f",\n        {x}" for x in ports)
+
+
 def testbench(design: Design, frames: int) -> str:
     """The testbench module ``tb`` for ``frames`` input frames."""
     lg: LayerGraph = design.lg
@@ -72,6 +99,7 @@ def testbench(design: Design, frames: int) -> str:
         lo = out_lanes(out, *design.par[out.name])
         out_w, per_frame = lo * 8, out.shape.size // lo
     out_beats = frames * per_frame
+    ddr, ports = ddr_models(design)
     timeout = 50 * (design.cycles * (frames + 2) + design.latency_cycles) + 100_000
     return f"""// Testbench of {top_name(lg)}: {frames} frame(s), {in_beats} input beats, {out_beats} output beats.
 `timescale 1ns/1ps
@@ -92,8 +120,9 @@ module tb;
     wire out_ready = !rst && gate_out;
     wire [{out_w - 1}:0] out_data;
 
+{ddr}
     {top_name(lg)} dut (.clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data));
+        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data){ports});
 
     initial begin
         if (!$value$plusargs("STALL=%d", stall)) stall = 0;

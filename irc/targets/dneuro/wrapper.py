@@ -15,6 +15,7 @@ valid/ready streams with no frame boundaries and nothing a host can poll. The wr
 
 from __future__ import annotations
 
+from irc.targets.dneuro.ddr import master_ports, masters
 from irc.targets.dneuro.layers import LayerGraph
 from irc.targets.dneuro.render import top_name
 from irc.targets.dneuro.resources import out_lanes
@@ -59,6 +60,16 @@ def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
+def _master_ports(design: Design) -> str:
+    """The streamed layers' Avalon-MM read masters, passed through to the wrapper's ports."""
+    return "".join(f",\n    {p}" for m in masters(design) for p in master_ports(m))
+
+
+def _master_pins(design: Design) -> str:
+    return "".join(f", .{m.lid}_avm_{s}({m.lid}_avm_{s})" for m in masters(design)
+                   for s in ("address", "burstcount", "read", "waitrequest", "readdatavalid", "readdata"))
+
+
 def render_wrapper(design: Design) -> str:
     """The Verilog module ``<top>_avalon`` of ``design``."""
     lg = design.lg
@@ -89,7 +100,7 @@ module {wrapper_name(lg)} (
     input  wire avs_read,
     output reg  [31:0] avs_readdata,
     input  wire avs_write,
-    input  wire [31:0] avs_writedata
+    input  wire [31:0] avs_writedata{_master_ports(design)}
 );
     localparam [31:0] ID = 32'h{CSR_ID:08x};
     localparam [31:0] IN_BEATS = 32'd{ib};
@@ -111,7 +122,8 @@ module {wrapper_name(lg)} (
     wire out_fire = aso_valid & aso_ready;
 
     {top_name(lg)} core (.clk(clk), .rst(core_rst), .in_valid(asi_valid & ~core_rst), .in_ready(core_in_ready),
-        .in_data(asi_data), .out_valid(core_out_valid), .out_ready(aso_ready & ~core_rst), .out_data(aso_data));
+        .in_data(asi_data), .out_valid(core_out_valid), .out_ready(aso_ready & ~core_rst),
+        .out_data(aso_data){_master_pins(design)});
 
     // Packet framing: beat indices within the current input and output frames.
     reg [{ic - 1}:0] in_beat;
@@ -192,6 +204,9 @@ def avalon_testbench(design: Design, frames: int) -> str:
     n_in, n_out = frames * ib, frames * ob
     timeout = 50 * (design.cycles * (frames + 2) + design.latency_cycles) + 100_000
     name = wrapper_name(lg)
+    from irc.targets.dneuro.vectors import ddr_models
+
+    ddr, pins = ddr_models(design, "reset")
     return f"""// Testbench of {name}: {frames} packet(s) of {ib} input and {ob} output beats.
 `timescale 1ns/1ps
 
@@ -222,10 +237,11 @@ module tb_avalon;
     reg [31:0] avs_writedata = 32'd0;
     wire [31:0] avs_readdata;
 
+{ddr}
     {name} dut (.clk(clk), .reset(reset), .asi_valid(asi_valid), .asi_ready(asi_ready), .asi_data(asi_data),
         .asi_startofpacket(asi_sop), .asi_endofpacket(asi_eop), .aso_valid(aso_valid), .aso_ready(aso_ready),
         .aso_data(aso_data), .aso_startofpacket(aso_sop), .aso_endofpacket(aso_eop), .avs_address(avs_address),
-        .avs_read(avs_read), .avs_readdata(avs_readdata), .avs_write(avs_write), .avs_writedata(avs_writedata));
+        .avs_read(avs_read), .avs_readdata(avs_readdata), .avs_write(avs_write), .avs_writedata(avs_writedata){pins});
 
     task csr_read(input [2:0] a, output [31:0] v);
         begin

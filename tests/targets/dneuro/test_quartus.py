@@ -42,11 +42,11 @@ GRAPHS = {"tiny": tiny, "lenet": lambda: lenet(1, image=16)}
 
 
 def export(tmp: Path, name: str, device: str = "arria10-gx1150", clock_mhz: float = 200.0, frames: int = 3,
-           tuned: bool = True):
+           tuned: bool = True, streamed: frozenset[str] | None = None):
     g = GRAPHS[name]()
     lg = map_graph(g)
     dev = get_device(device)
-    d = tune(lg, dev, clock_mhz=clock_mhz).design if tuned else evaluate(lg, dev, minimum(lg), clock_mhz)
+    d = tune(lg, dev, clock_mhz=clock_mhz, streamed=streamed).design if tuned else evaluate(lg, dev, minimum(lg), clock_mhz)
     x = np.random.default_rng(5).standard_normal((frames, *g.inputs[0].shape[1:])).astype(np.float32) * 2
     out = tmp / name
     write_design(out, d, Emulator(lg).quantize_input(x))
@@ -110,7 +110,8 @@ def test_wrapper_lints_clean(tmp_path, name):
 def _simulate(out: Path, stall: bool, bad_sop: bool = False) -> tuple[list[str], dict[str, str], list[str]]:
     """Icarus Verilog run of tb_avalon: (output beats, {csr line key: value}, framing errors)."""
     r = subprocess.run(["iverilog", "-g2012", "-s", "tb_avalon", "-o", "tb_avalon.vvp",
-                        *sorted(p.relative_to(out).as_posix() for p in (out / "rtl").glob("*.v")), "tb/tb_avalon.v"],
+                        *sorted(p.relative_to(out).as_posix() for p in (out / "rtl").glob("*.v")),
+                        *sorted(p.relative_to(out).as_posix() for p in (out / "tb").glob("dn_*.v")), "tb/tb_avalon.v"],
                        cwd=out, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     r = subprocess.run(["vvp", "-n", "tb_avalon.vvp", f"+STALL={int(stall)}", f"+BADSOP={int(bad_sop)}"], cwd=out,

@@ -23,6 +23,10 @@
 // Weight ROM: word t = ((beat*KH + kh)*KW + kw)*(CG/PI) + cb holds w[beat*PO + o][cb*PI + i][kh][kw]
 // in lane o*PI + i (DW: lane o); the PP pixels share it. Parameter ROM: word = beat, lane o is
 // {shift[7:0], mult[31:0], bias[31:0]} (72 bits) of output channel beat*PO + o.
+//
+// STREAM = 1: no weight ROM; the words come in that order, once per output pixel group, from the
+// w_* stream (dn_wstream's FIFO of external-memory bursts). A step issues only when its word is
+// there, and pops it; with STREAM = 0 the w_* ports are unused (tie w_valid low).
 
 `timescale 1ns/1ps
 
@@ -32,7 +36,7 @@ module dn_conv #(
     parameter KH = 1, parameter KW = 1, parameter SH = 1, parameter SW = 1,
     parameter PT = 0, parameter PL = 0, parameter G = 1,
     parameter PI = 1, parameter PO = 1, parameter PP = 1, parameter Q = 1, parameter DW = 0,
-    parameter IN_SIGNED = 0, parameter XZP = 0,
+    parameter IN_SIGNED = 0, parameter XZP = 0, parameter STREAM = 0,
     parameter YZP = 0, parameter YMIN = 0, parameter YMAX = 255,
     parameter WEIGHTS = "weights.mem", parameter PARAMS = "params.mem"
 ) (
@@ -43,7 +47,12 @@ module dn_conv #(
     input  wire [(DW ? PO : PI)*Q*8-1:0]    in_data,
     output wire                             out_valid,
     input  wire                             out_ready,
-    output wire [PP*PO*8-1:0]               out_data
+    output wire [PP*PO*8-1:0]               out_data,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire                             w_valid,
+    input  wire [(DW ? PO : PO*PI)*8-1:0]   w_data,
+    /* verilator lint_on UNUSEDSIGNAL */
+    output wire                             w_ready
 );
     localparam LI = DW ? PO : PI;
     localparam NI = DW ? 1 : PI;
@@ -63,17 +72,16 @@ module dn_conv #(
     localparam SW_ = 18 + TD;                          // width of a lane's tree sum
 
     // ---- memories
-    reg [WBITS-1:0] wrom [0:WDEPTH-1];
     reg [PO*72-1:0] prom [0:MGRP-1];
-    initial begin
-        $readmemh(WEIGHTS, wrom);
-        $readmemh(PARAMS, prom);
-    end
+    initial $readmemh(PARAMS, prom);
 
     // ---- issue stage: loop counters (beat, kh, kw, cb) of the output pixels dn_window walks
     integer mg, kh, kw, cb, mgi, wbase;
     reg [WAW-1:0] waddr;
     wire en, can_issue;
+    wire wok = (STREAM == 0) || w_valid;   // the step's weight word is there
+    wire go = can_issue && wok;
+    assign w_ready = (STREAM != 0) && en && go;
     wire [PP-1:0] tap_in;
     wire first = (kh == 0) && (kw == 0) && (cb == 0);
     wire last = (kh == KH - 1) && (kw == KW - 1) && (cb == CBG - 1);
@@ -82,13 +90,15 @@ module dn_conv #(
     dn_window #(.LANES(LI), .CB(CB), .H(H), .W(W), .HO(HO), .WO(WO), .KH(KH), .SH(SH), .SW(SW),
                 .PT(PT), .PL(PL), .PP(PP), .Q(Q)) win (
         .clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-        .en(en), .done(last && mg == MGRP - 1), .kh(kh), .kw(kw), .cw(wbase + cb),
+        .en(en), .done(last && mg == MGRP - 1 && wok), .kh(kh), .kw(kw), .cw(wbase + cb),
         .issue(can_issue), .tap_in(tap_in), .x_q(x_q));
 
     // Addresses are registered (s0) beside dn_window's; the memories read them (s1).
     reg [WBITS-1:0] w_q;
     reg [PO*72-1:0] p_q;
-    reg [WAW-1:0] s0_waddr;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [WAW-1:0] s0_waddr;   // (the ROM's address: unused when the weights stream)
+    /* verilator lint_on UNUSEDSIGNAL */
     reg [PAW-1:0] s0_paddr;
     reg s0_valid, s0_first, s0_last;
     reg s1_valid, s1_first, s1_last;
@@ -103,16 +113,15 @@ module dn_conv #(
         end else if (en) begin
             s0_waddr <= waddr;
             s0_paddr <= mg[PAW-1:0];
-            s0_valid <= can_issue;
+            s0_valid <= go;
             s0_first <= first;
             s0_last <= last;
-            w_q <= wrom[s0_waddr];
             p_q <= prom[s0_paddr];
             s1_valid <= s0_valid;
             s1_first <= s0_first;
             s1_last <= s0_last;
             s1_inside <= tap_in;
-            if (can_issue) begin
+            if (go) begin
                 if (!last) begin
                     waddr <= waddr + 1'b1;
                     if (cb != CBG - 1) cb <= cb + 1;
@@ -141,6 +150,21 @@ module dn_conv #(
             end
         end
     end
+
+    // The weight word of each step, beside the other memories' outputs (s1).
+    generate
+        if (STREAM != 0) begin : wstream
+            reg [WBITS-1:0] s0_w;
+            always @(posedge clk) if (en) begin
+                s0_w <= w_data;
+                w_q <= s0_w;
+            end
+        end else begin : wrom_g
+            reg [WBITS-1:0] wrom [0:WDEPTH-1];
+            initial $readmemh(WEIGHTS, wrom);
+            always @(posedge clk) if (en) w_q <= wrom[s0_waddr];
+        end
+    endgenerate
 
     // ---- products: (x - XZP) fits 10 signed bits and a weight 8, so each product is one small
     // (DSP) multiply into 18 bits; a tap outside the frame (padding) contributes zero.
