@@ -1,14 +1,17 @@
 """int8 vs fp32 on the CPU, and irc int8 vs onnxruntime int8 on the same QDQ model, one table.
 
     python benchmarks/int8.py [--models lenet5,small_resnet,...] [--threads 1,2] [--budget 2]
-                              [--calib-method minmax] [--calib-samples 64]
+                              [--calib-method minmax] [--calib-samples 64] [--clock cpu]
 
 For every zoo model and batch:
 
 - accuracy: the zoo nets are untrained, so accuracy is measured against the fp32 outputs on
   held-out inputs (a seed apart from the calibration data): the share of samples whose top-1
   class agrees with fp32 ("top-1 agree") and the relative RMS error of the outputs;
-- latency: irc fp32 and irc int8 (quantize="int8", calibration on --calib-samples inputs);
+- latency: irc fp32, irc int8 (quantize="int8", calibration on --calib-samples inputs) with
+  8-bit weights, and with 7-bit weights (weight_bits=7: on AVX2 without VNNI every layer then
+  takes the vpmaddubsw kernel; the accuracy columns show what the lost weight bit costs). The
+  "kernels" columns count the layers per int8 micro-kernel (int8_isa=auto on this CPU);
 - the QDQ model: irc's quantized graph exported as QDQ ONNX; onnxruntime runs it with every
   graph optimisation on (its QDQ fusion turns it into QLinearConv etc.), and irc compiles the
   same file (import, fold_qdq, int8 kernels). Its accuracy column is onnxruntime's.
@@ -45,6 +48,14 @@ def _accuracy(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
     return agree, rel
 
 
+def _kernels(g) -> str:
+    """Layers per int8 micro-kernel, e.g. "pmaddubsw256 x3, pmaddwd256 x2"."""
+    import collections
+
+    n = collections.Counter(node.attrs["isa"] for node in g.nodes if node.op in ("qconv_gemm", "qgemm_packed"))
+    return ", ".join(f"{isa} x{k}" for isa, k in sorted(n.items()))
+
+
 def row(name: str, batch: int, threads: int, budget: float, method: str, samples: int, clock: str) -> dict:
     import irc
     import irc.zoo
@@ -65,9 +76,12 @@ def row(name: str, batch: int, threads: int, budget: float, method: str, samples
     fp32 = irc.compile(model, "cpu", threads=threads)
     want = fp32(x)
     out["fp32_ms"] = measure(lambda: fp32.run([x]), budget_s=budget).median
-    int8 = irc.compile(model, "cpu", threads=threads, quantize="int8", calib=calib, calib_method=method)
-    out["agree"], out["rel"] = _accuracy(int8(x), want)
-    out["int8_ms"] = measure(lambda: int8.run([x]), budget_s=budget).median
+    for bits, tag in ((8, ""), (7, "7")):
+        int8 = irc.compile(model, "cpu", threads=threads, quantize="int8", calib=calib, calib_method=method,
+                           weight_bits=bits)
+        out["agree" + tag], out["rel" + tag] = _accuracy(int8(x), want)
+        out["int8_ms" + tag] = measure(lambda int8=int8: int8.run([x]), budget_s=budget).median
+        out["kernels" + tag] = _kernels(int8.graph)
 
     # The same quantized graph as QDQ ONNX, for onnxruntime and for irc's QDQ import.
     qgraph = irc.compile(model, "interp", quantize="int8", calib=calib, calib_method=method).graph
@@ -101,9 +115,10 @@ def main() -> None:
 
     print(f"CPU: {cpu_spec().describe()}; calibration: {args.calib_method} on {args.calib_samples} samples; "
           f"times: {'CPU time of the calling thread' if args.clock == 'cpu' else 'wall clock'}, median")
-    print("| model | batch | threads | top-1 agree int8 | rel RMS err int8 | irc fp32 ms | irc int8 ms | int8 speedup "
-          "| ort fp32 ms | ort int8 ms (QDQ) | ort top-1 agree | irc int8/ort int8 | irc on the QDQ file ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | batch | threads | irc fp32 ms | ort fp32 ms | int8 ms | speedup | top-1 agree | rel RMS | "
+          "kernels | int8 w7 ms | speedup w7 | top-1 agree w7 | rel RMS w7 | kernels w7 | ort int8 ms (QDQ) | "
+          "ort top-1 agree | irc int8/ort | irc int8 w7/ort | irc on the QDQ file ms |")
+    print("|" + "---|" * 20)
     for name, batch in [m for m in MODELS if m[0] in wanted]:
         for threads in (int(t) for t in args.threads.split(",")):
             try:
@@ -112,13 +127,14 @@ def main() -> None:
                 print(f"| {name} | {batch} | {threads} | error: {type(e).__name__}: {str(e)[:100]} |", flush=True)
                 continue
             ort = "ort_ms" in r
-            print(f"| {name} | {batch} | {threads} | {100 * r['agree']:.1f}% | {100 * r['rel']:.2f}% | "
-                  f"{r['fp32_ms']:.2f} | {r['int8_ms']:.2f} | {r['fp32_ms'] / r['int8_ms']:.2f}x | "
-                  f"{r['ort_fp32_ms']:.2f} | {r['ort_ms']:.2f} | {100 * r['ort_agree']:.1f}% | "
-                  f"{r['int8_ms'] / r['ort_ms']:.2f} | {r['qdq_ms']:.2f} |" if ort else
-                  f"| {name} | {batch} | {threads} | {100 * r['agree']:.1f}% | {100 * r['rel']:.2f}% | "
-                  f"{r['fp32_ms']:.2f} | {r['int8_ms']:.2f} | {r['fp32_ms'] / r['int8_ms']:.2f}x | - | - | - | - | "
-                  f"{r['qdq_ms']:.2f} |", flush=True)
+            cells = [name, batch, threads, f"{r['fp32_ms']:.2f}", f"{r['ort_fp32_ms']:.2f}" if ort else "-"]
+            for tag in ("", "7"):
+                cells += [f"{r['int8_ms' + tag]:.2f}", f"{r['fp32_ms'] / r['int8_ms' + tag]:.2f}x",
+                          f"{100 * r['agree' + tag]:.1f}%", f"{100 * r['rel' + tag]:.2f}%", r["kernels" + tag]]
+            cells += [f"{r['ort_ms']:.2f}", f"{100 * r['ort_agree']:.1f}%", f"{r['int8_ms'] / r['ort_ms']:.2f}",
+                      f"{r['int8_ms7'] / r['ort_ms']:.2f}"] if ort else ["-"] * 4
+            cells.append(f"{r['qdq_ms']:.2f}")
+            print("| " + " | ".join(map(str, cells)) + " |", flush=True)
 
 
 if __name__ == "__main__":

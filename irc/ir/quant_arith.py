@@ -161,16 +161,21 @@ def _f32(v: float) -> float:
     return float(np.float32(v)) or float(np.finfo(np.float32).tiny)
 
 
-def quantize_weights(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def quantize_weights(w: np.ndarray, axis: int = 0, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric per-channel int8 weights: (w_q int8 in [-127, 127], scales f32 per channel
-    along ``axis``), scale = max|w| / 127 over the channel (1 for an all-zero channel)."""
+    along ``axis``), scale = max|w| / 127 over the channel (1 for an all-zero channel). With
+    ``bits`` < 8 the range is [-(2**(bits-1) - 1), 2**(bits-1) - 1] (7 bits: [-63, 63], which
+    AVX2's vpmaddubsw multiplies without saturating)."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
+        raise ShapeError(f"weight bits must be an integer from 2 to 8, got {bits!r}")
+    wmax = min(WEIGHT_MAX, 2 ** (bits - 1) - 1)
     w = np.asarray(w, np.float32)
     red = tuple(i for i in range(w.ndim) if i != axis)
     amax = np.abs(w).max(axis=red) if w.size else np.zeros(w.shape[axis], np.float32)
-    scales = np.where(amax > 0, amax / np.float32(WEIGHT_MAX), np.float32(1)).astype(np.float32)
+    scales = np.where(amax > 0, amax / np.float32(wmax), np.float32(1)).astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.rint(w / scales.reshape(shape)), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+    q = np.clip(np.rint(w / scales.reshape(shape)), -wmax, wmax).astype(np.int8)
     return q, scales
 
 

@@ -4,7 +4,9 @@ Matches, in a float graph whose batch norms are folded (fold_batchnorm) and whos
 ranges are known (the calibrate pass, or ``calib`` data given here):
 
 - conv and gemm / 2-D matmul with constant weights -> ``qconv`` / ``qgemm``: int8 weights,
-  symmetric per output channel; int32 bias at scale x_scale * w_scale; per-channel fixed-point
+  symmetric per output channel (``weight_bits=7`` keeps them in [-63, 63]: a little more
+  rounding error, and CPUs with AVX2 but no VNNI can use their faster byte multiply, see
+  irc.targets.cpu.lowering.int8_gemm); int32 bias at scale x_scale * w_scale; per-channel fixed-point
   multipliers (M0, shift) for x_scale * w_scale / y_scale (quant_arith.quantize_multiplier); a
   following ReLU or Clip used by nothing else is folded into the saturation bounds;
 - add of two same-shape activations -> ``qadd`` (ReLU folded likewise);
@@ -74,8 +76,9 @@ class _Declined(Exception):
 
 
 class _Quantizer:
-    def __init__(self, g: Graph, cal: Calibration, act_dtype: DType):
+    def __init__(self, g: Graph, cal: Calibration, act_dtype: DType, weight_bits: int = 8):
         self.g = g
+        self.weight_bits = weight_bits
         self.cal = cal
         self.act_dtype = act_dtype
         self.params = dict(g.params)
@@ -224,7 +227,7 @@ class _Quantizer:
             act_node, final, act, amin, amax = self.activation_after(n.outputs[0])
         xq = self.q_of(x)
         scale, zp, out_attrs = self.out_params(final, act, amin, amax)
-        wq, ws = qa.quantize_weights(w, axis=axis)
+        wq, ws = qa.quantize_weights(w, axis=axis, bits=self.weight_bits)
         b32 = qa.quantize_bias(bias, xq.scale, ws)
         m0, shift = qa.quantize_multipliers(np.float64(xq.scale) * ws.astype(np.float64) / np.float64(scale))
         base = n.outputs[0].name
@@ -331,21 +334,24 @@ def _output_error(float_g: Graph, quant_g: Graph, batch) -> dict:
 
 
 def quantize_graph(g: Graph, *, quantize: str | None = "int8", activation_scheme: str = "asym", calib=None,
-                   calib_method: str = "minmax") -> Graph:
+                   calib_method: str = "minmax", weight_bits: int = 8) -> Graph:
     """The quantize pass as a function (see Quantize)."""
     if quantize not in (None, "int8"):
         raise InputError(f"unknown quantization '{quantize}' (known: int8)")
     if activation_scheme not in SCHEMES:
         raise InputError(f"unknown activation scheme '{activation_scheme}' (known: {', '.join(SCHEMES)})")
+    if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 2 <= weight_bits <= 8:
+        raise InputError(f"weight_bits must be an integer from 2 to 8, got {weight_bits!r}")
     if "quantization" in g.meta:
         return g
     if "calibration" in g.meta:
         cal = Calibration.from_json(g.meta["calibration"])
     else:
         cal = calibrate(g, calib, calib_method, unsigned_levels=activation_scheme != "sym")
-    qz = _Quantizer(g, cal, SCHEMES[activation_scheme])
+    qz = _Quantizer(g, cal, SCHEMES[activation_scheme], weight_bits)
     out = qz.run()
-    report = {"scheme": "int8", "activation_scheme": activation_scheme, "calibration": cal.method,
+    report = {"scheme": "int8", "activation_scheme": activation_scheme, "weight_bits": weight_bits,
+              "calibration": cal.method,
               "layers": qz.layers, "float_layers": qz.float_layers}
     if calib is not None:
         report["output_error"] = _output_error(g, out, sample_batches(g, calib)[0])
@@ -362,14 +368,16 @@ class Quantize(Pass):
     dequantize_linear, with ``meta["quantization"]`` reporting each layer. Uses
     ``meta["calibration"]`` from the calibrate pass when present, else calibrates on ``calib``
     with ``calib_method``. ``quantize``: "int8" (None means the same; the pass only runs when
-    asked for). A graph already quantized is left as it is."""
+    asked for). ``weight_bits``: 8, or fewer to narrow the weights' range (see the module doc).
+    A graph already quantized is left as it is."""
 
     name: ClassVar[str] = "quantize"
     quantize: str | None = "int8"
     activation_scheme: str = "asym"
     calib: Any = None
     calib_method: str = "minmax"
+    weight_bits: int = 8
 
     def run(self, g: Graph) -> Graph:
         return quantize_graph(g, quantize=self.quantize, activation_scheme=self.activation_scheme, calib=self.calib,
-                              calib_method=self.calib_method)
+                              calib_method=self.calib_method, weight_bits=self.weight_bits)

@@ -23,7 +23,8 @@ class InterpExecutable:
 
 class InterpTarget(Target):
     name = "interp"
-    options: dict[str, Any] = {"quantize": None, "calib": None, "calib_method": "minmax", "activation_scheme": "asym"}
+    options: dict[str, Any] = {"quantize": None, "calib": None, "calib_method": "minmax", "activation_scheme": "asym",
+                               "weight_bits": 8}
     PIPELINE = (
         "dead_code",
         # with quantize: the int8 graph every target's integer kernels must match

@@ -54,7 +54,8 @@ def test_every_pass_is_a_named_documented_dataclass():
 
 def test_a_pass_fields_are_its_options():
     assert get_pass("im2col_gemm").option_names() == ("vector_bits",)
-    assert set(get_pass("quantize").option_names()) == {"quantize", "activation_scheme", "calib", "calib_method"}
+    assert set(get_pass("quantize").option_names()) == {"quantize", "activation_scheme", "calib", "calib_method",
+                                                           "weight_bits"}
     assert get_pass("dead_code").option_names() == ()
     assert get_pass("autodiff").option_names() == ("loss", "wrt")  # its fields
     p = get_pass("im2col_gemm").configure({"vector_bits": 256, "threads": 4})  # shared: takes its own only

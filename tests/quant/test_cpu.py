@@ -25,6 +25,7 @@ def _host_has(isa: str) -> bool:
 
     f = cpu_spec("host").features
     need = {"vnni512": ("+avx512vnni", "+avx512bw"), "pmaddwd512": ("+avx512bw",), "pmaddwd256": ("+avx2",),
+            "pmaddubsw256": ("+avx2",),
             "pmaddwd128": ()}[isa]
     return all(n in f for n in need)
 
