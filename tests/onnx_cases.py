@@ -178,6 +178,8 @@ FAST_CASES = frozenset({
     "test_quantizelinear", "test_dequantizelinear", "test_qlinearconv",
     # a run-time input that sets a shape (Range's bounds); an ONNX function op expanded into its body
     "test_range_int32_type_negative_delta", "test_celu",
+    # control flow: an If on a run-time condition; a Loop with a scan output, unrolled at import
+    "test_if", "test_loop11",
 })
 
 

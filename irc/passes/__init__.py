@@ -10,7 +10,10 @@ from irc.passes import (  # noqa: F401
     fold_constants,
     fold_qdq,
     fuse,
+    fuse_attention,
     fuse_elementwise,
+    inline_control,
     quantize,
+    recognise_activations,
 )
 from irc.passes.registry import PASSES, Pass, get_pass, register_pass  # noqa: F401

@@ -14,6 +14,14 @@ from irc.passes.registry import Pass, register_pass
 
 def fold_constants(g: Graph) -> Graph:
     """The fold_constants pass as a function (see FoldConstants)."""
+    from irc.passes.inline_control import inline_constant_ifs  # (it folds with this module)
+
+    g = _fold(g)
+    inlined = inline_constant_ifs(g)
+    return g if inlined is g else fold_constants(inlined)
+
+
+def _fold(g: Graph) -> Graph:
     params = dict(g.params)
     outputs = set(g.outputs)
     nodes = []
@@ -32,8 +40,9 @@ def fold_constants(g: Graph) -> Graph:
 @dataclass(frozen=True)
 class FoldConstants(Pass):
     """Evaluates every node whose inputs are all parameters (and whose op is foldable) with the
-    reference interpreter; its output values become parameters holding the results. Graph
-    outputs stay node outputs; parameters nothing reads any more are dropped."""
+    reference interpreter; its output values become parameters holding the results. An ``if``
+    whose condition becomes a constant is replaced by its branch's nodes. Graph outputs stay
+    node outputs; parameters nothing reads any more are dropped."""
 
     name: ClassVar[str] = "fold_constants"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -56,10 +57,24 @@ def _gemm(node: Node, ctx: RewriteContext):
 
 
 def _matmul(node: Node, ctx: RewriteContext):
+    """2-D matmul -> gemm_fused. A batch of rows times a constant matrix (a linear layer:
+    [..., K] @ [K, N]) -> reshape to [rows, K], gemm_fused, reshape back: the reshapes are views,
+    and the GEMM's epilogue can then take the bias, residual and activation that follow."""
     a, b = node.inputs
-    if a.type.rank != 2 or b.type.rank != 2:
+    if b.type.rank != 2 or a.type.rank < 2 or (a.type.rank > 2 and not ctx.is_const(b)):
         return None
-    return (ctx.make("gemm_fused", [a, b]),)
+    if a.type.rank == 2:
+        return (ctx.make("gemm_fused", [a, b]),)
+    rows = _view(ctx, a, (math.prod(a.shape[:-1]), a.shape[-1]))
+    return (_view(ctx, ctx.make("gemm_fused", [rows, b]), node.outputs[0].shape),)
+
+
+def _view(ctx: RewriteContext, v: Value, shape) -> Value:
+    """v reshaped to ``shape``, from the source of v's own reshape if it has one (no chains)."""
+    p = ctx.producer(v)
+    if p is not None and p.op == "reshape":
+        v = p.inputs[0]
+    return v if v.shape == tuple(shape) else ctx.make("reshape", [v], shape=tuple(shape))
 
 
 def _fusable(ctx: RewriteContext, v: Value) -> Node | None:
@@ -70,8 +85,34 @@ def _fusable(ctx: RewriteContext, v: Value) -> Node | None:
     return p
 
 
+def _row_view(ctx: RewriteContext, v: Value) -> Node | None:
+    """The gemm_fused behind v = reshape(gemm_fused(...)) that only splits the rows (what
+    ``_matmul`` makes of a linear layer), if both are fusable (read only on this path)."""
+    r = ctx.producer(v)
+    if r is None or r.op != "reshape" or not ctx.single_use(v):
+        return None
+    p = _fusable(ctx, r.inputs[0])
+    if p is None or p.op != "gemm_fused" or v.type.rank < 2 or v.shape[-1] != p.outputs[0].shape[1]:
+        return None
+    return p
+
+
+def _reshape(node: Node, ctx: RewriteContext):
+    """reshape(reshape(x)) -> reshape(x) (or x): the views around linear layers do not chain."""
+    p = ctx.producer(node.inputs[0])
+    if p is None or p.op != "reshape":
+        return None
+    return (_view(ctx, node.inputs[0], node.outputs[0].shape),)
+
+
 def _with(ctx: RewriteContext, p: Node, inputs, **changes) -> tuple[Value]:
     return (ctx.make(p.op, inputs, **{**p.attrs, **changes}),)
+
+
+def _with_rows(ctx: RewriteContext, p: Node, like: Value, inputs, **changes) -> tuple[Value]:
+    """``_with`` for a GEMM seen through a row view: the result reshaped back to ``like``."""
+    (y,) = _with(ctx, p, inputs, **changes)
+    return (_view(ctx, y, like.shape),)
 
 
 def _bias_shape_ok(p: Node, c: np.ndarray) -> np.ndarray | None:
@@ -83,6 +124,36 @@ def _bias_shape_ok(p: Node, c: np.ndarray) -> np.ndarray | None:
     else:
         want = [(channels,), (1, channels)]
     return c.reshape(channels) if tuple(c.shape) in want else None
+
+
+def _add_rows(node: Node, ctx: RewriteContext):
+    """add(reshape(gemm_fused), ...) for a linear layer on [..., K] rows: a bias [N] (or
+    [1, ..., 1, N]) or a residual of the output's shape (read as [rows, N], a view) joins the
+    GEMM's epilogue; the reshape back moves after it."""
+    out = node.outputs[0]
+    for side in (0, 1):
+        p = _row_view(ctx, node.inputs[side])
+        if p is None:
+            continue
+        other = node.inputs[1 - side]
+        n = p.outputs[0].shape[1]
+        has_bias, has_res = len(p.inputs) > 2, len(p.inputs) > 3
+        c = ctx.const(other)
+        if has_res:
+            continue
+        if c is not None and c.size == n and c.ndim <= out.type.rank and c.shape[-1:] == (n,):
+            vec = c.reshape(n)
+            if has_bias:
+                old = ctx.const(p.inputs[2])
+                if old is None:
+                    continue
+                vec = old + vec
+            return _with_rows(ctx, p, out, [p.inputs[0], p.inputs[1], ctx.param(vec.astype(c.dtype), "bias")])
+        if other.type == out.type == node.inputs[side].type:
+            bias = p.inputs[2] if has_bias else ctx.param(np.zeros(n, other.dtype.numpy), "bias")
+            res = _view(ctx, other, p.outputs[0].shape)
+            return _with_rows(ctx, p, out, [p.inputs[0], p.inputs[1], bias, res])
+    return None
 
 
 def _add(node: Node, ctx: RewriteContext):
@@ -108,21 +179,28 @@ def _add(node: Node, ctx: RewriteContext):
 
 
 def _act(node: Node, ctx: RewriteContext):
-    """activation(fused) -> fused with that activation as its epilogue."""
-    p = _fusable(ctx, node.inputs[0])
+    """activation(fused) -> fused with that activation as its epilogue (also through the row
+    view of a linear layer: the activation is element-wise, so it commutes with the reshape)."""
     spec = activation_of(node.op, node.attrs)
-    if p is None or spec is None:
+    if spec is None:
         return None
     act, alpha, beta = spec
-    return _with(ctx, p, p.inputs, act=act, act_alpha=alpha, act_beta=beta)
+    p = _fusable(ctx, node.inputs[0])
+    if p is not None:
+        return _with(ctx, p, p.inputs, act=act, act_alpha=alpha, act_beta=beta)
+    p = _row_view(ctx, node.inputs[0])
+    if p is not None:
+        return _with_rows(ctx, p, node.outputs[0], p.inputs, act=act, act_alpha=alpha, act_beta=beta)
+    return None
 
 
-_ACTS = ["relu", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_swish"]
+_ACTS = ["relu", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "gelu", "gelu_tanh", "silu"]
 
 
 def fuse(g: Graph) -> Graph:
     """The fuse pass as a function (see Fuse)."""
-    patterns = {"conv": [_conv], "gemm": [_gemm], "matmul": [_matmul], "add": [_add]}
+    patterns = {"conv": [_conv], "gemm": [_gemm], "matmul": [_matmul], "add": [_add, _add_rows],
+                "reshape": [_reshape]}
     patterns.update({a: [_act] for a in _ACTS})
     return rewrite(g, patterns)
 
@@ -130,10 +208,12 @@ def fuse(g: Graph) -> Graph:
 @register_pass
 @dataclass(frozen=True)
 class Fuse(Pass):
-    """Matches conv, gemm and 2-D matmul and grows them into conv_fused / gemm_fused whose
+    """Matches conv, gemm, 2-D matmul and linear layers (matmul of [..., K] rows by a constant
+    [K, N]: gemm_fused between two reshapes) and grows them into conv_fused / gemm_fused whose
     epilogue takes the following per-channel bias add, residual add (a same-shape add) and one
     activation: act(conv(x, w) + bias + residual), one kernel on every target. An op is only
-    absorbed when its input is used nowhere else, so no work is ever duplicated."""
+    absorbed when its input is used nowhere else, so no work is ever duplicated. A reshape of a
+    reshape reads the first one's source (the views between stacked linear layers do not chain)."""
 
     name: ClassVar[str] = "fuse"
 

@@ -73,7 +73,7 @@ UNARY = {
     "softplus": ({}, -4, 4, None), "softsign": ({}, -3, 3, 0.0), "relu": ({}, -2, 2, 0.0),
     "leaky_relu": ({"alpha": 0.1}, -2, 2, 0.0), "elu": ({"alpha": 0.7}, -2, 2, 0.0), "selu": ({}, -2, 2, 0.0),
     "hard_sigmoid": ({}, -4, 4, None), "hard_swish": ({}, -4, 4, None), "clip": ({"min": -0.5, "max": 0.7}, -2, 2, None),
-    "identity": ({}, -2, 2, None),
+    "identity": ({}, -2, 2, None), "gelu": ({}, -4, 4, None), "gelu_tanh": ({}, -4, 4, None), "silu": ({}, -4, 4, None),
 }
 
 

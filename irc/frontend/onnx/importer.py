@@ -103,6 +103,15 @@ class _Importer:
             dtype_from_onnx(t.data_type, f" (initializer '{t.name}')")
             self.env[t.name] = self.builder.param(t.name, numpy_helper.to_array(t), exact=True)
         self._bind_inputs()
+        self.import_nodes(g)
+        outputs = self._outputs()
+        graph = eliminate_dead_code(self.builder.build(*outputs, check=False))
+        self._check_sizes(graph.values())
+        return graph
+
+    def import_nodes(self, g: onnx.GraphProto) -> None:
+        """Every node of ``g`` through its import rule, its outputs bound in ``env`` (a
+        subgraph's importer runs this too: irc/frontend/onnx/rules_control.py)."""
         used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
         for i, node in enumerate(g.node):
             ctx = NodeContext(self, node)
@@ -122,10 +131,6 @@ class _Importer:
                     self.env[name] = outs[i]
                 elif name in used:
                     raise UnsupportedOpError(f"output {i} ('{name}') is not supported", node=ctx.name, op=node.op_type)
-        outputs = self._outputs()
-        graph = eliminate_dead_code(self.builder.build(*outputs, check=False))
-        self._check_sizes(graph.values())
-        return graph
 
     def _check_sizes(self, values) -> None:
         """Values within the size limit; over it, an InputError when input shapes were bound by the

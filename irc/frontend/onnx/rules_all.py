@@ -1,6 +1,7 @@
 """Imports every rule module so that the import and export tables are complete."""
 
 from irc.frontend.onnx import (  # noqa: F401
+    rules_control,
     rules_einsum,
     rules_elementwise,
     rules_nn,

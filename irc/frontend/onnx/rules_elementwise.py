@@ -17,6 +17,7 @@ from irc.frontend.onnx.rules import (
     simple_export,
 )
 from irc.ir.graph import Node
+from irc.ir.ops.self_gated import GELU_TANH_CUBIC, INV_SQRT2, SQRT_2_OVER_PI
 from irc.ir.types import DType
 
 for _onnx, _irc in [
@@ -112,20 +113,33 @@ def _cast(ctx: NodeContext):
 simple_export("cast", "Cast", {"to": "to"})
 
 
-@import_rule("Gelu")
+@import_rule("Gelu", op="gelu")
 def _gelu(ctx: NodeContext):
-    x = ctx.input(0)
-    dt = x.dtype.numpy
-    half = ctx.constant(np.array(0.5, dt))
-    one = ctx.constant(np.array(1.0, dt))
-    if ctx.attr("approximate", "none") == "tanh":
-        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        cube = ctx.op("mul", ctx.op("mul", x, x), x)
-        inner = ctx.op("add", x, ctx.op("mul", cube, ctx.constant(np.array(0.044715, dt))))
-        t = ctx.op("tanh", ctx.op("mul", inner, ctx.constant(np.array(math.sqrt(2 / math.pi), dt))))
+    return ctx.op("gelu_tanh" if ctx.attr("approximate", "none") == "tanh" else "gelu", ctx.input(0))
+
+
+@export_rule("gelu", "gelu_tanh")
+def _gelu_out(ctx: ExportContext, n: Node):
+    """The expansion every opset runs: 0.5 x (1 + erf(x / sqrt 2)), or the tanh form."""
+    x, dt = n.inputs[0], n.inputs[0].dtype.numpy
+
+    def op(op_type: str, *ins, hint: str = "gelu") -> str:
+        return ctx.emit(op_type, list(ins), [ctx.tmp(hint)])[0]
+
+    def c(v: float) -> str:
+        return ctx.const(np.array(v, dt), "gelu_c")
+
+    if n.op == "gelu":
+        t = op("Erf", op("Mul", x, c(INV_SQRT2)))
     else:
-        t = ctx.op("erf", ctx.op("mul", x, ctx.constant(np.array(1 / math.sqrt(2), dt))))
-    return ctx.op("mul", ctx.op("mul", x, half), ctx.op("add", t, one))
+        cube = op("Mul", op("Mul", x, x), x)
+        t = op("Tanh", op("Mul", op("Add", x, op("Mul", cube, c(GELU_TANH_CUBIC))), c(SQRT_2_OVER_PI)))
+    ctx.emit("Mul", [op("Mul", x, c(0.5)), op("Add", t, c(1.0))], n.outputs)
+
+
+@export_rule("silu")
+def _silu_out(ctx: ExportContext, n: Node):
+    ctx.emit("Mul", [n.inputs[0], ctx.emit("Sigmoid", [n.inputs[0]], [ctx.tmp("silu_gate")])[0]], n.outputs)
 
 
 @import_rule("Constant")

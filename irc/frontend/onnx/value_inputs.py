@@ -55,19 +55,20 @@ def needed_inputs(model: onnx.ModelProto, err: IRCError) -> set[str]:
     index = _schema_index(err.op, what, _opset(model))
     if index is None:
         # Not an input name of the schema: fall back to the refused node's own non-first inputs.
-        nodes = [n for n in g.node if _label(n) == err.node]
+        nodes = [n for n in _walk(g) if _label(n) == err.node]
         names = [x for n in nodes for x in n.input[1:] if x]
     else:
-        names = [n.input[index] for n in g.node
+        names = [n.input[index] for n in _walk(g)
                  if n.op_type == err.op and n.domain in ("", "ai.onnx") and index < len(n.input) and n.input[index]]
     return graph_input_ancestors(g, names)
 
 
 def graph_input_ancestors(g: onnx.GraphProto, names: Iterable[str]) -> set[str]:
-    """The (non-initializer) graph inputs the values ``names`` are computed from."""
+    """The (non-initializer) graph inputs the values ``names`` are computed from (through the
+    outer values If and Loop subgraphs read, too)."""
     inits = {t.name for t in g.initializer}
     inputs = {vi.name for vi in g.input} - inits
-    producer = {o: n for n in g.node for o in n.output if o}
+    producer = {o: n for n in _walk(g) for o in n.output if o}
     found: set[str] = set()
     todo, seen = list(names), set()
     while todo:
@@ -78,8 +79,25 @@ def graph_input_ancestors(g: onnx.GraphProto, names: Iterable[str]) -> set[str]:
         if name in inputs:
             found.add(name)
         elif name in producer and producer[name].op_type not in _SHAPE_ONLY:
-            todo.extend(x for x in producer[name].input if x)
+            todo.extend(x for x in _reads(producer[name]) if x)
     return found
+
+
+def _subgraphs(n: onnx.NodeProto) -> list[onnx.GraphProto]:
+    return [s for a in n.attribute for s in ([a.g] if a.HasField("g") else []) + list(a.graphs)]
+
+
+def _walk(g: onnx.GraphProto):
+    """Every node of ``g`` and of its subgraphs (If branches, Loop bodies), at any depth."""
+    for n in g.node:
+        yield n
+        for s in _subgraphs(n):
+            yield from _walk(s)
+
+
+def _reads(n: onnx.NodeProto) -> list[str]:
+    """The names ``n`` reads: its inputs and every name its subgraphs read (outer values among them)."""
+    return list(n.input) + [x for s in _subgraphs(n) for m in _walk(s) for x in m.input]
 
 
 def freeze(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> onnx.ModelProto:

@@ -1,6 +1,8 @@
 """All ops, registered on import. ``get_op(name)`` and ``REGISTRY`` are the way in."""
 
 from irc.ir.ops import (  # noqa: F401
+    attention,
+    control,
     conv,
     elementwise,
     fused,
@@ -16,6 +18,7 @@ from irc.ir.ops import (  # noqa: F401
     resize,
     scan,
     scatter,
+    self_gated,
     shape,
     topk,
 )

@@ -27,9 +27,13 @@ ACTIVATION_OPS: dict[str, tuple[str, tuple[str, ...]] | None] = {
     "selu": ("selu", ("alpha", "gamma")),
     "softplus": ("softplus", ()),
     "softsign": ("softsign", ()),
+    "gelu": ("gelu", ()),
+    "gelu_tanh": ("gelu_tanh", ()),
+    "silu": ("silu", ()),
 }
 
-_FUSABLE = ("none", "relu", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_swish")
+_FUSABLE = ("none", "relu", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "gelu",
+            "gelu_tanh", "silu")
 
 #: The activations the fuse pass makes epilogues of (every target's fused kernels run these).
 ACTIVATIONS = {name: ACTIVATION_OPS[name] for name in _FUSABLE}

@@ -32,4 +32,5 @@ from irc.passes.grads.common import (  # noqa: F401
 # The rule files register themselves on import.
 from irc.passes.grads import conv, elementwise, index, linalg, norm, pool, reduce  # noqa: F401  # isort: skip
 from irc.passes.grads import numeric, scatter  # noqa: F401  # isort: skip
+from irc.passes.grads import self_gated  # noqa: F401  # isort: skip
 from irc.passes.grads import shape as shape_rules  # noqa: F401  # isort: skip

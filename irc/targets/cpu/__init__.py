@@ -55,16 +55,19 @@ class CpuTarget(Target):
     options: dict[str, Any] = {"threads": None, "cpu": "host", "ftz": True,
                                # int8 (passes/quantize.py): quantize="int8" with calibration data calib=
                                "quantize": None, "calib": None, "calib_method": "minmax",
-                               "activation_scheme": "asym", "int8_isa": "auto",
+                               "activation_scheme": "asym", "weight_bits": 8, "int8_isa": "auto",
                                # cache=False: neither read nor write the compile cache (compile_cache.py)
                                "cache": True}
     PIPELINE = (
         "dead_code",
         "fold_constants",
+        "inline_control",
         "fold_batchnorm",
         *when("quantize", "calibrate", "quantize"),
         # fold_qdq and int8_gemm leave float graphs alone; they lower quantized ones (QDQ models too).
         "fold_qdq",
+        "recognise_activations",
+        "fuse_attention",
         "fuse",
         "fuse_elementwise",
         "im2col_gemm",

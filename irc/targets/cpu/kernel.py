@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from llvmlite import ir
 
 from irc.ir.types import TensorType
+from irc.targets.cpu import vecmath
 from irc.targets.cpu.thread_pool import BODY_TYPE, declare_run
 from irc.targets.llvm import lltypes as T
 from irc.targets.llvm.builder import KernelBase, ModuleBase
@@ -37,6 +38,16 @@ class ModuleState(ModuleBase):
         self.threads_global = threads_global
         self.ftz = ftz
         self.kernels: dict[tuple, ir.Function] = {}
+
+    def declare(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
+        """A function by name: f32 and f16 exp, log, tanh, erf, expm1 and log1p (scalar or
+        vector) are vecmath's vectorisable definitions; anything else is declared (f64 math is
+        libm's)."""
+        fn = vecmath.lookup(self, name)
+        return fn if fn is not None else self.declare_raw(name, ret, args)
+
+    def vector_libm(self, name: str, t: ir.VectorType) -> ir.Function | None:
+        return vecmath.function_for(self, name, t)
 
 
 class KernelBuilder(KernelBase):

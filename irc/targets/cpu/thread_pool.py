@@ -38,6 +38,8 @@ from irc.targets.llvm import lltypes as T
 RUN = "irc_pool_run"
 #: Chunks per job are held in 16 bits of the job word.
 MAX_CHUNKS = (1 << 16) - 1
+#: MXCSR at thread start: all exceptions masked, round to nearest, no flush-to-zero.
+MXCSR_DEFAULT = 0x1F80
 #: Most workers the pool creates (threads beyond it share their chunks with the callers).
 MAX_WORKERS = 1023
 #: Idle spins (each an x86 ``pause``: 10 to 100 ns, about 95 ns on Zen 3) before a worker sleeps.
@@ -178,10 +180,15 @@ class _Pool:
                               ir.Constant(T.PTR, None), self.c32(0)])
 
     def worker(self, try_claim: ir.Function) -> ir.Function:
-        """ptr worker(ptr): claim chunks forever; spin a while when idle, then sleep."""
+        """ptr worker(ptr): claim chunks forever; spin a while when idle, then sleep. A new thread
+        inherits its creator's MXCSR, which may be a flush-to-zero model's mid-run: the worker
+        starts from the default (no FTZ/DAZ), and FTZ bodies set and restore it per chunk."""
         fn, b = self._fn("irc_pool.worker", ir.FunctionType(T.PTR, [T.PTR]))
         spins = b.alloca(T.I64)
         b.store(self.c64(0), spins)
+        mxcsr = b.alloca(T.I32)
+        b.store(self.c32(MXCSR_DEFAULT), mxcsr)
+        b.call(self._decl("llvm.x86.sse.ldmxcsr", T.VOID, [T.PTR]), [mxcsr])
         with self._loop(b, "work") as (head, _):
             with b.if_then(b.call(try_claim, [])):
                 b.store(self.c64(0), spins)

@@ -138,8 +138,8 @@ class CudaTarget(Target):
     name = "cuda"
     options: dict[str, Any] = {"arch": None, "device": 0, "graphs": False, "ftz": True, "emulate": False}
 
-    PIPELINE = ("dead_code", "fold_constants", "fold_batchnorm", "fuse", "fuse_elementwise",
-                *when("ftz", "flush_denormals"))
+    PIPELINE = ("dead_code", "fold_constants", "inline_control", "fold_batchnorm", "recognise_activations", "fuse",
+                "fuse_elementwise", *when("ftz", "flush_denormals"))
 
     def build(self, graph: Graph, options: dict[str, Any]) -> CudaExecutable:
         opts = dict(options)

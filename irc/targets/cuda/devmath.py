@@ -14,7 +14,8 @@ polynomials, accurate to a few ulp in f32, far inside the 1e-3 the cuda target p
 - sin / cos: reduction by pi/2 in three parts, Taylor polynomials on [-pi/4, pi/4] (accurate for
   |x| up to ~1e5; beyond that the reduction itself loses bits);
 - pow: exp(b log |a|) with IEEE's special cases for zero, one, negative bases and integer exponents;
-- erf: the Maclaurin series below 0.5, Abramowitz & Stegun 7.1.26 (error 1.5e-7) above.
+- erf: the Maclaurin series below 0.5, Abramowitz & Stegun 7.1.26 (error 1.5e-7) above; erfc from
+  the same two pieces, the tail without the subtraction from 1.
 
 f16 versions compute in f32. f64 transcendental functions are refused (no network needs them on
 a GPU, and emulating them badly would be worse than saying so).
@@ -218,6 +219,20 @@ def _erf(m: _Math, x):
     return m.sel(m.isnan(x), x, y)
 
 
+def _erfc(m: _Math, x):
+    """1 - erf(x) below 0.5 in magnitude; beyond, A&S 7.1.26's t P(t) e**(-x**2) itself (no
+    cancellation in the tail GELU reaches), 2 minus it for negative x."""
+    a = m.intr("fabs", x)
+    a2 = m.mul(a, a)
+    series = [(-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(8)]
+    small = m.sub(c(1.0), m.mul(m.mul(c(2 / math.sqrt(math.pi)), x), m.horner(a2, series)))
+    t = m.div(c(1.0), m.fma(c(_AS_P), a, c(1.0)))
+    tail = m.mul(m.mul(t, m.horner(t, _AS_A)), m.call("llvm.exp.f32", m.b.fneg(a2)))
+    big = m.sel(m.lt(x, c(0.0)), m.sub(c(2.0), tail), tail)
+    y = m.sel(m.lt(a, c(0.5)), small, big)
+    return m.sel(m.isnan(x), x, y)
+
+
 #: f32 functions by the names kernels declare them under (LLVM intrinsics and libm's).
 F32_FUNCTIONS: dict[str, tuple[int, Callable]] = {
     "llvm.exp.f32": (1, _exp),
@@ -230,6 +245,7 @@ F32_FUNCTIONS: dict[str, tuple[int, Callable]] = {
     "llvm.cos.f32": (1, lambda m, x: _sincos(m, x, True)),
     "llvm.pow.f32": (2, _pow),
     "erff": (1, _erf),
+    "erfcf": (1, _erfc),
     "expf": (1, _exp),
     "logf": (1, _log),
 }
@@ -237,7 +253,7 @@ F32_FUNCTIONS: dict[str, tuple[int, Callable]] = {
 _F16_OF = {"llvm.exp.f16": "llvm.exp.f32", "llvm.log.f16": "llvm.log.f32", "llvm.tanh.f16": "llvm.tanh.f32",
            "llvm.sin.f16": "llvm.sin.f32", "llvm.cos.f16": "llvm.cos.f32", "llvm.pow.f16": "llvm.pow.f32"}
 _F64 = {"llvm.exp.f64", "llvm.log.f64", "llvm.tanh.f64", "llvm.sin.f64", "llvm.cos.f64", "llvm.pow.f64",
-        "erf", "log1p", "expm1", "tanh", "exp", "log"}
+        "erf", "erfc", "log1p", "expm1", "tanh", "exp", "log"}
 
 
 def provides(name: str) -> bool:

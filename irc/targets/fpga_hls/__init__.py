@@ -152,6 +152,7 @@ class HlsTarget(Target):
         "fold_constants",
         "fold_batchnorm",
         Step("quantize", when=lambda o: parse_precision(o.get("precision") or "float32").kind == "int8"),
+        "recognise_activations",
         "fuse",
         "fuse_elementwise",
         "dead_code",

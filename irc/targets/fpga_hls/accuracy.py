@@ -8,7 +8,7 @@ them (its Lipschitz constant in the max norm):
 
 - dense / conv: the largest absolute row sum of the weights, sum_k |w[k, j]|, times the input
   error, plus the residual's error, then through the activation (relu, clip 1; sigmoid 1/4;
-  tanh 1; leaky relu max(1, |alpha|); hard sigmoid |alpha|; hard swish 3/2);
+  tanh 1; leaky relu max(1, |alpha|); hard sigmoid |alpha|; hard swish 3/2; gelu 1.13; silu 1.1);
 - max / average pooling: 1; softmax: 1/2 (|d softmax_i| <= 2 p_i (1 - p_i) max|dx|);
 - element-wise ops: sums add their inputs' errors, a product a*b adds |a| e_b + |b| e_a + e_a e_b
   with |a|, |b| the largest magnitudes the reference run saw, exp multiplies by e^(max + e).
@@ -27,9 +27,10 @@ from irc.ir.graph import Value
 from irc.ir.interp import interpret
 
 _ACT_LIPSCHITZ = {"none": 1.0, "relu": 1.0, "clip": 1.0, "sigmoid": 0.25, "tanh": 1.0, "hard_swish": 1.5,
-                  "softplus": 1.0, "elu": None, "leaky_relu": None, "hard_sigmoid": None}
+                  "softplus": 1.0, "elu": None, "leaky_relu": None, "hard_sigmoid": None,
+                  "gelu": 1.13, "gelu_tanh": 1.13, "silu": 1.1}
 _UNARY_LIPSCHITZ = {"relu": 1.0, "clip": 1.0, "neg": 1.0, "abs": 1.0, "identity": 1.0, "sigmoid": 0.25,
-                    "tanh": 1.0, "hard_swish": 1.5, "softplus": 1.0}
+                    "tanh": 1.0, "hard_swish": 1.5, "softplus": 1.0, "gelu": 1.13, "gelu_tanh": 1.13, "silu": 1.1}
 
 
 def _act_l(act: str, alpha: float) -> float:

@@ -22,6 +22,7 @@ from irc.ir.types import DType
 #: element-wise ops a kernel can compute (the C++ for each is in render.py)
 ELEMENTWISE_OPS = (
     "relu", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "elu", "softplus",
+    "gelu", "gelu_tanh", "silu",
     "exp", "log", "sqrt", "neg", "abs", "reciprocal", "identity",
     "add", "sub", "mul", "div", "max", "min", "prelu",
 )

@@ -92,6 +92,9 @@ OPERATORS: dict[str, list[Cost]] = {
     "elu": [F_CMP, F_EXP, F_ADD, F_MUL], "softplus": [F_EXP, F_ADD, F_LOG, F_CMP], "exp": [F_EXP],
     "log": [F_LOG], "sqrt": [F_SQRT], "reciprocal": [F_DIV], "add": [F_ADD], "sub": [F_ADD], "mul": [F_MUL],
     "div": [F_DIV], "max": [F_CMP], "min": [F_CMP], "prelu": [F_CMP, F_MUL],
+    # erf costs about what exp does (a polynomial and an exponential)
+    "gelu": [F_MUL, F_MUL, F_EXP, F_ADD, F_MUL], "gelu_tanh": [F_MUL, F_MUL, F_ADD, F_MUL, F_EXP, F_ADD, F_DIV, F_MUL],
+    "silu": [F_EXP, F_ADD, F_DIV, F_MUL],
 }
 
 

@@ -82,6 +82,11 @@ class ModuleBase:
         """A function by name, as the scalar helpers ask for it (a target may define it)."""
         return self.declare_raw(name, ret, args)
 
+    def vector_libm(self, name: str, t: ir.VectorType) -> ir.Function | None:
+        """libm function ``name`` (erf, log1p...) on vector type ``t`` where the target defines
+        one; None: the scalar helpers call libm lane by lane."""
+        return None
+
 
 class KernelBase:
     """Builds one kernel function in ``module``; ``bufs`` are its tensor arguments in order,

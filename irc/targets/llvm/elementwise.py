@@ -115,6 +115,23 @@ def _hard_swish(s: Scalar, x):
     return s.mul(x, _hard_sigmoid(s, x, 1 / 6, 0.5))
 
 
+def _gelu(s: Scalar, x):
+    # 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2): erfc keeps the negative tail's relative
+    # accuracy, where 1 + erf cancels (below x = -3 the sum's rounding error exceeds the result)
+    return s.mul(s.mul(x, s.c(0.5)), s.libm("erfc", s.mul(x, s.c(-0.7071067811865476))))
+
+
+def _gelu_tanh(s: Scalar, x):
+    # 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): the sigmoid form
+    # has no cancellation where tanh(u) nears -1 (x below about -3), the tanh form loses all bits
+    two_u = s.mul(x, s.add(s.c(2 * 0.7978845608028654), s.mul(s.c(2 * 0.7978845608028654 * 0.044715), s.mul(x, x))))
+    return s.mul(x, _sigmoid(s, two_u))
+
+
+def _silu(s: Scalar, x):
+    return s.mul(x, _sigmoid(s, x))
+
+
 #: Epilogue activations of fused kernels: act name -> fn(scalar ops, value, alpha, beta).
 ACTIVATION_EMITTERS = {
     "relu": lambda s, x, a, b: s.select(s.lt(x, s.c(0)), s.c(0), x),
@@ -124,6 +141,9 @@ ACTIVATION_EMITTERS = {
     "tanh": lambda s, x, a, b: s.intrinsic("tanh", x),
     "hard_sigmoid": lambda s, x, a, b: _hard_sigmoid(s, x, a, b),
     "hard_swish": lambda s, x, a, b: _hard_swish(s, x),
+    "gelu": lambda s, x, a, b: _gelu(s, x),
+    "gelu_tanh": lambda s, x, a, b: _gelu_tanh(s, x),
+    "silu": lambda s, x, a, b: _silu(s, x),
 }
 
 _unary("neg", lambda s, x: s.neg(x))
@@ -149,6 +169,9 @@ _unary("elu", _elu, cost=8)
 _unary("selu", lambda s, x, alpha, gamma: _elu(s, x, alpha, gamma), cost=8)
 _unary("hard_sigmoid", _hard_sigmoid)
 _unary("hard_swish", _hard_swish)
+_unary("gelu", _gelu, cost=20)
+_unary("gelu_tanh", _gelu_tanh, cost=20)
+_unary("silu", _silu, cost=10)
 _unary("clip", _clip)
 _unary("identity", lambda s, x: x)
 _unary("not", lambda s, x: s.b.not_(x))

@@ -40,8 +40,12 @@ class Scalar:
 
     def libm(self, name: str, x: ir.Value) -> ir.Value:
         """A libm function (erff, log1pf...) by the type's convention; f16 goes through f32.
-        Vectors are done lane by lane (libm has no vector entry points)."""
+        Vectors use the target's vector definition where it has one, else go lane by lane (libm
+        has no vector entry points)."""
         if self.lanes:
+            fn = self.k.state.vector_libm(name, self.t)
+            if fn is not None:
+                return self.b.call(fn, [x])
             lane = Scalar(self.k, self.dt)
             out = ir.Constant(self.t, ir.Undefined)
             for i in range(self.lanes):

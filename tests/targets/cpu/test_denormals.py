@@ -47,3 +47,26 @@ def test_flush_in_pool_threads_too():
     m = irc.compile(g, target="cpu", threads=2)
     y = m(np.full(1 << 18, TINY, np.float32))
     assert not y.any()
+
+
+def test_pool_threads_started_by_a_flushing_model_do_not_flush_for_others():
+    """Workers inherit their creator's MXCSR: the first parallel run of a process, an FTZ model
+    in mid-run, must not leave them flushing for a later model compiled with ftz=False (a fresh
+    process, so that run is the one that starts the pool)."""
+    code = """
+import numpy as np, irc
+from irc.ir import GraphBuilder
+def graph():
+    b = GraphBuilder("big")
+    x = b.input("x", (1 << 18,))
+    return b.build(b.op("mul", x, b.param("s", np.float32(0.5))))
+tiny = np.full(1 << 18, 1e-39, np.float32)
+assert not irc.compile(graph(), target="cpu", threads=2)(tiny).any()
+y = irc.compile(graph(), target="cpu", threads=2, ftz=False)(tiny)
+assert (y == tiny * np.float32(0.5)).all(), int((y == 0).sum())
+"""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -13,7 +13,7 @@ from tests.targets.harness import assert_matches_interp, one_op_graph
 
 FLOAT_UNARY = ["neg", "abs", "sqrt", "exp", "log", "erf", "reciprocal", "floor", "ceil", "round", "sign", "sin",
                "cos", "tanh", "sigmoid", "softplus", "softsign", "relu", "leaky_relu", "elu", "selu", "hard_sigmoid",
-               "hard_swish", "clip", "identity"]
+               "hard_swish", "clip", "identity", "gelu", "gelu_tanh", "silu"]
 INT_UNARY = ["neg", "abs", "sign", "relu", "clip", "identity"]
 BINARY = ["add", "sub", "mul", "div", "pow", "max", "min", "prelu"]
 COMPARE = ["equal", "less", "less_equal", "greater", "greater_equal"]

@@ -100,7 +100,8 @@ def _qparams(n, shift=17):
 
 
 UNARY = ["neg", "abs", "exp", "erf", "reciprocal", "floor", "ceil", "round", "sign", "sin", "cos", "tanh",
-         "sigmoid", "softplus", "softsign", "relu", "elu", "selu", "hard_sigmoid", "hard_swish", "identity"]
+         "sigmoid", "softplus", "softsign", "relu", "elu", "selu", "hard_sigmoid", "hard_swish", "identity",
+         "gelu", "gelu_tanh", "silu"]
 BINARY = ["add", "sub", "mul", "div", "max", "min", "prelu", "equal", "less", "less_equal", "greater",
           "greater_equal"]
 

@@ -2,6 +2,7 @@
 
 from irc.targets.cpu.kernels import (  # noqa: F401,E401
     argreduce,
+    attention,
     conv,
     conv_dot,
     conv_transpose_gemm,

@@ -36,6 +36,8 @@ KERNELS: dict[str, GpuKernelDef] = {}
 
 #: Ops the cuda target refuses, and why (every op of the IR is in KERNELS or here).
 UNSUPPORTED: dict[str, str] = {
+    "if": "control flow: the inline_control pass (cuda pipeline) inlines it, never left for a kernel",
+    "loop": "control flow: the inline_control pass (cuda pipeline) unrolls it or refuses it, never left for a kernel",
     "gemm_packed": "a CPU lowering (im2col_gemm pass), never in the cuda pipeline",
     "conv_gemm": "a CPU lowering (im2col_gemm pass), never in the cuda pipeline",
     "qgemm_packed": "a CPU lowering of qgemm, never in the cuda pipeline",
@@ -46,6 +48,7 @@ UNSUPPORTED: dict[str, str] = {
     "conv_integer": "ONNX ConvInteger is not implemented on the GPU yet (the quantize pass makes qconv instead)",
     "matmul_integer": "ONNX MatMulInteger is not implemented on the GPU yet (the quantize pass makes qgemm instead)",
     "resize": "resize is not implemented on the GPU yet",
+    "attention": "made by the cpu pipeline's fuse_attention pass, never in the cuda pipeline",
     **{op: "not implemented on the GPU yet (the cpu target runs it)"
        for op in ("gather_nd", "scatter_nd", "scatter_elements", "cumsum", "trilu", "one_hot", "topk")},
 }
