@@ -169,8 +169,9 @@ def _softmax(name: str):
     return apply
 
 
-def _matmul(gr: Growing) -> Node | None:
-    x = gr.pick(lambda n: n.value.type.rank >= 2)
+def _matmul(gr: Growing, min_rank: int = 2, max_rank: int | None = None) -> Node | None:
+    """A product with a random [K, N] weight, on a value of rank min_rank..max_rank (any above)."""
+    x = gr.pick(lambda n: n.value.type.rank >= min_rank and (max_rank is None or n.value.type.rank <= max_rank))
     if x is None:
         return None
     k, n = x.shape[-1], gr.draw(st.integers(1, 8))

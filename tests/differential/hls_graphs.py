@@ -20,25 +20,17 @@ kernel kind).
 
 from __future__ import annotations
 
+import functools
 import math
 
 from hypothesis import strategies as st
 
 from irc.targets.fpga_hls.kernels import ELEMENTWISE_OPS, VIEW_OPS
-from tests.differential.graphs import OPS, Case, Growing, Node, _conv, graphs
+from tests.differential.graphs import OPS, Case, Growing, Node, _conv, _matmul, graphs
 
 #: general ops the flow maps unchanged
 _AS_IS = sorted(set(ELEMENTWISE_OPS) | {"conv", "max_pool", "average_pool", "global_average_pool",
                                         "global_max_pool", "softmax", "reshape"})
-
-
-def _matmul2d(gr: Growing) -> Node | None:
-    x = gr.pick(lambda n: n.value.type.rank == 2)
-    if x is None:
-        return None
-    k, n = x.shape[-1], gr.draw(st.integers(1, 8))
-    w = gr.param((k, n))
-    return gr.op("matmul", [x, w], x.bound * w.bound * k)
 
 
 def _gemm_bias(gr: Growing) -> Node | None:
@@ -67,7 +59,7 @@ def _conv_bn(gr: Growing) -> Node | None:
 
 #: the op table of this generator (general ops by name, plus the three mapped forms)
 HLS_OPS = {**{name: OPS[name] for name in _AS_IS if name in OPS},
-           "matmul": _matmul2d, "gemm": _gemm_bias, "conv_batch_norm": _conv_bn}
+           "matmul": functools.partial(_matmul, max_rank=2), "gemm": _gemm_bias, "conv_batch_norm": _conv_bn}
 
 
 def _computes(case: Case) -> bool:

@@ -48,6 +48,7 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from irc.targets.llvm import lltypes as T
+from irc.targets.llvm.float_ops import FloatOps
 
 #: The stated maximum error of each function: |result - exact| in f32 ulps at the exact value.
 MAX_ULP: dict[str, float] = {"exp": 2, "log": 2, "tanh": 2, "erf": 2, "expm1": 3, "log1p": 3}
@@ -77,12 +78,14 @@ _ERFC_R = (0.2108076512813568, -0.07434234768152237, 0.024912266060709953, -0.00
            0.0023018713109195232, -0.0006504662451334298, 0.0005573169910348952, 0.0002322398649994284,
            0.00010819047747645527)
 _ERF_SMALL, _ERFC_SHIFT, _ERF_CLAMP = 1.0, 2.5, 4.0
-_ERFC_H = (0.5642076730728149, -0.000643998384475708, -0.27248615026474, -0.07871875911951065, 0.8094462156295776, -1.1320290565490723, 0.6170687079429626, 0.17161089181900024, -0.4560982584953308, 0.2574078440666199, -0.05218157172203064)
+_ERFC_H = (0.5642076730728149, -0.000643998384475708, -0.27248615026474, -0.07871875911951065,
+           0.8094462156295776, -1.1320290565490723, 0.6170687079429626, 0.17161089181900024,
+           -0.4560982584953308, 0.2574078440666199, -0.05218157172203064)
 _EXPM1_P = (0.16666671633720398, 0.04166664555668831, 0.008332662284374237, 0.001388976234011352,
             0.0002009099698625505, 2.483747994119767e-05)
 
 
-class _Ops:
+class _Ops(FloatOps):
     """IR arithmetic on f32 values of type ``t`` (a scalar or a vector) in one builder."""
 
     def __init__(self, state, b: ir.IRBuilder, t: ir.Type):
@@ -109,30 +112,6 @@ class _Ops:
     def fma(self, a, b, c):
         """a*b + c, fused where the CPU has FMA (the error bounds hold either way)."""
         return self.intr("fmuladd", a, b, c)
-
-    def add(self, a, b):
-        return self.b.fadd(a, b)
-
-    def sub(self, a, b):
-        return self.b.fsub(a, b)
-
-    def mul(self, a, b):
-        return self.b.fmul(a, b)
-
-    def div(self, a, b):
-        return self.b.fdiv(a, b)
-
-    def sel(self, cond, a, b):
-        return self.b.select(cond, a, b)
-
-    def lt(self, a, b):
-        return self.b.fcmp_ordered("<", a, b)
-
-    def gt(self, a, b):
-        return self.b.fcmp_ordered(">", a, b)
-
-    def eq(self, a, b):
-        return self.b.fcmp_ordered("==", a, b)
 
     def clamp_above(self, x, hi: float):
         """min(x, hi) keeping NaN."""

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from irc.errors import UnsupportedOpError
+from irc.targets.llvm.float_ops import FloatOps
 
 F16 = ir.HalfType()
 F32 = ir.FloatType()
@@ -45,7 +46,7 @@ def c(v: float) -> ir.Constant:
     return ir.Constant(F32, float(v))
 
 
-class _Math:
+class _Math(FloatOps):
     """IR helpers over one builder, f32 only."""
 
     def __init__(self, mod, b: ir.IRBuilder):
@@ -61,30 +62,6 @@ class _Math:
 
     def fma(self, a, b, c_):
         return self.intr("fma", a, b, c_)
-
-    def add(self, a, b):
-        return self.b.fadd(a, b)
-
-    def sub(self, a, b):
-        return self.b.fsub(a, b)
-
-    def mul(self, a, b):
-        return self.b.fmul(a, b)
-
-    def div(self, a, b):
-        return self.b.fdiv(a, b)
-
-    def sel(self, cond, a, b):
-        return self.b.select(cond, a, b)
-
-    def lt(self, a, b):
-        return self.b.fcmp_ordered("<", a, b)
-
-    def gt(self, a, b):
-        return self.b.fcmp_ordered(">", a, b)
-
-    def eq(self, a, b):
-        return self.b.fcmp_ordered("==", a, b)
 
     def isnan(self, a):
         return self.b.fcmp_unordered("uno", a, a)
