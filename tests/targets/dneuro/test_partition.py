@@ -112,8 +112,8 @@ def test_split_is_the_best_of_every_split(name, count, gbps):
 
 @pytest.mark.parametrize("name,device", [
     *((n, d) for n in ("lenet5", "vgg_cifar", "small_resnet") for d in ("arria10-gx270", "arria10-gx1150")),
-    # Many usable cuts (34, 13): minutes each on two cores.
-    pytest.param("mobilenet_v2", "arria10-gx1150", marks=pytest.mark.slow),
+    # 13 usable cuts: seconds. (MobileNet v2's 34 cuts take about 6 minutes a
+    # split, the search being quadratic in the cuts: too long for the suite.)
     pytest.param("squeezenet", "arria10-gx270", marks=pytest.mark.slow),
 ])
 def test_split_respects_the_links_and_is_never_slower_than_one_device(name, device):
