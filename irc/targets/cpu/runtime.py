@@ -9,17 +9,44 @@ two Python threads from sharing the arena at the same time.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Callable, Sequence
 
 import llvmlite.binding as llvm
 import numpy as np
 
+from irc.errors import InputError
+from irc.frontend.onnx.validate import format_size
 from irc.ir.graph import Graph
 from irc.passes.memory_plan import ALIGN, MemoryPlan
 from irc.targets.cpu import llvm_env
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def allocate_arena(nbytes: int, graph_name: str) -> np.ndarray:
+    """The working memory of a compiled graph. One larger than the machine's RAM is an
+    InputError before anything is allocated: the pages of a zeroed array are only committed when
+    touched, so the allocation itself would succeed and the first run be killed by the OS."""
+    ram = physical_memory_bytes()
+    if ram is not None and nbytes > ram:
+        raise InputError(f"graph '{graph_name}' needs {format_size(nbytes)} of working memory for its "
+                         f"intermediate tensors, more than this machine's {format_size(ram)} of RAM "
+                         f"(a smaller batch or input shape needs less)")
+    try:
+        return aligned_bytes(max(nbytes, 1))
+    except MemoryError:
+        raise InputError(f"graph '{graph_name}' needs {format_size(nbytes)} of working memory for its "
+                         f"intermediate tensors, which could not be allocated") from None
 
 
 def aligned_bytes(n: int, align: int = ALIGN) -> np.ndarray:
@@ -64,7 +91,7 @@ class CpuExecutable:
         self._entry = _ENTRY(self._library[entry])
         self._threads_addr = self._library[threads_symbol]
         self.set_threads(threads)
-        self._arena = aligned_bytes(max(plan.arena_bytes, 1))
+        self._arena = allocate_arena(plan.arena_bytes, graph.name)
         self._lock = threading.Lock()
         self._runs_here = cpu == "host"  # other CPUs are checked on the first run (check_runs_here)
 

@@ -46,3 +46,24 @@ def test_input_count_and_names(model):
     np.testing.assert_allclose(model(x=x), np.exp(x), rtol=1e-6)
     with pytest.raises(InputError, match="positionally or by name"):
         model(x, x=x)
+
+
+def test_working_memory_beyond_the_machines_ram_is_refused_before_allocating(monkeypatch):
+    """The arena's pages are committed only when touched: allocating one larger than RAM would
+    succeed and the first run be killed by the OS. Here RAM is made 64 KiB; a chain of 128 KiB
+    intermediates needs more."""
+    from irc.targets.cpu import runtime
+
+    def graph():
+        b = GraphBuilder("big")
+        x = b.input("x", (256, 128))
+        w = b.param("w", np.eye(128, dtype=np.float32))
+        return b.build(b.op("matmul", b.op("matmul", b.op("exp", x), w), w))
+
+    monkeypatch.setattr(runtime, "physical_memory_bytes", lambda: 64 << 10)
+    with pytest.raises(InputError, match=r"graph 'big' needs .* of working memory .* more than this machine's 64 KiB"):
+        irc.compile(graph(), target="cpu", cache=False)
+    monkeypatch.setattr(runtime, "physical_memory_bytes", lambda: 1 << 40)
+    m = irc.compile(graph(), target="cpu", cache=False)
+    assert m.executable.plan.arena_bytes > 64 << 10
+    np.testing.assert_allclose(m(np.zeros((256, 128), np.float32)), 1.0, rtol=1e-6)
