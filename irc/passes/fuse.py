@@ -105,6 +105,17 @@ def _reshape(node: Node, ctx: RewriteContext):
     return (_view(ctx, node.inputs[0], node.outputs[0].shape),)
 
 
+def _layout_free_transpose(node: Node, ctx: RewriteContext):
+    """transpose -> reshape when it moves only size-1 axes (batch-first attention exports swap a
+    batch of 1 with the sequence): the bytes keep their order, so it is a view, not a copy, and
+    the epilogue patterns see through it."""
+    x = node.inputs[0]
+    moved = [d for d in node.attrs["perm"] if x.shape[d] != 1]
+    if moved != sorted(moved):
+        return None
+    return (_view(ctx, x, node.outputs[0].shape),)
+
+
 def _with(ctx: RewriteContext, p: Node, inputs, **changes) -> tuple[Value]:
     return (ctx.make(p.op, inputs, **{**p.attrs, **changes}),)
 
@@ -200,7 +211,7 @@ _ACTS = ["relu", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_
 def fuse(g: Graph) -> Graph:
     """The fuse pass as a function (see Fuse)."""
     patterns = {"conv": [_conv], "gemm": [_gemm], "matmul": [_matmul], "add": [_add, _add_rows],
-                "reshape": [_reshape]}
+                "reshape": [_reshape], "transpose": [_layout_free_transpose]}
     patterns.update({a: [_act] for a in _ACTS})
     return rewrite(g, patterns)
 
