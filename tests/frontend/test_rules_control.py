@@ -152,6 +152,20 @@ def test_loop_constant_trip_count_with_scan_output():
     _check(model, {"x": X}, cpu=False)
 
 
+@pytest.mark.parametrize("m", [1 << 31, 1 << 62])
+def test_a_huge_trip_count_with_scan_outputs_is_refused_at_once(m):
+    """An always-true condition that ignores the iteration number holds to M: the import knows
+    the scan length without walking 2**62 iterations (a fuzzed trip count once hung it)."""
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(UnsupportedOpError, match="known at import"):
+        import_onnx(_loop_model(m=m))
+    assert time.perf_counter() - t0 < 5
+    g = import_onnx(_loop_model(m=1000))  # a long but bounded one is counted, not walked
+    assert [n for n in g.nodes if n.op == "loop"][0].attrs["trips"] == 1000
+
+
 def test_loop_unrolled_on_cpu():
     for model in (_loop_model(m=4), _loop_model(m=10, cond_from_iter=True)):
         assert "loop" not in _ops(inline_control(import_onnx(model)))

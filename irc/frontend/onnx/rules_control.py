@@ -27,7 +27,7 @@ from irc.ir.types import DType, TensorType
 from irc.passes.inline_control import MAX_UNROLLED_NODES
 
 #: The most iterations the import runs a Loop's condition to find a scan output's length.
-MAX_STATIC_TRIPS = 1 << 20
+MAX_STATIC_TRIPS = 1 << 16
 
 
 class _SubImporter:

@@ -170,16 +170,21 @@ def condition_slice(body: Graph) -> Graph | None:
 def static_trips(body: Graph, m: int, cond: bool, limit: int) -> int | None:
     """How many iterations a loop runs when its condition is computed from the iteration number
     alone (and constants); None when the condition depends on the data or more than ``limit``
-    iterations would run."""
+    iterations would run. A condition that does not read the iteration number is a function of
+    the previous condition only: once it repeats, it holds to the end (no walk to M)."""
     from irc.ir.interp import interpret
 
     cut = condition_slice(body)
     if cut is None:
         return None
+    reads_i = any(body.inputs[0] in n.inputs for n in cut.nodes)
     i = 0
     while i < m and cond:
         if i >= limit:
             return None
-        cond = bool(scalar(interpret(cut, [np.array(i, np.int64), np.array(cond)])[0]))
+        nxt = bool(scalar(interpret(cut, [np.array(i, np.int64), np.array(cond)])[0]))
         i += 1
+        if not reads_i and nxt == cond:  # true forever: the loop runs to M
+            return m if m <= limit else None
+        cond = nxt
     return i
