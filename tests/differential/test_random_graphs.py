@@ -86,7 +86,7 @@ def test_random_hls_graphs_fpga_emulation_equals_interp(case):
 
 
 @pytest.mark.slow
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=10, **SETTINGS)
 @given(case=hls_graphs(max_ops=6))
 def test_more_random_hls_graphs_fpga_emulation_equals_interp(case):
     _needs_gxx()
@@ -115,7 +115,7 @@ def test_random_int8_networks_dneuro_emulator_equals_int8_cpu(case):
 
 
 @pytest.mark.slow
-@settings(max_examples=15, **SETTINGS)
+@settings(max_examples=6, **SETTINGS)
 @given(case=dneuro_graphs(max_ops=8))
 def test_more_random_int8_networks_dneuro_emulator_equals_int8_cpu(case):
     _dneuro_matches(case)
