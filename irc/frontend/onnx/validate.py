@@ -24,6 +24,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from onnx import TensorProto, helper
 
 from irc.errors import InputError, ModelError
+from irc.sizes import format_size
 
 LIMIT_ENV = "IRC_MAX_TENSOR_BYTES"
 DEFAULT_MAX_TENSOR_BYTES = 16 << 30
@@ -43,13 +44,6 @@ def max_tensor_bytes() -> int:
     if value <= 0:
         raise InputError(f"{LIMIT_ENV}={os.environ[LIMIT_ENV]!r} is not a positive byte count (e.g. 32G)")
     return value
-
-
-def format_size(n: int) -> str:
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.4g} {unit}"
-    return f"{n} bytes"
 
 
 def check_size(what: str, shape: Iterable[int], itemsize: int | None, *, error: type = ModelError) -> None:

@@ -17,9 +17,9 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from irc.errors import InputError
-from irc.frontend.onnx.validate import format_size
 from irc.ir.graph import Graph
 from irc.passes.memory_plan import ALIGN, MemoryPlan
+from irc.sizes import format_size
 from irc.targets.cpu import llvm_env
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
