@@ -1,7 +1,10 @@
 """Reads the text form written by :mod:`irc.ir.printer` back into a Graph.
 
 Parameter data is not part of the text: pass ``params={name: array}``, or get zeros of the
-declared types. Every node is type-checked against the registry while parsing, so a text that
+declared types. A nested graph's parameters (the body of an ``if`` or ``loop``) are keyed by
+their path, ``"<node's first output>.<attribute>/<name>"``: :func:`irc.ir.printer.all_params`
+gives every parameter of a graph under those keys, so ``parse_graph(print_graph(g),
+all_params(g))`` is ``g`` again, numbers included. Every node is type-checked against the registry while parsing, so a text that
 parses is a graph that verifies.
 """
 
@@ -89,14 +92,14 @@ def _type(lx: _Lexer) -> TensorType:
     return TensorType(tuple(dims), dt)
 
 
-def _attr_value(lx: _Lexer) -> Any:
+def _attr_value(lx: _Lexer, params: dict[str, np.ndarray] | None = None, prefix: str = "") -> Any:
     if lx.peek("graph"):
-        return _graph(lx, None)
+        return _graph(lx, params, prefix)
     if lx.peek("["):
         lx.next()
         items = []
         while not lx.peek("]"):
-            items.append(_attr_value(lx))
+            items.append(_attr_value(lx, params, f"{prefix}{len(items)}/"))
             if not lx.peek("]"):
                 lx.expect(",")
         lx.expect("]")
@@ -135,9 +138,9 @@ def parse_graph(text: str, params: dict[str, np.ndarray] | None = None) -> Graph
     return g
 
 
-def _graph(lx: _Lexer, params: dict[str, np.ndarray] | None) -> Graph:
+def _graph(lx: _Lexer, params: dict[str, np.ndarray] | None, prefix: str = "") -> Graph:
     """One graph from the lexer's position (a whole text, or a nested graph attribute): its
-    values are its own scope."""
+    values are its own scope; its parameters are looked up as ``prefix + name``."""
     if lx.next("word") != "graph":
         raise ModelError("IR text must start with 'graph'")
     gname = lx.name()
@@ -154,7 +157,7 @@ def _graph(lx: _Lexer, params: dict[str, np.ndarray] | None) -> Graph:
     if lx.peek("params"):
         lx.next()
         for n, t in _decl_list(lx):
-            data = (params or {}).get(n)
+            data = (params or {}).get(prefix + n)
             if data is None:
                 data = np.zeros(t.shape, t.dtype.numpy)
             data = np.asarray(data)
@@ -190,7 +193,7 @@ def _graph(lx: _Lexer, params: dict[str, np.ndarray] | None) -> Graph:
             if not lx.peek(")"):
                 lx.expect(",")
         lx.expect(")")
-        attrs = _attr_dict(lx) if lx.peek("{") else {}
+        attrs = _attr_dict(lx, params, f"{prefix}{outs[0][0]}.") if lx.peek("{") else {}
         node_name = outs[0][0]
         if lx.peek("@"):
             lx.next()
@@ -219,13 +222,13 @@ def _graph(lx: _Lexer, params: dict[str, np.ndarray] | None) -> Graph:
     return Graph(gname, inputs, pvals, nodes, outputs, meta)
 
 
-def _attr_dict(lx: _Lexer) -> dict[str, Any]:
+def _attr_dict(lx: _Lexer, params: dict[str, np.ndarray] | None = None, prefix: str = "") -> dict[str, Any]:
     lx.expect("{")
     out: dict[str, Any] = {}
     while not lx.peek("}"):
         key = lx.next("word")
         lx.expect("=")
-        out[key] = _attr_value(lx)
+        out[key] = _attr_value(lx, params, f"{prefix}{key}/")
         if not lx.peek("}"):
             lx.expect(",")
     lx.expect("}")

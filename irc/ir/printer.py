@@ -77,6 +77,22 @@ def print_node(n: Node) -> str:
     return text
 
 
+def all_params(g: Graph, prefix: str = "") -> dict[str, Any]:
+    """Every parameter's data, nested graphs' included, keyed as :func:`irc.ir.parse_graph`
+    looks them up: a nested one as ``"<node's first output>.<attribute>/<name>"``."""
+    out = {prefix + v.name: data for v, data in g.params.items()}
+    for n in g.nodes:
+        for key, value in n.attrs.items():
+            items = value if isinstance(value, (tuple, list)) else None
+            if isinstance(value, Graph):
+                out.update(all_params(value, f"{prefix}{n.outputs[0].name}.{key}/"))
+            elif items is not None:
+                for i, item in enumerate(items):
+                    if isinstance(item, Graph):
+                        out.update(all_params(item, f"{prefix}{n.outputs[0].name}.{key}/{i}/"))
+    return out
+
+
 def print_graph(g: Graph) -> str:
     head = f"graph {quote_name(g.name)}(" + ", ".join(decl(v) for v in g.inputs) + ")"
     if g.params:

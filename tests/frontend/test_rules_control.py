@@ -13,7 +13,7 @@ from irc.frontend.onnx import import_onnx
 from irc.frontend.onnx.exporter import export_onnx
 from irc.ir.interp import interpret
 from irc.ir.parser import parse_graph
-from irc.ir.printer import print_graph
+from irc.ir.printer import all_params, print_graph
 from irc.ir.verify import verify
 from irc.passes.fold_constants import fold_constants
 from irc.passes.inline_control import inline_control
@@ -267,10 +267,20 @@ def test_export_round_trip(make):
 
 
 def test_text_form_round_trip():
+    """Text and numbers: the body's own constant (ten) comes back through all_params' path key,
+    so the parsed graph stops the loop where the original does."""
     g = import_onnx(_loop_model(m=100, data_cond=True, scan=False))
     text = print_graph(g)
     assert "body=graph" in text
-    assert print_graph(parse_graph(text, {v.name: a for v, a in g.params.items()})) == text
+    params = all_params(g)
+    assert "y.body/ten" in params
+    again = parse_graph(text, params)
+    assert print_graph(again) == text
+    feeds = {"x": np.abs(X) + 0.1}
+    for a, e in zip(interpret(again, feeds), interpret(g, feeds)):
+        np.testing.assert_array_equal(a, e)
+    zeros = parse_graph(text, {v.name: a for v, a in g.params.items()})
+    assert not np.array_equal(interpret(zeros, feeds)[0], interpret(g, feeds)[0])
 
 
 def test_nested_loop():
