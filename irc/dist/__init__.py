@@ -12,4 +12,4 @@ Nothing here imports mpi4py until a communicator is made: importing irc never ne
 from irc.dist.comm import Communicator, DistributedError  # noqa: F401
 from irc.dist.data_parallel import evaluate, fit, save_checkpoint  # noqa: F401
 from irc.dist.launch import launched_size, resolve, world  # noqa: F401
-from irc.dist.schedule import average_weights, ring_bytes, sync_schedule  # noqa: F401
+from irc.dist.schedule import ring_bytes, sync_schedule  # noqa: F401

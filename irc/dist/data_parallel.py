@@ -41,7 +41,7 @@ import numpy as np
 from irc.dist.buffers import FlatBuffers
 from irc.dist.comm import Communicator, DistributedError
 from irc.dist.consistency import check_same, data_digest, digest, graph_digest, settings_digest
-from irc.dist.schedule import check_sync_every
+from irc.dist.schedule import check_sync_every, syncs_after
 from irc.dist.sharding import EpochShard, shares
 from irc.dist.step import Runner, compile_graph, gradient_graph, update_graph
 from irc.errors import InputError
@@ -53,14 +53,17 @@ STARTUP_TIMEOUT = 600.0  # seconds the ranks wait for each other before the firs
 def fit(model, comm: Communicator, x, y, *, batch_size: int = 32, epochs: int = 1, validation_data=None,
         shuffle: bool = True, seed: int | None = None, verbose: int = 1, augment: Callable | None = None,
         drop_remainder: bool = False, sync_every: int = 1, checkpoint=None, broadcast: bool = True,
-        bucket_bytes: int = 32 << 20):
+        bucket_bytes: int = 32 << 20, micro_batch: int | None = None):
     """Train ``model`` data-parallel over ``comm``'s ranks (see module doc); returns its History.
 
     ``batch_size`` is the global batch (split over ranks), so results do not depend on the number
     of ranks for ``sync_every=1``. ``checkpoint``: a path rank 0 writes after every epoch.
-    ``broadcast=False`` keeps each rank's own initial weights, which must then be equal (checked)."""
+    ``broadcast=False`` keeps each rank's own initial weights, which must then be equal (checked).
+    ``micro_batch=m``: each rank runs its share m samples at a time and sums their gradients (the
+    step's activations for m samples instead of the whole share: irc.CUDA's ``low_mem``); the
+    same update up to float summation order, but not for models with batch statistics."""
     try:
-        return _Trainer(model, comm, sync_every, bucket_bytes).fit(
+        return _Trainer(model, comm, sync_every, bucket_bytes, micro_batch).fit(
             x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, shuffle=shuffle, seed=seed,
             verbose=verbose, augment=augment, drop_remainder=drop_remainder, checkpoint=checkpoint,
             broadcast=broadcast)
@@ -99,23 +102,37 @@ def save_checkpoint(model, comm: Communicator, path) -> None:
 
 
 class _Trainer:
-    def __init__(self, model, comm: Communicator, sync_every: int, bucket_bytes: int):
+    def __init__(self, model, comm: Communicator, sync_every: int, bucket_bytes: int, micro_batch: int | None):
         model._need_compiled()
         self.model, self.comm = model, comm
         self.k = check_sync_every(sync_every)
         self.bucket_bytes = int(bucket_bytes)
         self.opt = model.optimizer
+        if micro_batch is not None and (isinstance(micro_batch, bool) or not isinstance(micro_batch, int)
+                                        or micro_batch < 1):
+            raise InputError(f"micro_batch must be a positive integer (samples per run), got {micro_batch!r}")
+        self.micro = micro_batch
+
+    def _chunks(self, b: int) -> list[int]:
+        """The runs a share of ``b`` rows takes: all at once, or micro-batches."""
+        if self.micro is None or b <= self.micro:
+            return [b] if b else []
+        return [self.micro] * (b // self.micro) + ([b % self.micro] if b % self.micro else [])
 
     # -- setup --------------------------------------------------------------------------
     def _build(self, local_sizes: set[int]) -> None:
         m = self.model
         m._pull()
         self.grad_runners: dict[int, Runner] = {}
-        for b in sorted(local_sizes):
+        for b in sorted({c for s in local_sizes for c in self._chunks(s)}):
             m._check_batch(b)
             gs = gradient_graph(m, b)
             self.metric_names, self.trainable, self.stats, self.masks = gs.metric_names, gs.trainable, gs.stats, gs.masks
             self.grad_runners[b] = Runner(compile_graph(m, gs.graph))
+        if self.micro is not None and self.stats:
+            raise InputError(f"micro-batches of {self.micro} sample(s) cannot train {m.name}: its batch statistics "
+                             f"({', '.join(self.stats[:3])}) need the whole batch; train without micro-batches "
+                             f"(irc.CUDA mem='mid_mem')")
         ug, self.update_names = update_graph(m)
         self.update = Runner(compile_graph(m, ug))
         self.update_graph = ug
@@ -138,6 +155,9 @@ class _Trainer:
         self.grads = FlatBuffers([*((f"grad.{k}", shape[k]) for k in self.trainable),
                                   *((f"stat.{k}", shape[k]) for k in self.stats)], self.bucket_bytes)
         self.slots, self.glob_names = slots, globs
+        # Micro-batches after the first write here and are added to the gradients.
+        self.partial = FlatBuffers([(f"grad.{k}", shape[k]) for k in self.trainable], self.bucket_bytes) \
+            if self.micro is not None else None
 
     def _fingerprints(self, xs, ys, settings: dict) -> dict[str, np.ndarray]:
         return {"graph": graph_digest(self.canonical, self.update_graph), "settings": settings_digest(settings),
@@ -162,7 +182,8 @@ class _Trainer:
             sizes |= {s for s in shares(n % batch_size, comm.size) if s}
         self._build(sizes)
         settings = {"optimizer": self.opt.config(), "loss": m.loss.config(), "metrics": self.metric_names,
-                    "target": m.target, "options": m.target_options, "batch_size": batch_size, "epochs": epochs,
+                    "target": m.target, "batch_size": batch_size, "epochs": epochs,
+                    "options": {k: v for k, v in m.target_options.items() if k != "device"},  # one GPU each
                     "sync_every": self.k, "shuffle": shuffle, "seed": m.seed, "epoch": m.epoch,
                     "step_count": m.step_count, "drop_remainder": drop_remainder, "ranks": comm.size}
         # The first meeting waits for the slowest rank's compilation, hence its longer deadline.
@@ -217,22 +238,30 @@ class _Trainer:
         sync_grads = self.k == 1
         out = np.zeros(len(self.metric_names) + 2)
         if b_local:
-            runner = self.grad_runners[b_local]
-            scale = b_local / b_glob if sync_grads else 1.0
-            feeds = dict(batch, gscale=np.float32(scale))
-            feeds.update({k: self.state[k] for k in (*self.trainable, *self.stats)})
             nm = len(self.metric_names)
-            dest = {1 + nm + i: self.grads[f"grad.{k}"] for i, k in enumerate(self.trainable)}
-            dest.update({1 + nm + len(self.trainable) + i: self.grads[f"stat.{k}"] for i, k in enumerate(self.stats)})
-            res = runner.run(feeds, dest)
-            loss = float(res[0])
-            if not math.isfinite(loss):
-                from irc.nn.model import TrainingError
+            lo = 0
+            for i, chunk in enumerate(self._chunks(b_local)):
+                grads = self.grads if i == 0 else self.partial
+                scale = chunk / (b_glob if sync_grads else b_local)
+                feeds = {k: a[lo:lo + chunk] if chunk < b_local else a for k, a in batch.items()}
+                feeds["gscale"] = np.float32(scale)
+                feeds.update({k: self.state[k] for k in (*self.trainable, *self.stats)})
+                dest = {1 + nm + j: grads[f"grad.{k}"] for j, k in enumerate(self.trainable)}
+                dest.update({1 + nm + len(self.trainable) + j: self.grads[f"stat.{k}"]
+                             for j, k in enumerate(self.stats)})
+                res = self.grad_runners[chunk].run(feeds, dest)
+                loss = float(res[0])
+                if not math.isfinite(loss):
+                    from irc.nn.model import TrainingError
 
-                raise TrainingError(f"the loss is {loss} on rank {comm.rank} at epoch {epoch + 1}, step {step + 1}; "
-                                    f"lower the learning rate or check the data")
-            out[0] = loss * b_local
-            out[1:1 + nm] = [float(r) for r in res[1:1 + nm]]
+                    raise TrainingError(f"the loss is {loss} on rank {comm.rank} at epoch {epoch + 1}, "
+                                        f"step {step + 1}; lower the learning rate or check the data")
+                if i:
+                    for total, part in zip(self.grads.buckets, self.partial.buckets):
+                        total[:part.size] += part
+                out[0] += loss * chunk
+                out[1:1 + nm] += [float(r) for r in res[1:1 + nm]]
+                lo += chunk
             out[-1] = b_local
             if sync_grads:
                 for k in self.stats:
@@ -244,7 +273,7 @@ class _Trainer:
         if b_local or sync_grads:
             self._apply(epoch)
         m.step_count += 1
-        if not sync_grads and (m.step_count % self.k == 0 or last):
+        if not sync_grads and syncs_after(m.step_count, self.k, last):
             comm.allreduce_sum(self.state.buckets, f"averaging the weights after step {step + 1}")
             inv = np.float32(1.0 / comm.size)
             for b in self.state.buckets:

@@ -8,7 +8,6 @@ trainer (irc.dist) and the multi-GPU planner (irc.targets.cuda.multi).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,29 +20,21 @@ def check_sync_every(k) -> int:
     return int(k)
 
 
-def sync_schedule(steps: int, sync_every: int) -> list[int]:
-    """The (1-based) steps after which weights are averaged, for ``steps`` steps (the last step
-    always syncs so that every replica ends with the same weights)."""
-    marks = list(range(sync_every, steps + 1, sync_every))
-    if steps and (not marks or marks[-1] != steps):
-        marks.append(steps)
-    return marks
+def syncs_after(step_count: int, sync_every: int, last_of_epoch: bool) -> bool:
+    """Whether replicas average their weights after global step ``step_count`` (1-based, counted
+    over the whole run): every K steps, and at the end of every epoch so that evaluation, the
+    history and checkpoints see one set of weights. What irc.dist's trainer does at K > 1."""
+    return step_count % sync_every == 0 or last_of_epoch
+
+
+def sync_schedule(steps: int, sync_every: int, steps_per_epoch: int | None = None) -> list[int]:
+    """The (1-based) steps after which weights are averaged over ``steps`` steps of epochs of
+    ``steps_per_epoch`` (default: one epoch of ``steps``), as :func:`syncs_after` decides."""
+    per = steps_per_epoch or steps
+    return [s for s in range(1, steps + 1) if syncs_after(s, sync_every, s % per == 0 or s == steps)]
 
 
 def ring_bytes(payload_bytes: int, ranks: int) -> int:
     """Bytes each rank sends (and receives) in a ring all-reduce of ``payload_bytes``:
     2 (n-1)/n of the payload; 0 on one rank."""
     return 0 if ranks <= 1 else math.ceil(2 * (ranks - 1) * payload_bytes / ranks)
-
-
-def average_weights(states: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """The element-wise mean of each weight over replicas (what a sync computes; float64 sum,
-    result in each weight's type): ``states[r][w]`` is weight w on replica r."""
-    n = len(states)
-    out = []
-    for ws in zip(*states):
-        acc = np.zeros(ws[0].shape, np.float64)
-        for w in ws:
-            acc += w
-        out.append((acc / n).astype(ws[0].dtype))
-    return out

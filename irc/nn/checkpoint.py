@@ -81,6 +81,10 @@ def save_checkpoint(model, path) -> None:
         compiled = {"optimizer": model.optimizer.config(), "loss": model.loss.config(),
                     "metrics": [m.name for m in model.metrics], "target": model.target,
                     "options": model.target_options}
+        if model.gpus is not None:
+            g = model.gpus
+            compiled["gpus"] = {"devices": list(g.devices), "mem": g.mem, "sync_every": g.sync_every}
+            compiled["options"] = {k: v for k, v in model.target_options.items() if k not in ("mem", "device")}
     meta = {"format": FORMAT, "version": VERSION, "model": model.config(), "compile": compiled,
             "epoch": model.epoch, "step_count": model.step_count, "seed": model.seed,
             "history": model.history.history}
@@ -122,7 +126,12 @@ def load_checkpoint(path):
     model.set_weights(weights)
     comp = meta["compile"]
     if comp is not None:
-        model.compile(comp["optimizer"], comp["loss"], comp["metrics"], comp["target"], **comp["options"])
+        target = comp["target"]
+        if comp.get("gpus"):
+            from irc.targets.cuda.multi import CUDA
+
+            target = CUDA(**comp["gpus"])
+        model.compile(comp["optimizer"], comp["loss"], comp["metrics"], target, **comp["options"])
         for k in data.files:
             if k.startswith("opt/"):
                 name = "opt." + k[4:]

@@ -74,6 +74,7 @@ class BaseModel:
         self.metrics: list = []
         self.target = None
         self.target_options: dict = {}
+        self.gpus = None  # the irc.CUDA configuration when compiled for several GPUs (or a mask)
         self.opt_state: dict[str, np.ndarray] = {}
         self.epoch = 0  # epochs trained so far
         self.step_count = 0  # steps trained so far (the schedule's clock)
@@ -194,10 +195,20 @@ class BaseModel:
     # -- compile ------------------------------------------------------------------------
     def compile(self, optimizer="sgd", loss="cross_entropy", metrics: Sequence = (), target: str = "interp",
                 **options) -> BaseModel:
-        """Choose optimizer, loss, metrics and the target (``"interp"`` or ``"cpu"``, with its
-        options, e.g. ``threads=2``). Steps compile when fit first needs them."""
+        """Choose optimizer, loss, metrics and the target (``"interp"``, ``"cpu"`` or ``"cuda"``,
+        with its options, e.g. ``threads=2``; or ``irc.CUDA(devices=mask, mem=level,
+        sync_every=K)``: one process per selected GPU, see :meth:`fit`). Steps compile when fit
+        first needs them."""
         from irc.targets import get_target
+        from irc.targets.cuda.multi import CUDA
 
+        gpus = None
+        if isinstance(target, CUDA):
+            gpus, target = target, "cuda"
+            if "mem" in options or "device" in options:
+                raise InputError("with target=irc.CUDA(...), the GPU and the memory level come from it: "
+                                 "give devices= and mem= there, not as options")
+            options = dict(options, mem=gpus.target_mem, device=gpus.gpus[0])
         tgt = get_target(target)
         unknown = sorted(set(options) - set(tgt.options))
         if unknown:
@@ -206,7 +217,7 @@ class BaseModel:
         self.optimizer = _optimizers.get(optimizer)
         self.loss = _losses.get_loss(loss)
         self.metrics = [_losses.get_metric(m) for m in metrics]
-        self.target, self.target_options = target, dict(options)
+        self.target, self.target_options, self.gpus = target, dict(options), gpus
         self.opt_state = {f"opt.{k}": np.float32(v).reshape(()) for k, v in self.optimizer.globals().items()}
         for k in self.trainable_names:
             for s in self.optimizer.slots():
@@ -323,6 +334,30 @@ class BaseModel:
         vxs = self._inputs(vx, "validation x")
         return vxs, self._targets(vy, len(vxs[0]), "validation y")
 
+    def _gpu_world(self, world, distributed: dict):
+        """Set up training on irc.CUDA's GPUs: this rank's GPU, K and micro-batches; the
+        communicator to train over (a one-process one for low_mem alone), or None."""
+        from irc.dist.devices import device_for_rank
+
+        gpus = self.gpus.gpus
+        if world is None and len(gpus) > 1:
+            raise InputError(f"devices selects {len(gpus)} GPUs ({list(gpus)}): data-parallel training runs one "
+                             f"process per GPU; start it with mpirun -np {len(gpus)} python <script>")
+        if world is None and self.gpus.mem == "low_mem":
+            from irc.dist.launch import world as mpi_world
+
+            world = mpi_world()
+        device = device_for_rank(gpus, world.hosts, world.rank) if world is not None else gpus[0]
+        if self.target_options.get("device") != device:
+            self._pull()
+            self.target_options["device"] = device
+            self._exes, self._steps, self._live = {}, {}, None
+        if world is not None:
+            distributed.setdefault("sync_every", self.gpus.sync_every)
+            if self.gpus.mem == "low_mem":
+                distributed.setdefault("micro_batch", 1)
+        return world
+
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, validation_data=None, shuffle: bool = True,
             seed: int | None = None, verbose: int = 1, augment: Callable | None = None,
             drop_remainder: bool = False, prefetch: int = 2, comm=None, **distributed) -> History:
@@ -336,11 +371,18 @@ class BaseModel:
         Launched by ``mpirun`` with several processes, or given ``comm`` (an mpi4py or
         irc.dist communicator; False: never), training is data-parallel over the ranks
         (irc.dist.fit, whose options ``distributed`` passes on: ``sync_every``, ``checkpoint``...)
-        and ``batch_size`` is the global batch."""
-        if comm is not False:
+        and ``batch_size`` is the global batch.
+
+        Compiled for ``irc.CUDA(devices=mask, mem=level, sync_every=K)``: one process per
+        selected GPU, each rank on the GPU its place on its host picks (irc.dist.devices);
+        ``sync_every`` defaults to the configuration's K, and ``low_mem`` runs each share a sample
+        at a time. One process may train alone on a mask that selects one GPU."""
+        if comm is not False or self.gpus is not None:
             from irc.dist.launch import resolve
 
-            world = resolve(comm)
+            world = resolve(comm) if comm is not False else None
+            if self.gpus is not None:
+                world = self._gpu_world(world, distributed)
             if world is not None:
                 from irc.dist.data_parallel import fit as fit_data_parallel
 

@@ -69,9 +69,13 @@ def plan_memory(
     is_view: Callable[[Node], bool] = lambda n: False,
     inplace_inputs: Callable[[Node], list[int]] = lambda n: [],
     scratch_bytes: Callable[[Node], int] = lambda n: 0,
+    reuse: bool = True,
 ) -> MemoryPlan:
     """Plan ``g``. ``is_view(node)``: the output may share input 0's bytes; ``inplace_inputs(node)``:
-    input positions the output may overwrite; ``scratch_bytes(node)``: temporary bytes a node needs."""
+    input positions the output may overwrite; ``scratch_bytes(node)``: temporary bytes a node needs.
+    ``reuse=False``: every value (views aside, which are their source's bytes) and scratch area
+    keeps bytes of its own for the whole run, nothing written in place: the most memory, and no
+    kernel waits on another only because they share bytes."""
     locations: dict[Value, Location] = {}
     for i, v in enumerate(g.inputs):
         locations[v] = Location("input", i)
@@ -119,7 +123,7 @@ def plan_memory(
                     locations[v] = locations[src]  # a view of an input, a parameter or an output
                 continue
             buf = None
-            if len(n.outputs) == 1:
+            if len(n.outputs) == 1 and reuse:
                 for k in inplace_inputs(n):
                     x = n.inputs[k]
                     cand = root.get(x)
@@ -134,6 +138,9 @@ def plan_memory(
             holders[buf].append(v)
     for buf, vals in holders.items():
         buf.last = max([buf.first] + [last_use.get(v, buf.first) for v in vals])
+    if not reuse:
+        for buf in buffers:
+            buf.first, buf.last = 0, len(g.nodes)
     arena = _pack(buffers)
     for v, buf in root.items():
         locations[v] = Location("arena", -1, buf.offset)

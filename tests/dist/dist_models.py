@@ -20,9 +20,9 @@ def digits(n_train: int | None = None):
     return (x[:n], y[:n]), (x[cut:], y[cut:])
 
 
-def mlp(features: int, hidden: int, optimizer: str, target: str):
+def mlp(features: int, hidden: int, optimizer: str, target, **options):
     opt = {"momentum": nn.SGD(0.05, momentum=0.9), "sgd": nn.SGD(0.1), "adam": nn.Adam(0.002)}[optimizer]
     model = nn.Sequential([nn.Dense(hidden, activation="relu"), nn.Dense(10, activation="softmax")],
                           input_shape=(features,), name="digits_mlp", seed=1)
-    model.compile(opt, "cross_entropy", metrics=["accuracy"], target=target)
+    model.compile(opt, "cross_entropy", metrics=["accuracy"], target=target, **options)
     return model

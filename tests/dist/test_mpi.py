@@ -132,3 +132,20 @@ def test_a_rank_with_another_graph_is_refused_at_start(tmp_path):
     job = run_job(2, "mismatch", tmp_path)
     assert job.returncode != 0
     assert "the graph of rank 1 differs from rank 0's" in job.stderr
+
+
+@pytest.mark.parametrize("mem", ["mid_mem", "low_mem"])
+def test_several_gpus_train_one_process_each_on_the_masks_gpus(tmp_path, mem):
+    """irc.CUDA(devices=[0, 1, 0, 1]) over 2 ranks: rank 0 on GPU 1, rank 1 on GPU 3 (the cuda
+    kernels emulated on the host, since there is no GPU here), K=1 from the configuration, and
+    the result is one process on the global batch; low_mem runs each share a sample at a time
+    and sums the gradients, which changes only the order of float sums."""
+    _ok(run_job(2, "gpus", tmp_path, "--samples", "128", "--mask", "0,1,0,1", "--mem", mem))
+    assert [(tmp_path / f"device_{r}").read_text() for r in range(2)] == ["1", "3"]
+    _assert_same_weights(tmp_path, _single_process(128, 1))
+
+
+def test_more_processes_than_selected_gpus_is_refused(tmp_path):
+    job = run_job(2, "gpus", tmp_path, "--samples", "64", "--mask", "0,1")
+    assert job.returncode != 0
+    assert "runs 2 training processes but devices selects 1 GPU(s) ([1])" in job.stdout + job.stderr

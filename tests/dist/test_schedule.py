@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from irc.dist.buffers import FlatBuffers
-from irc.dist.schedule import average_weights, check_sync_every, ring_bytes, sync_schedule
+from irc.dist.schedule import check_sync_every, ring_bytes, sync_schedule, syncs_after
 from irc.errors import InputError
 from irc.targets.cuda.multi import CUDA
 
@@ -14,11 +14,10 @@ def test_sync_schedule_and_ring_bytes_are_what_the_multi_gpu_planner_uses():
     assert CUDA(devices=[1, 1, 1]).sync_bytes(1200) == 1600
 
 
-def test_average_weights_is_the_float64_mean():
-    a = [np.array([1.0, 2.0], np.float32)]
-    b = [np.array([2.0, 5.0], np.float32)]
-    (avg,) = average_weights([a, b])
-    assert avg.dtype == np.float32 and np.array_equal(avg, [1.5, 3.5])
+def test_k_step_syncs_also_close_every_epoch():
+    assert sync_schedule(10, 4, steps_per_epoch=5) == [4, 5, 8, 10]
+    assert sync_schedule(6, 1, steps_per_epoch=3) == list(range(1, 7))
+    assert [s for s in range(1, 8) if syncs_after(s, 3, s == 7)] == [3, 6, 7]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])

@@ -36,6 +36,14 @@ def test_chain_in_place_needs_one_buffer():
     assert {plan.where(v).offset for v in vals[:-1]} == {0}
 
 
+def test_without_reuse_every_value_has_bytes_of_its_own():
+    """irc.CUDA's full_mem: five arena values, five buffers, even where in-place was allowed."""
+    g, vals = _chain(6)
+    plan = plan_memory(g, inplace_inputs=lambda n: [0], reuse=False)
+    assert plan.arena_bytes == 5 * 4032
+    assert len({plan.where(v).offset for v in vals[:-1]}) == 5
+
+
 def test_inputs_are_never_overwritten_in_place():
     g, vals = _chain(1)
     b = GraphBuilder("g")

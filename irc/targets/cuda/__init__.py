@@ -74,7 +74,7 @@ class CudaExecutable:
         self.archs: tuple[Arch, ...] = arch_list(options.get("arch") or DEFAULT_ARCHS)
         for a in self.archs:
             check_legal(graph, a)
-        self.memory = memory_plan_for_cuda(graph)
+        self.memory = memory_plan_for_cuda(graph, options.get("mem", "mid_mem"))
         self.weights = weights_blob(graph, self.memory)
         self._codes: dict[str, Any] = {}
         self._session = None
@@ -136,7 +136,8 @@ class CudaExecutable:
 
 class CudaTarget(Target):
     name = "cuda"
-    options: dict[str, Any] = {"arch": None, "device": 0, "graphs": False, "ftz": True, "emulate": False}
+    options: dict[str, Any] = {"arch": None, "device": 0, "graphs": False, "ftz": True, "emulate": False,
+                               "mem": "mid_mem"}
 
     PIPELINE = ("dead_code", "fold_constants", "inline_control", "fold_batchnorm", "recognise_activations", "fuse",
                 "fuse_elementwise", *when("ftz", "flush_denormals"))
@@ -147,6 +148,10 @@ class CudaTarget(Target):
             opts["arch"] = _running_arch_or_default()
         if not isinstance(opts.get("device", 0), int) or opts.get("device", 0) < 0:
             raise InputError(f"device must be a GPU index (0, 1, ...), got {opts.get('device')!r}")
+        from irc.targets.cuda.multi import MEM_LEVELS
+
+        if opts.get("mem", "mid_mem") not in MEM_LEVELS:
+            raise InputError(f"mem must be one of {', '.join(MEM_LEVELS)}, got {opts.get('mem')!r}")
         return CudaExecutable(graph, opts)
 
 

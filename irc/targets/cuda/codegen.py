@@ -56,12 +56,16 @@ def check_legal(g: Graph, arch: Arch) -> None:
         raise UnsupportedOpError(f"the cuda target ({arch}) cannot run: {parts}")
 
 
-def memory_plan_for_cuda(g: Graph) -> MemoryPlan:
+def memory_plan_for_cuda(g: Graph, mem: str = "mid_mem") -> MemoryPlan:
+    """The arena plan at a memory level of irc.CUDA: ``full_mem`` gives every value bytes of its
+    own, ``mid_mem`` (and ``low_mem``, which differs only in how a caller splits the batch) reuses
+    dead values' bytes."""
     def kdef(n: Node):
         return KERNELS[n.op]
 
     return plan_memory(g, is_view=lambda n: kdef(n).view,
-                       inplace_inputs=lambda n: kdef(n).inplace(n) if kdef(n).inplace else [])
+                       inplace_inputs=lambda n: kdef(n).inplace(n) if kdef(n).inplace else [],
+                       reuse=mem != "full_mem")
 
 
 def generate(g: Graph, arch: Arch, *, ftz: bool = True, plan: MemoryPlan | None = None, emit: bool = True) -> CudaCode:

@@ -5,26 +5,33 @@
     exe = gpus.compile(model, batch=64)     # one compiled copy per selected GPU
     y = exe(x)                               # the batch split across them, results joined
 
+    model.compile(nn.SGD(0.1), "cross_entropy", target=gpus)   # training: one process per GPU,
+    model.fit(x, y, batch_size=64)          # under mpirun -np 2, through irc.dist's trainer
+
 - ``devices`` is a mask, one entry per GPU index: 1 uses that GPU (``[1, 0, 1, 0]``: GPUs 0 and 2).
   The batch is split in contiguous shares along axis 0, as even as possible (the first GPUs take
   the remainder), every selected GPU at least one sample.
 - ``sync_every`` = K: in data-parallel training every GPU steps on its own share and the weights
-  are averaged across GPUs every K batches (K = 1: every batch, the same as averaging gradients
-  for plain SGD); in between each GPU's weights drift on their own data (delayed averaging, what
-  makes many GPUs worth it on slow links). ``sync_schedule`` says at which steps, and
-  ``sync_bytes`` how many bytes a ring all-reduce moves per GPU each time.
+  (and optimizer state) are averaged across GPUs every K batches and at each epoch's end (K = 1:
+  the gradients are all-reduced every batch instead, the same as one GPU on the global batch); in
+  between each GPU's weights drift on their own data (delayed averaging, what makes many GPUs
+  worth it on slow links). ``sync_schedule`` says at which steps, and ``sync_bytes`` how many
+  bytes a ring all-reduce moves per GPU each time.
+- Training runs one process per selected GPU (``mpirun -np N``), each on the GPU its place on
+  its host picks (irc.dist.devices), through the same trainer as CPU ranks (irc.dist); one process
+  may train alone on a mask that selects one GPU.
 - ``mem`` trades speed for memory, with the bytes each level needs computed from the memory
   plan of the graph at the GPU's share of the batch (``memory_report``):
 
   ============  ==============================================================================
-  full_mem      every intermediate value keeps its own buffer for the whole run: no reuse, no
-                false dependencies between kernels (the fastest; a train step keeps every
-                activation for the backward pass without any planning);
+  full_mem      every intermediate value keeps its own buffer for the whole run (the cuda
+                target's ``mem="full_mem"``): no reuse, no false dependencies between kernels;
   mid_mem       the liveness-planned arena of the cuda target (buffers reused once dead; the
                 default);
-  low_mem       the share runs one sample at a time through the arena planned for batch 1
-                (activations recomputed per sample instead of held for the whole share): the
-                least memory, the most launches
+  low_mem       the share runs one sample at a time through the arena planned for batch 1:
+                inference joins the samples' outputs, training sums their gradients (refused
+                for models with batch statistics, which need the whole batch): the least
+                memory, the most launches
   ============  ==============================================================================
 
   Weights, and the input/output buffers of the whole share, are counted at every level.
@@ -41,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from irc.dist.schedule import average_weights, ring_bytes, sync_schedule  # noqa: F401  (average_weights: API)
+from irc.dist.schedule import ring_bytes, sync_schedule
 from irc.errors import InputError, TargetError
 from irc.ir.graph import Graph
 
@@ -107,6 +114,12 @@ class CUDA:
         object.__setattr__(self, "devices", mask)
 
     @property
+    def target_mem(self) -> str:
+        """The cuda target's ``mem`` option for one copy: its arena plan (low_mem plans as
+        mid_mem; what makes it low is that the share runs a sample at a time)."""
+        return "full_mem" if self.mem == "full_mem" else "mid_mem"
+
+    @property
     def gpus(self) -> tuple[int, ...]:
         """Indices of the selected GPUs."""
         return tuple(i for i, on in enumerate(self.devices) if on)
@@ -119,10 +132,10 @@ class CUDA:
         base, rest = divmod(batch, n)
         return tuple(base + (1 if i < rest else 0) for i in range(n))
 
-    def sync_schedule(self, steps: int) -> list[int]:
-        """The (1-based) training steps after which weights are averaged, for ``steps`` steps
-        (the last step always syncs so that every GPU ends with the same weights)."""
-        return sync_schedule(steps, self.sync_every)
+    def sync_schedule(self, steps: int, steps_per_epoch: int | None = None) -> list[int]:
+        """The (1-based) training steps after which the GPUs' weights are averaged (every K steps
+        and at each epoch's end: the schedule irc.dist's trainer follows)."""
+        return sync_schedule(steps, self.sync_every, steps_per_epoch)
 
     def sync_bytes(self, weight_bytes: int) -> int:
         """Bytes each GPU sends (and receives) per weight average: a ring all-reduce moves
@@ -160,7 +173,7 @@ class CUDA:
         copies = []
         for gpu, share in zip(self.gpus, shares):
             g = graph_at(micro or share)
-            copies.append(irc_compile(g, target="cuda", device=gpu, **options))
+            copies.append(irc_compile(g, target="cuda", device=gpu, mem=self.target_mem, **options))
         return DataParallelExecutable(self, copies, shares, micro)
 
 
@@ -236,10 +249,9 @@ def _level_bytes(g: Graph) -> dict[str, int]:
     g = run_pipeline(g, tgt.pipeline(tgt.options), verify_each=False)
     plan = memory_plan_for_cuda(g)
     io = set(g.inputs) | set(g.outputs)
-    values = [v for n in g.nodes for v in n.outputs if v not in io]
     return {
         "arena": plan.arena_bytes,
-        "all_values": sum(align(v.type.nbytes) for v in values),
+        "all_values": memory_plan_for_cuda(g, "full_mem").arena_bytes,
         "weights": plan.weights_bytes,
         "io": sum(align(v.type.nbytes) for v in io),
     }

@@ -9,7 +9,7 @@ import pytest
 import irc
 from irc import zoo
 from irc.errors import InputError
-from irc.targets.cuda.multi import CUDA, MEM_LEVELS, average_weights
+from irc.targets.cuda.multi import CUDA, MEM_LEVELS
 from tests.targets.cuda.support import gpu_count
 
 
@@ -54,6 +54,18 @@ def test_memory_levels_order_and_scale():
     assert "full_mem" in r.table() and r.fits("low_mem", low) and not r.fits("full_mem", mid)
 
 
+def test_full_mem_is_the_plan_the_cuda_target_runs_with_mem_full_mem():
+    """The report's full_mem figure is the arena a copy compiled with mem="full_mem" allocates."""
+    model = zoo.build("lenet5", batch=None)
+    shapes = {"input": (4, 1, 28, 28)}
+    full = irc.compile(model, target="cuda", arch="sm_80", shapes=shapes, mem="full_mem").executable
+    mid = irc.compile(model, target="cuda", arch="sm_80", shapes=shapes).executable
+    r = CUDA(mem="full_mem").memory_report(model, batch=4)
+    assert r.levels["full_mem"][0].activations == full.plan.arena_bytes > mid.plan.arena_bytes
+    with pytest.raises(InputError, match="mem must be one of"):
+        irc.compile(model, target="cuda", arch="sm_80", shapes=shapes, mem="all")
+
+
 def test_memory_report_matches_the_single_gpu_plan():
     """mid_mem of one GPU is exactly the arena the cuda target allocates."""
     model = zoo.build("lenet5", batch=None)
@@ -61,15 +73,6 @@ def test_memory_report_matches_the_single_gpu_plan():
     exe = irc.compile(model, target="cuda", arch="sm_80", shapes={"input": (4, 1, 28, 28)}).executable
     assert r.levels["mid_mem"][0].activations == exe.plan.arena_bytes
     assert r.levels["mid_mem"][0].weights == exe.plan.weights_bytes
-
-
-def test_weight_average():
-    a = [np.ones(3, np.float32), np.zeros((2, 2), np.float32)]
-    b = [3 * np.ones(3, np.float32), 2 * np.ones((2, 2), np.float32)]
-    avg = average_weights([a, b])
-    np.testing.assert_array_equal(avg[0], 2 * np.ones(3))
-    np.testing.assert_array_equal(avg[1], np.ones((2, 2)))
-    assert avg[0].dtype == np.float32
 
 
 @pytest.mark.gpu
