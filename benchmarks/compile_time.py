@@ -6,11 +6,13 @@ onnxruntime's session creation, for every zoo model and the train steps, in one 
     python benchmarks/compile_time.py --no-train --json out.json
 
 Every figure comes from a fresh process, so nothing is shared between measurements: the
-libraries are imported first (``import irc``, its ONNX reader and the cpu target; ``import
-onnxruntime``) and not timed, then the timed part is ``irc.compile(path, "cpu")`` or ``ort.InferenceSession(path)``
-followed by one run on zeros (which must succeed). ``cold`` compiles with an empty compile
+libraries are imported first (``import irc``, the cpu target and, for a cold compile, irc's ONNX
+reader, which a warm compile does not use; ``import onnxruntime``) and not timed, then the
+timed part is ``irc.compile(path, "cpu")`` or ``ort.InferenceSession(path)`` followed by one
+run on zeros (which must succeed). ``cold`` compiles with an empty compile
 cache, ``warm`` again in a new process with the cache the cold run filled. Peak RSS is VmHWM
-from /proc/self/status at the end of the process (it includes the interpreter and libraries).
+from /proc/self/status at the end of the process (compile and one run; it includes the
+interpreter and libraries), for the cold and the warm process, next to onnxruntime's.
 Train steps (irc.nn, no onnxruntime peer) time ``Model.prepare(batch)``: trace, autodiff and
 compile of one step. Ratios are irc / onnxruntime; each model is timed ``--repeat`` times per
 mode and the median is kept.
@@ -33,7 +35,7 @@ IRC_ROOT = ROOT
 
 _CHILD = r"""
 import json, os, sys, time
-mode, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mode, path, threads, phase = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 import numpy as np
 
 def peak_rss_mb():
@@ -50,16 +52,21 @@ if mode == "ort":
     t = time.perf_counter()
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     dt = time.perf_counter() - t
-    feeds = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32) for i in s.get_inputs()}
+    types = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+             "tensor(bool)": np.bool_, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+    feeds = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], types[i.type])
+             for i in s.get_inputs()}
     s.run(None, feeds)
     print(json.dumps({"seconds": dt, "rss_mb": peak_rss_mb(), "cached": None}))
 elif mode == "irc":
     import irc
-    import irc.frontend.onnx  # the ONNX reader, as importing onnxruntime loads its own
+    if phase == "cold":
+        import irc.frontend.onnx  # the ONNX reader, as importing onnxruntime loads its own (a warm compile needs none)
     from irc.targets import get_target
     get_target("cpu")
+    compile_ = irc.compile  # irc.api is imported on first use: here, not in the timed part
     t = time.perf_counter()
-    c = irc.compile(path, "cpu", threads=threads)
+    c = compile_(path, "cpu", threads=threads)
     dt = time.perf_counter() - t
     c(*[np.zeros(v.shape, v.dtype.numpy) for v in c.graph.inputs])
     print(json.dumps({"seconds": dt, "rss_mb": peak_rss_mb(), "cached": getattr(c.executable, "cached", None)}))
@@ -78,11 +85,11 @@ else:  # a train step: mode is "train:<name>"
 """
 
 
-def child(mode: str, path: str, threads: int, cache_dir: str) -> dict:
+def child(mode: str, path: str, threads: int, cache_dir: str, phase: str = "cold") -> dict:
     env = {**os.environ, "IRC_CACHE_DIR": cache_dir, "PYTHONPATH": os.pathsep.join(
         [str(IRC_ROOT), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, "-c", _CHILD, mode, path, str(threads)], capture_output=True, text=True,
-                       env=env, cwd=IRC_ROOT)
+    r = subprocess.run([sys.executable, "-c", _CHILD, mode, path, str(threads), phase], capture_output=True,
+                       text=True, env=env, cwd=IRC_ROOT)
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -101,7 +108,7 @@ def measure(name: str, path: str, threads: int, repeat: int, peer: bool) -> dict
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="irc-bench-cache-") as cache:
             cold.append(child(name if name.startswith("train:") else "irc", path, threads, cache))
-            warm.append(child(name if name.startswith("train:") else "irc", path, threads, cache))
+            warm.append(child(name if name.startswith("train:") else "irc", path, threads, cache, "warm"))
     row = {"model": name, "cold": median_of(cold), "warm": median_of(warm)}
     if peer:
         row["ort"] = median_of([child("ort", path, threads, "") for _ in range(repeat)])
@@ -114,7 +121,7 @@ def fmt(x, spec=".2f") -> str:
 
 def table(rows: list[dict]) -> str:
     head = (f"{'model':<16}{'cold s':>8}{'warm s':>8}{'ort s':>8}{'warm/ort':>9}{'cold/ort':>9}"
-            f"{'rss MB':>8}{'ort MB':>8}{'rss/ort':>8}  hit")
+            f"{'cold MB':>8}{'warm MB':>8}{'ort MB':>8}{'warm/ort':>9}{'cold/ort':>9}  hit")
     lines = [head, "-" * len(head)]
     for r in rows:
         c, w, o = r["cold"], r["warm"], r.get("ort") or {}
@@ -124,10 +131,10 @@ def table(rows: list[dict]) -> str:
             continue
         os_ = o.get("seconds")
         om = o.get("rss_mb")
-        rss = max(c["rss_mb"], w["rss_mb"])
         lines.append(f"{r['model']:<16}{fmt(c['seconds']):>8}{fmt(w['seconds']):>8}{fmt(os_):>8}"
                      f"{fmt(os_ and w['seconds'] / os_):>9}{fmt(os_ and c['seconds'] / os_):>9}"
-                     f"{fmt(rss, '.0f'):>8}{fmt(om, '.0f'):>8}{fmt(om and rss / om):>8}  {w['cached']}")
+                     f"{fmt(c['rss_mb'], '.0f'):>8}{fmt(w['rss_mb'], '.0f'):>8}{fmt(om, '.0f'):>8}"
+                     f"{fmt(om and w['rss_mb'] / om):>9}{fmt(om and c['rss_mb'] / om):>9}  {w['cached']}")
     return "\n".join(lines)
 
 

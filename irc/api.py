@@ -5,6 +5,10 @@ dimensions left unbound is compiled when it first sees inputs, for their shapes,
 new shape gets its own specialization, kept in a cache. Inputs that set a shape, axes, pads or
 sizes inside the model (Reshape's shape given as a graph input, ...) are treated the same way:
 the model is specialized on their values, and a new value compiles a new specialization.
+
+A target may keep whole compiled models (the cpu target: irc/targets/cpu/model_cache.py): an
+ONNX model compiled before, with the same shapes and options, is then loaded without being read
+as a model, imported or passed through the pipeline.
 """
 
 from __future__ import annotations
@@ -60,23 +64,61 @@ def compile(
 
 
 class _Source:
-    """Where graphs come from: a fixed graph, or an ONNX model imported per input shapes."""
+    """Where graphs come from: a fixed graph, or an ONNX model imported per input shapes.
 
-    def __init__(self, graph: Graph | None, model: Any, shapes: dict):
+    The ONNX model is read when first needed, and let go once a static-shaped model is compiled
+    (``release``): its weights then live once, in the executable. ``digest`` fingerprints the
+    model's bytes for the compile cache of whole models (model_cache.py), whose hit reads no ONNX."""
+
+    def __init__(self, graph: Graph | None, origin: Any, shapes: dict):
         self.graph = graph
-        self.model = model
         self.shapes = shapes
         #: inputs the import reads the values of (learnt from the import rules; see value_inputs)
         self.value_inputs: tuple[str, ...] = ()
-        if model is not None:
+        self._origin = origin  # the path, bytes or ModelProto the model is read from
+        self._model = None
+        self._specs: list | None = None
+        #: whether the model keeps weights in files the digest does not cover
+        self.external = False
+        #: the model's fingerprint, as the target's cache of whole models takes it (see cache_source)
+        self.digest: str | None = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from irc.frontend.onnx.load import load_model_info
+
+            self._model, self.external = load_model_info(self._origin)
+        return self._model
+
+    def release(self) -> None:
+        """Let the ONNX model go (it is read again if another specialization needs it)."""
+        self._model = None
+
+    @property
+    def specs(self) -> list:
+        """(name, dims, elem_type) of each data input of the ONNX model."""
+        if self._specs is None:
             from irc.frontend.onnx import input_specs
 
-            self.specs = input_specs(model)
-            self.input_names = [s[0] for s in self.specs]
-            self.elem_types = {s[0]: s[2] for s in self.specs}
-        else:
-            self.input_names = [v.name for v in graph.inputs]
-            self.elem_types = {v.name: v.dtype for v in graph.inputs}
+            self._specs = input_specs(self.model)
+        return self._specs
+
+    def adopt_specs(self, specs: Sequence | None) -> None:
+        """Input specs a cached compile recorded (so the model need not be read for them)."""
+        self._specs = None if specs is None else [(n, list(dims), elem) for n, dims, elem in specs]
+
+    @property
+    def input_names(self) -> list[str]:
+        if self.graph is not None:
+            return [v.name for v in self.graph.inputs]
+        return [s[0] for s in self.specs]
+
+    @property
+    def elem_types(self) -> dict:
+        if self.graph is not None:
+            return {v.name: v.dtype for v in self.graph.inputs}
+        return {s[0]: s[2] for s in self.specs}
 
     @staticmethod
     def of(model, shapes: Shapes | None) -> _Source:
@@ -89,12 +131,23 @@ class _Source:
                         raise InputError(f"shape {list(s)} for input '{k}' does not match the graph's {given.get(k)}")
             return _Source(verify(model), None, {})
         if isinstance(model, (str, os.PathLike, bytes, bytearray)) or type(model).__name__ == "ModelProto":
-            from irc.frontend.onnx import load_model
-
-            return _Source(None, load_model(model), shapes)
+            return _Source(None, model, shapes)
         if hasattr(model, "to_graph"):
             return _Source(verify(model.to_graph()), None, {})
         raise InputError(f"cannot compile a {type(model).__name__}; give an ONNX path, bytes, ModelProto or Graph")
+
+    def cache_source(self, target, options: dict, pass_options: dict) -> dict | None:
+        """What a compile of this model is keyed by in ``target``'s cache of whole models: the
+        model's bytes (the target's ``model_digest``), the shapes and the pass options the
+        caller gave; None for a graph source or a target (or options) without that cache."""
+        if self.graph is not None:
+            return None
+        if self.digest is None:
+            self.digest = target.model_digest(self._origin, options)
+            if self.digest is None:
+                return None
+        return {"model": self.digest, "shapes": sorted([k, list(v)] for k, v in self.shapes.items()),
+                "pass_options": dict(sorted(pass_options.items()))}
 
     def static_shapes(self) -> dict | None:
         """Shapes of every input if they are known without seeing data, else None."""
@@ -151,14 +204,16 @@ class _Source:
             return self.graph
         from irc.errors import UnsupportedOpError
         from irc.frontend.onnx import value_inputs
-        from irc.frontend.onnx.importer import import_onnx
+        from irc.frontend.onnx.importer import import_model, import_onnx
 
         while True:
             if named is None and self.value_inputs:
                 raise _NeedsValues(self.value_inputs)
             frozen = value_inputs.freeze(self.model, self.values(named) if named is not None else {})
+            given = {k: v for k, v in shapes.items() if k not in self.value_inputs}
             try:
-                return import_onnx(frozen, {k: v for k, v in shapes.items() if k not in self.value_inputs})
+                # the model as loaded is checked already; one with frozen values is checked again
+                return import_model(frozen, given) if frozen is self.model else import_onnx(frozen, given)
             except UnsupportedOpError as e:
                 more = value_inputs.needed_inputs(self.model, e) - set(self.value_inputs)
                 if not more:
@@ -174,10 +229,10 @@ class _Source:
             return
         from irc.errors import UnsupportedOpError
         from irc.frontend.onnx import value_inputs
-        from irc.frontend.onnx.importer import import_onnx
+        from irc.frontend.onnx.importer import import_model
 
         try:
-            import_onnx(self.model, self.shapes, dynamic_default=1)
+            import_model(self.model, self.shapes, dynamic_default=1)
         except UnsupportedOpError as e:
             more = value_inputs.needed_inputs(self.model, e)
             if not more:
@@ -210,12 +265,47 @@ class CompiledModel:
         self._cache: dict[tuple, Any] = {}
         self._last = None
         self._last_key: tuple | None = None
+        if self._load_cached():
+            return
         static = source.static_shapes()
         if static is not None:
             try:
-                self._specialize(static)
+                self._specialize(static, last=True)
             except _NeedsValues:
                 pass  # compiled at the first run, for the values it brings
+        if self._last is not None and source.graph is None and not source.value_inputs:
+            self._store_cached()
+            source.release()  # the executable holds the weights; the model is read again if needed
+
+    def _cache_source(self) -> dict | None:
+        """The key of this compile in the target's cache of whole models, when it has one and
+        the compile is the target's own pipeline (no custom passes, hooks or checks)."""
+        if self._passes is not None or self._on_pass is not None or self._debug:
+            return None
+        if not hasattr(self.target, "model_digest"):
+            return None
+        return self._source.cache_source(self.target, self.options, self._pass_options)
+
+    def _load_cached(self) -> bool:
+        """Whether the compile was found whole in the target's cache (no import, no pass)."""
+        key = self._cache_source()
+        got = self.target.load_compiled(key, self.options) if key is not None else None
+        if got is None:
+            return False
+        exe, extra = got
+        self._source.adopt_specs(extra["specs"])
+        shapes = self._source.static_shapes()
+        if shapes is None or [v.name for v in exe.graph.inputs] != self._source.input_names:
+            self._source.adopt_specs(None)  # not this model's: read them from the model
+            return False
+        self._last, self._last_key = exe, self._source.key(shapes)
+        self._cache[self._last_key] = exe
+        return True
+
+    def _store_cached(self) -> None:
+        key = self._cache_source()
+        if key is not None and not self._source.external:
+            self.target.store_compiled(key, self.options, self._last, {"specs": self._source.specs})
 
     @property
     def input_names(self) -> list[str]:
@@ -252,17 +342,23 @@ class CompiledModel:
         if self._last is None and not self._source.value_inputs:
             self._source.check_importable()
 
-    def _specialize(self, shapes: dict, named: Mapping[str, Any] | None = None):
+    def _specialize(self, shapes: dict, named: Mapping[str, Any] | None = None, *, last: bool = False):
+        """The executable for these shapes (and values), compiled if new. ``last``: no other
+        specialization is expected (static shapes), so the ONNX model is let go once imported."""
         key = self._source.key(shapes, named)
         exe = self._cache.get(key)
         if exe is None:
-            g = self._source.graph_for(shapes, named)
-            key = self._source.key(shapes, named)  # graph_for may have learnt more value inputs
             passes = self._passes if self._passes is not None else self.target.pipeline(self.options)
             # the options the caller gave a pass directly win over those the target derives
             pass_options = {**self.options, **self.target.pass_options(self.options), **self._pass_options}
-            g = run_pipeline(g, passes, options=pass_options, verify_each=self._debug, on_pass=self._on_pass)
-            exe = self.target.build(g, self.options)
+            imported = [self._source.graph_for(shapes, named)]
+            if last and not self._source.value_inputs:
+                self._source.release()  # its weights are in the imported graph now
+            # no name holds the imported or the lowered graph: each pass's input (its weights) goes
+            # once it is rewritten, and the lowered weights once the target has its own copy
+            exe = self.target.build(run_pipeline(imported.pop(), passes, options=pass_options,
+                                                 verify_each=self._debug, on_pass=self._on_pass), self.options)
+            key = self._source.key(shapes, named)  # graph_for may have learnt more value inputs
             self._cache[key] = exe
         self._last, self._last_key = exe, key
         return exe

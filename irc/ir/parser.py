@@ -37,12 +37,16 @@ class _Lexer:
         self.toks: list[tuple[str, str, int]] = []
         pos = 0
         text = text.rstrip()
+        line, counted = 1, 0  # lines counted as the tokens go (a count from the start each time is quadratic)
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if not m or m.end() == pos:
                 raise ModelError(f"cannot read IR text at line {_line(text, pos)}: {text[pos:pos + 20]!r}")
             kind = m.lastgroup
-            self.toks.append((kind, m.group(kind), _line(text, m.start(kind))))
+            start = m.start(kind)
+            line += text.count("\n", counted, start)
+            counted = start
+            self.toks.append((kind, m.group(kind), line))
             pos = m.end()
         self.i = 0
 

@@ -32,7 +32,12 @@ def import_onnx(src, shapes: Shapes | None = None, *, dynamic_default: int | Non
     ``shapes`` binds input shapes (needed for dynamic dimensions); ``dynamic_default`` binds any
     remaining dynamic dimension to that size instead of refusing (``irc info`` uses 1).
     """
-    model = load_model(src)
+    return import_model(load_model(src), shapes, dynamic_default=dynamic_default)
+
+
+def import_model(model: onnx.ModelProto, shapes: Shapes | None = None, *, dynamic_default: int | None = None) -> Graph:
+    """``import_onnx`` of a model ``load_model`` already read and checked (checking it again
+    costs more than the import on a network's weights)."""
     return _Importer(model, shapes or {}, dynamic_default).run()
 
 

@@ -19,11 +19,18 @@ def load_model(src) -> onnx.ModelProto:
     External weight data is read from files inside the model file's folder only; bytes or a
     ModelProto that still refer to external files are refused (there is no folder to look in,
     and the working directory is not one)."""
-    folder = None
+    return load_model_info(src)[0]
+
+
+def load_model_info(src) -> tuple[onnx.ModelProto, bool]:
+    """``load_model``, and whether the model kept weights in external files (which a
+    fingerprint of the model file alone, irc/targets/cpu/model_cache.py, does not cover)."""
+    folder, data = None, None
     if isinstance(src, onnx.ModelProto):
         model, where = src, ""
     elif isinstance(src, (bytes, bytearray, memoryview)):
-        model, where = _parse(bytes(src), "the given bytes"), ""
+        data = bytes(src)
+        model, where = _parse(data, "the given bytes"), ""
     elif isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
@@ -37,8 +44,8 @@ def load_model(src) -> onnx.ModelProto:
         model, where, folder = _parse(data, str(path)), str(path), path.parent
     else:
         raise InputError(f"cannot read a model from a {type(src).__name__}")
-    _check(model, where, folder)
-    return functions.expand(opset.upgrade(model))
+    external = _check(model, where, folder, data)
+    return functions.expand(opset.upgrade(model)), external
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -52,20 +59,23 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     return model
 
 
-def _check(model: onnx.ModelProto, where: str, folder: Path | None) -> None:
-    """The validation step of the import: irc's own checks (validate.py) around onnx's checker."""
+def _check(model: onnx.ModelProto, where: str, folder: Path | None, data: bytes | None = None) -> bool:
+    """The validation step of the import: irc's own checks (validate.py) around onnx's checker.
+    ``data``: the bytes ``model`` was parsed from (onnx's checker reads them rather than
+    serialising the model again). Returns whether external data was read into the model."""
     validate.check_text(model, where)
     if not model.HasField("graph") or model.ir_version <= 0:
         raise ModelError(f"{validate.at_file(where)}the protobuf is not an ONNX model (no graph or IR version)")
     if not model.graph.output:
         raise ModelError(f"{validate.at_file(where)}graph '{model.graph.name}' has no outputs")
     validate.check_opsets(model, where)
+    external = bool(validate.external_tensors(model))
     validate.load_external(model, folder, where)
     validate.check_order(model.graph, where)
     validate.check_declared_sizes(model.graph, where)
     validate.check_payloads(model, where)
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(data if data is not None and not external else model)
     except onnx.checker.ValidationError as e:
         # Unknown ops also fail the checker; naming all of them at once is the more useful error.
         from irc.frontend.onnx.importer import describe_unsupported, unsupported_ops
@@ -76,3 +86,4 @@ def _check(model: onnx.ModelProto, where: str, folder: Path | None) -> None:
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"{validate.at_file(where)}the ONNX model is invalid: {first}") from None
     validate.check_inferred(model, where)
+    return external

@@ -8,7 +8,7 @@ import os
 import re
 from typing import Any
 
-from irc.errors import InputError
+from irc.errors import InputError, TargetError
 from irc.ir.graph import Graph
 from irc.passes.pipeline import when
 from irc.targets.base import Target
@@ -17,9 +17,10 @@ from irc.targets.cpu import (
     jit_build,
     llvm_env,
     lowering,  # noqa: F401  (registers the CPU's passes)
+    model_cache,
     thread_pool,
 )
-from irc.targets.cpu.runtime import CpuExecutable
+from irc.targets.cpu.runtime import CpuExecutable, weights_blob
 
 
 def default_threads() -> int:
@@ -87,12 +88,31 @@ class CpuTarget(Target):
         tm = llvm_env.target_machine(spec, jit=True)
         prefix = symbol_prefix(graph.name)
         thread_pool.jit_pool_address(use_cache)  # linked once per process: its first build decides
+        # the weights laid out before LLVM runs, so that the given arrays (when the caller keeps
+        # none) are gone by then: never the passes' arrays, the blob and LLVM's memory at once
+        plan = jit_build.plan_for(graph, threads, spec.vector_bits)
+        weights, graph = weights_blob(graph, plan)
         code = jit_build.object_code(graph, prefix, threads, spec, tm, options, use_cache)
+        if any(plan.where(v).offset != code.plan.where(v).offset for v in graph.params):
+            raise TargetError(f"graph '{graph.name}': the code's weight layout differs from the memory plan's")
 
         def source(g: Graph):  # the executable's graph: the original's weights are not kept alive
             return jit_build.generate_module(g, prefix, threads, spec, tm)[1]
 
         exe = CpuExecutable(graph, code.plan, code.objects, code.entry, code.threads_symbol, threads,
-                            source=source, tm=tm, cpu=cpu, cached=code.cached)
+                            source=source, tm=tm, cpu=cpu, cached=code.cached, weights=weights)
         exe.spec = spec
         return exe
+
+    def model_digest(self, origin, options: dict[str, Any]) -> str | None:
+        """The fingerprint of an ONNX model (path, bytes or ModelProto) that load_compiled
+        takes; None when these options do not use that cache."""
+        return model_cache.model_digest(origin, options)
+
+    def load_compiled(self, source: dict[str, Any], options: dict[str, Any]):
+        """The model compiled earlier from ``source`` with these options (model_cache.py):
+        (executable, what store_compiled was given as extra), or None."""
+        return model_cache.load(source, options)
+
+    def store_compiled(self, source: dict[str, Any], options: dict[str, Any], exe: CpuExecutable, extra: dict) -> bool:
+        return model_cache.store(source, options, exe, extra)

@@ -9,6 +9,7 @@ two Python threads from sharing the arena at the same time.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -49,6 +50,23 @@ def allocate_arena(nbytes: int, graph_name: str) -> np.ndarray:
                          f"intermediate tensors, which could not be allocated") from None
 
 
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_free_memory() -> None:
+    """Give the heap memory freed so far back to the OS (glibc keeps what the import and the
+    passes freed between live blocks, tens of megabytes on a large network, and the weight blob
+    would come on top of it)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def aligned_bytes(n: int, align: int = ALIGN) -> np.ndarray:
     """A zeroed uint8 array of ``n`` bytes whose data pointer is ``align``-aligned."""
     raw = np.zeros(n + align, np.uint8)
@@ -59,6 +77,7 @@ def aligned_bytes(n: int, align: int = ALIGN) -> np.ndarray:
 def weights_blob(g: Graph, plan: MemoryPlan) -> tuple[np.ndarray, Graph]:
     """The weights laid out as the plan says, and ``g`` with its parameters turned into views of
     that blob, so the process holds each weight once."""
+    release_free_memory()
     blob = aligned_bytes(max(plan.weights_bytes, 1))
     views = {}
     for v, data in g.params.items():
@@ -77,8 +96,12 @@ class CpuExecutable:
 
     def __init__(self, graph: Graph, plan: MemoryPlan, objects: list[bytes], entry: str, threads_symbol: str, threads: int,
                  *, source: Callable[[Graph], llvm.ModuleRef], tm: llvm.TargetMachine, cpu: str = "host",
-                 cached: bool = False):
-        self._weights, self.graph = weights_blob(graph, plan)
+                 cached: bool = False, weights: np.ndarray | None = None):
+        # weights: the blob already laid out as the plan says, ``graph``'s parameters views of it
+        # (a mapped compile cache entry: model_cache.py); else the parameters are copied into one
+        self._weights, self.graph = (weights, graph) if weights is not None else weights_blob(graph, plan)
+        #: the object code and its symbols, as model_cache.py stores them with the weights
+        self.objects, self.entry_symbol, self.threads_symbol = tuple(objects), entry, threads_symbol
         self.target_machine = tm
         self.cpu = cpu
         self.threads = threads

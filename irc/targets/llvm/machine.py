@@ -22,7 +22,12 @@ def load_runtime_libraries() -> None:
     """Make libm's and libgcc_s's symbols visible to the JIT."""
     init()
     # libgcc_s holds the f16 conversion helpers LLVM calls on CPUs without native ones.
-    for name in ("m", "gcc_s"):
+    for name, soname in (("m", "libm.so.6"), ("gcc_s", "libgcc_s.so.1")):
+        try:  # glibc's names: find_library would run ldconfig (tens of ms in every process)
+            llvm.load_library_permanently(soname)
+            continue
+        except RuntimeError:
+            pass
         path = ctypes.util.find_library(name)
         if path is not None:
             llvm.load_library_permanently(path)

@@ -43,9 +43,13 @@ def pack_panels(mat: np.ndarray, width: int) -> np.ndarray:
     """[R, K] -> [ceil(R/width), K, width]: row panels, zero padded, K-major inside a panel."""
     r, k = mat.shape
     panels = math.ceil(r / width) if r else 0
-    padded = np.zeros((panels * width, k), mat.dtype)
-    padded[:r] = mat
-    return np.ascontiguousarray(padded.reshape(panels, width, k).transpose(0, 2, 1))
+    out = np.empty((panels, k, width), mat.dtype)  # written once: no padded copy of ``mat`` first
+    full = r // width
+    out[:full] = mat[:full * width].reshape(full, width, k).transpose(0, 2, 1)
+    if full < panels:
+        out[full] = 0
+        out[full, :, :r - full * width] = mat[full * width:].T
+    return out
 
 
 def unpack_panels(packed: np.ndarray, rows: int) -> np.ndarray:
