@@ -9,6 +9,11 @@ executable it returns can
 - run C simulation (``csim=True``): every kernel compiled by g++ and checked on its vectors;
 - run the network (``emulate=True``): every kernel called from its compiled C++, tensors in device
   buffers. Without emulation there is nothing to run on: the board runs the built project.
+
+``architecture="dataflow"`` builds one DATAFLOW top kernel for the whole network instead, its
+layers streaming into each other (irc/targets/fpga_hls/dataflow); "layers", the design above,
+stays the default: the dataflow stages cover fewer ops (no windowed average pooling, softmax,
+argmax or broadcasting element-wise ops) and batch 1 only.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from irc.targets.base import Target
 from irc.targets.fpga_hls import toolchain
 from irc.targets.fpga_hls.boards import DEFAULT_BOARD, Board, get_board
 from irc.targets.fpga_hls.csim import CsimResult, format_results, run_csim
+from irc.targets.fpga_hls.dataflow import ARCHITECTURES, build_dataflow
 from irc.targets.fpga_hls.fit import assign_parallelism
 from irc.targets.fpga_hls.kernels import Plan, c_name, plan_kernels
 from irc.targets.fpga_hls.precision import Precision, parse_precision
@@ -141,6 +147,11 @@ class HlsTarget(Target):
         "emulate": False,
         "ap_include": None,
         "seed": 0,
+        # "layers": one kernel per fused layer, through device memory; "dataflow": one DATAFLOW
+        # top kernel streaming between layers (irc/targets/fpga_hls/dataflow)
+        "architecture": "layers",
+        # dataflow: "auto" or {stage or layer name: (PE, SIMD)}
+        "folding": "auto",
         # int8: calibration data for the quantize pass ({input: array}, an array or a .npz path)
         "calib": None,
         "calib_method": "minmax",
@@ -174,6 +185,11 @@ class HlsTarget(Target):
         if clock <= 0:
             raise InputError(f"clock_mhz must be positive, got {clock}")
         opts = dict(options, fraction=fraction, clock_mhz=clock)
+        arch = str(options.get("architecture") or "layers").lower()
+        if arch not in ARCHITECTURES:
+            raise InputError(f"unknown architecture '{options.get('architecture')}' (expected {' or '.join(ARCHITECTURES)})")
+        if arch == "dataflow":
+            return build_dataflow(graph, precision, board, opts)
         plan = plan_kernels(graph)
         estimates = assign_parallelism(plan.kernels, precision, board, fraction, options.get("parallelism", "auto"))
         sources = Sources.of(plan, precision, c_name(graph.name or "model"))
