@@ -36,6 +36,7 @@ from irc.cli.args import (
 from irc.cli.cache import cache
 from irc.cli.dneuro import dneuro
 from irc.cli.flag_groups import QUANT, check_combination, flag_options, target_flags
+from irc.cli.fpga import fpga
 from irc.cli.target_help import DEFAULT_TARGET, TargetCommand, print_target_help
 from irc.errors import InputError, IRCError, TargetError
 
@@ -357,6 +358,7 @@ def help_cmd(ctx: click.Context, target: str | None) -> None:
 
 
 cli.add_command(dneuro)
+cli.add_command(fpga)
 cli.add_command(cache)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from irc.fileio import atomic_dir
 from irc.ir.graph import Value
 from irc.ir.printer import print_graph
-from irc.targets.fpga_hls import render
+from irc.targets.fpga_hls import render, xrt_host
 from irc.targets.fpga_hls.connectivity import place, render_cfg
 from irc.targets.fpga_hls.csim import format_results, write_vectors
 from irc.targets.fpga_hls.pragmas import DATAFLOW_KINDS
@@ -148,10 +148,12 @@ def write_project(exe, path: Path) -> Path:
             file = f'"{entry["file"]}"' if "file" in entry else "nullptr"
             rows.append(f'    {{"{v.name}", {entry["bytes"]}, {role.upper()}, {file}, {k}}},')
         krows = [f'    {{"{k["name"]}", {{{", ".join(map(str, k["args"]))}}}}},' for k in kernels_manifest]
+        host_fields = dict(model=model, buffers="\n".join(rows), atol=repr(atol), rtol=repr(rtol),
+                           fixed_scale=repr(2.0 ** -prec.frac) if prec.kind == "fixed" else "1.0",
+                           raw_t=prec.c_storage if prec.kind == "fixed" else "int32_t")
         (root / "host" / "host.cpp").write_text(fill(
-            "host.cpp.in", model=model, nkernels=len(plan.kernels), buffers="\n".join(rows), kernels="\n".join(krows),
-            fixed_scale=repr(2.0 ** -prec.frac) if prec.kind == "fixed" else "1.0", atol=repr(atol), rtol=repr(rtol),
-            raw_t=prec.c_storage if prec.kind == "fixed" else "int32_t"))
+            "host.cpp.in", nkernels=len(plan.kernels), kernels="\n".join(krows), **host_fields))
+        (root / "host" / "host_xrt.cpp").write_text(xrt_host.render(plan, buffers, index, fill, **host_fields))
         (root / "host" / "host.py").write_text(fill("host.py.in", model=model))
         # build files
         placement = place(plan, exe.estimates, board, exe.options["fraction"])
