@@ -11,7 +11,13 @@ C[M, N] = A[M, K] @ B[K, N], then the fused epilogue act(C + bias + residual).
 - Blocking (BLIS order): per thread, for each chunk of its column panels, for each KC slice,
   pack B, then for each MC block of rows pack A, then run every (row panel, column panel) tile.
   A packed B micro-panel (KC x NR) stays in L1 across the row panels, an MC x KC block of A in L2.
-- Threads split the column panels (or the row panels when there are too few columns).
+- Threads split C into a grid of (row panels x column panels) blocks, one block per thread,
+  the grid chosen per shape (``GemmPlan.grid``): the slowest block's multiply-adds plus the A and
+  B it streams or packs. A thread's block reads (and packs) its rows of A and its columns of B,
+  so a batch-1 layer with many output channels and few pixels splits rows (each thread streams
+  half the weights) and a wide one splits columns. Every tile of C is computed by one micro-kernel over the same
+  K slices whatever the grid, so results are bit-identical at any thread count. Below
+  ``PARALLEL_MIN_MACS`` the GEMM runs on the calling thread: waking the pool costs more.
 
 The tile shape is chosen per GEMM by a written-down cost rule (``choose_tile``).
 """
@@ -36,6 +42,16 @@ KC = 256
 MC_ROWS = 144
 #: Columns of B per thread chunk (a KC x NC block of packed B stays in L3).
 NC_COLS = 2048
+#: Cost of streaming one float of A or B through a thread's block, in multiply-add times (an
+#: AVX2 core does 16 multiply-adds a cycle and reads 2 to 8 floats a cycle from L3 or memory).
+STREAM_MACS = 4
+#: Further cost of a float packed at run time (a scalar gather and scatter, 1 to 2 cycles).
+PACK_MACS = 16
+#: Fewest multiply-adds worth a parallel GEMM: a job costs the caller 2 to 3 us (a two-chunk job
+#: of trivial chunks against running both inline, measured on the AVX2 machine), a worker that
+#: went to sleep tens of microseconds more, and on a loaded machine the thread running the other
+#: half may lose its core. 2**20 is about 30 us on one core: half of it saved still pays.
+PARALLEL_MIN_MACS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -74,13 +90,15 @@ def choose_tile(m: int, n: int, vector_bits: int) -> Tile:
 @dataclass(frozen=True)
 class Epilogue:
     """What happens to a finished tile: bias per row ('row') or column ('col'), a residual of
-    C's layout, then an activation (irc.ir.ops.activation.ACTIVATIONS)."""
+    C's layout (times ``residual_scale``: an optimizer's momentum), then an activation
+    (irc.ir.ops.activation.ACTIVATIONS)."""
 
     bias: str = "none"
     residual: bool = False
     act: str = "none"
     alpha: float = 0.0
     beta: float = 0.0
+    residual_scale: float = 1.0
 
 
 # --------------------------------------------------------------------------- micro-kernel
@@ -192,7 +210,10 @@ def microkernel(state: ModuleState, tile: Tile, mr: int, nr: int, ldc: int, epi:
                         val = b.fadd(val, load(b.gep(bias_p, [ir.Constant(T.I64, v * vl)], inbounds=True,
                                                      source_etype=T.F32)))
                     if epi.residual:
-                        val = b.fadd(val, load(b.gep(r_p, [off], inbounds=True, source_etype=T.F32)))
+                        res = load(b.gep(r_p, [off], inbounds=True, source_etype=T.F32))
+                        if epi.residual_scale != 1.0:
+                            res = b.fmul(res, _splat(b, ir.Constant(T.F32, epi.residual_scale), vt))
+                        val = b.fadd(val, res)
                     val = apply_activation(s, val, epi)
                 if mask is None:
                     b.store(val, cptr, align=4)
@@ -317,6 +338,12 @@ class GemmPlan:
     def kc(self) -> int:
         return min(KC, self.k)
 
+    def grid(self, pack_a: bool, pack_b: bool) -> tuple[int, int]:
+        """(row parts, column parts): the blocks of C the threads share, one per thread, when A
+        and B are packed at run time (``pack_a``, ``pack_b``) or were packed at compile time."""
+        return grid_for(self.m_panels, self.n_panels, self.k, self.tile, self.threads, self.m * self.n * self.k,
+                        pack_a, pack_b)
+
     @property
     def mc_panels(self) -> int:
         return max(1, min(self.m_panels, MC_ROWS // self.tile.mr))
@@ -324,11 +351,6 @@ class GemmPlan:
     @property
     def nc_panels(self) -> int:
         return max(1, min(self.n_panels, NC_COLS // self.tile.nr))
-
-    @property
-    def split_rows(self) -> bool:
-        """Threads split row panels when there are too few column panels to share."""
-        return self.n_panels < 2 * self.threads and self.m_panels >= 2 * self.n_panels
 
     def scratch_per_thread(self, pack_a: bool, pack_b: bool) -> int:
         a = self.mc_panels * self.tile.mr * self.kc * 4 if pack_a else 0
@@ -338,6 +360,35 @@ class GemmPlan:
 
 def scratch_bytes(plan: GemmPlan, pack_a: bool, pack_b: bool) -> int:
     return plan.scratch_per_thread(pack_a, pack_b) * max(1, plan.threads)
+
+
+def block_cost(row_panels: int, col_panels: int, k: int, tile: Tile, pack_a: bool = False,
+               pack_b: bool = False) -> int:
+    """Multiply-add times of one thread's block: its padded tiles, plus A streamed (and packed,
+    when ``pack_a``) once per NC chunk of its columns, B packed once (when ``pack_b``) and
+    streamed once per MC block of its rows."""
+    rows, cols = row_panels * tile.mr, col_panels * tile.nr
+    a_passes = math.ceil(col_panels / max(1, NC_COLS // tile.nr))
+    b_passes = math.ceil(row_panels / max(1, MC_ROWS // tile.mr))
+    a = rows * a_passes * (STREAM_MACS + PACK_MACS * pack_a)
+    b = cols * (b_passes * STREAM_MACS + PACK_MACS * pack_b)
+    return rows * cols * k + k * (a + b)
+
+
+def grid_for(m_panels: int, n_panels: int, k: int, tile: Tile, threads: int, macs: int, pack_a: bool = False,
+             pack_b: bool = False) -> tuple[int, int]:
+    """The (row parts, column parts) grid of at most ``threads`` blocks whose largest block costs
+    least (block_cost); fewer blocks on a tie. One block below PARALLEL_MIN_MACS."""
+    if threads <= 1 or macs < PARALLEL_MIN_MACS:
+        return 1, 1
+    best = None
+    for pm in range(1, min(threads, m_panels) + 1):
+        for pn in range(1, min(threads // pm, n_panels) + 1):
+            cost = block_cost(math.ceil(m_panels / pm), math.ceil(n_panels / pn), k, tile, pack_a, pack_b)
+            key = (cost, pm * pn, pm)
+            if best is None or key < best[0]:
+                best = (key, (pm, pn))
+    return best[1]
 
 
 def emit_gemm(k: KernelBuilder, plan: GemmPlan, a: Operand, b: Operand,
@@ -351,9 +402,10 @@ def emit_gemm(k: KernelBuilder, plan: GemmPlan, a: Operand, b: Operand,
     tile = plan.tile
     per_thread = plan.scratch_per_thread(a.pack is not None, b.pack is not None)
     a_bytes = (plan.mc_panels * tile.mr * plan.kc * 4 + 63) // 64 * 64 if a.pack is not None else 0
-    units = plan.m_panels if plan.split_rows else plan.n_panels
-    work = plan.m * plan.n * plan.k // max(units, 1)
-    with k.parallel_chunks(units, work, captures=captures, max_workers=max(1, plan.threads)) as (lo, hi, tid, caps):
+    pm, pn = plan.grid(a.pack is not None, b.pack is not None)
+    blocks = pm * pn
+    work = plan.m * plan.n * plan.k // blocks
+    with k.parallel_chunks(blocks, work, captures=captures, max_workers=blocks) as (lo, hi, tid, caps):
         k.captured = caps
         bb = k.b
         thread_scratch = None
@@ -364,12 +416,21 @@ def emit_gemm(k: KernelBuilder, plan: GemmPlan, a: Operand, b: Operand,
         c_base = c_ptr(k)
         bias_base = bias_ptr(k) if bias_ptr else ir.Constant(T.PTR, None)
         res_base = residual_ptr(k) if residual_ptr else ir.Constant(T.PTR, None)
-        if plan.split_rows:
-            m_lo, m_hi, n_lo, n_hi = lo, hi, k.i64(0), k.i64(plan.n_panels)
-        else:
-            m_lo, m_hi, n_lo, n_hi = k.i64(0), k.i64(plan.m_panels), lo, hi
-        _tiles(k, plan, a, b, a_buf, b_buf, c_base, ldc, epi, bias_base, res_base, m_lo, m_hi, n_lo, n_hi)
+        # A chunk holds one block per thread (all of them when the pool runs fewer threads than
+        # the grid has blocks); block ``cell`` is rows part cell // pn, columns part cell % pn.
+        with k.loop(hi, start=lo, name="block") as cell:
+            im, jn = bb.sdiv(cell, k.i64(pn)), bb.srem(cell, k.i64(pn))
+            m_lo, m_hi = _share(bb, k, im, plan.m_panels, pm), _share(bb, k, bb.add(im, k.i64(1)), plan.m_panels, pm)
+            n_lo, n_hi = _share(bb, k, jn, plan.n_panels, pn), _share(bb, k, bb.add(jn, k.i64(1)), plan.n_panels, pn)
+            _tiles(k, plan, a, b, a_buf, b_buf, c_base, ldc, epi, bias_base, res_base, m_lo, m_hi, n_lo, n_hi)
         k.captured = []
+
+
+def _share(b: ir.IRBuilder, k: KernelBuilder, part: ir.Value, panels: int, parts: int) -> ir.Value:
+    """First panel of ``part`` when ``panels`` are split into ``parts`` near-equal runs."""
+    if parts == 1:
+        return b.mul(part, k.i64(panels))
+    return b.sdiv(b.mul(part, k.i64(panels)), k.i64(parts))
 
 
 def _tiles(k, plan: GemmPlan, a: Operand, b: Operand, a_buf, b_buf, c_base, ldc, epi, bias_base, res_base,

@@ -13,11 +13,15 @@ reads it, and if ``next < n`` reads the body and argument pointers and claims ch
 with a compare-and-swap of ``job`` to ``next + 1``. The caller writes the pointers of a new
 job only after every chunk of the previous one has finished, so a successful swap proves the
 pointers read before it belong to the claimed generation. Finished chunks count up ``done``;
-the caller returns when it reaches ``n`` (claimed chunks run on threads that are running, so
-this wait is short). Idle workers spin briefly (about 0.4 ms: long enough to catch the next
-parallel loop of the same run, or the next run of a model called in a loop, short enough that
-idle threads cost nothing and a process with many of them exits at once), then sleep on a
-futex word the caller bumps (and wakes, if anyone sleeps) with every job.
+the caller returns when it reaches ``n``. It spins a short while for the other threads' chunks
+(balanced chunks end together), then sleeps on a futex word that whoever finishes the last
+chunk bumps and wakes: on a shared machine the thread running that chunk may have lost its core,
+and a waiting caller that spun or yielded would take CPU from it (the scheduler shares CPU
+between processes, so a process's threads compete with each other). Idle workers spin briefly
+(about 0.4 ms: long enough to catch the next parallel loop of the same run, or the next run of a
+model called in a loop, short enough that idle threads cost nothing and a process with many of
+them exits at once), then sleep on a futex word the caller bumps (and wakes, if anyone sleeps)
+with every job.
 
 One pool serves a process (the JIT links one copy and every model calls it); a shared library
 built by ``aot.py`` carries its own copy. A second caller arriving while the pool is busy (two
@@ -47,8 +51,10 @@ MAX_WORKERS = 1023
 #: process, Python's exit), so the spin stays under a millisecond; a later job wakes sleepers by
 #: futex (benchmarks/thread_pool_idle.py compares spin counts).
 SPIN_BEFORE_SLEEP = 1 << 12
-#: Spins of a caller waiting for claimed chunks before it yields its core.
-SPIN_BEFORE_YIELD = 1 << 10
+#: Spins of a caller waiting for claimed chunks (about 0.1 ms) before it sleeps until the last one
+#: finishes: balanced chunks end well within it on an idle machine (no wake-up latency), and on a
+#: busy one a longer spin is CPU taken from the thread running the last chunk.
+SPIN_BEFORE_WAIT = 1 << 10
 
 SYS_FUTEX = 202
 FUTEX_WAIT_PRIVATE = 128
@@ -101,8 +107,9 @@ class _Pool:
         self.wake_word, self.sleepers = glob("wake", T.I32), glob("sleepers", T.I32)
         self.busy, self.workers = glob("busy", T.I32), glob("workers", T.I32)
         self.generation = glob("generation", T.I64)
+        # the caller sleeps on ``finished`` (bumped after the job's last chunk) when ``waiting``
+        self.finished, self.waiting = glob("finished", T.I32), glob("waiting", T.I32)
         self.pause = self._decl("llvm.x86.sse2.pause", T.VOID, [])
-        self.sched_yield = self._decl("sched_yield", T.I32, [])
         self.syscall = self._decl("syscall", T.I64, [T.I64], var_arg=True)
         self.pthread_create = self._decl("pthread_create", T.I32, [T.PTR, T.PTR, T.PTR, T.PTR])
         self.pthread_detach = self._decl("pthread_detach", T.I32, [T.I64])
@@ -159,7 +166,13 @@ class _Pool:
             pair = b.cmpxchg(self.job, word, b.add(word, self.c64(1)), "seq_cst", "seq_cst")
             with b.if_then(b.extract_value(pair, 1)):
                 self.call_body(b, body, [args, k, n])
-                b.atomic_rmw("add", self.done, self.c64(1), "seq_cst")
+                before = b.atomic_rmw("add", self.done, self.c64(1), "seq_cst")
+                # The job's last chunk: wake its caller if it went to sleep (see ``run``).
+                last = b.icmp_signed("==", b.add(before, self.c64(1)), n)
+                with b.if_then(last):
+                    with b.if_then(b.icmp_signed("!=", self.aload(b, self.waiting, "seq_cst"), self.c32(0))):
+                        b.atomic_rmw("add", self.finished, self.c32(1), "seq_cst")
+                        self.futex(b, FUTEX_WAKE_PRIVATE, self.c32(1), self.finished)
                 b.ret(ir.Constant(T.I1, 1))
             b.branch(head)
         b.unreachable()
@@ -175,8 +188,9 @@ class _Pool:
         n = b.and_(b.lshr(word, self.c64(16)), self.c64(0xFFFF))
         return b.icmp_unsigned("<", b.and_(word, self.c64(0xFFFF)), n)
 
-    def futex(self, b: ir.IRBuilder, op: int, val: ir.Value) -> None:
-        b.call(self.syscall, [self.c64(SYS_FUTEX), self.wake_word, self.c32(op), val, ir.Constant(T.PTR, None),
+    def futex(self, b: ir.IRBuilder, op: int, val: ir.Value, word: ir.GlobalVariable | None = None) -> None:
+        word = self.wake_word if word is None else word
+        b.call(self.syscall, [self.c64(SYS_FUTEX), word, self.c32(op), val, ir.Constant(T.PTR, None),
                               ir.Constant(T.PTR, None), self.c32(0)])
 
     def worker(self, try_claim: ir.Function) -> ir.Function:
@@ -264,11 +278,17 @@ class _Pool:
                 b.branch(done)
             s = b.add(b.load(spins, typ=T.I64), self.c64(1))
             b.store(s, spins)
-            with b.if_else(b.icmp_unsigned("<", s, self.c64(SPIN_BEFORE_YIELD))) as (then, otherwise):
+            with b.if_else(b.icmp_unsigned("<", s, self.c64(SPIN_BEFORE_WAIT))) as (then, otherwise):
                 with then:
                     b.call(self.pause, [])
                 with otherwise:
-                    b.call(self.sched_yield, [])
+                    # Sleep until the last chunk ends: announce it, then re-check ``done``; the
+                    # finisher adds to ``done`` and then reads ``waiting``, so one sees the other.
+                    seen = self.aload(b, self.finished, "seq_cst")
+                    _store_atomic(b, self.c32(1), self.waiting, "seq_cst", 4)
+                    with b.if_then(b.icmp_signed("<", self.aload(b, self.done, "seq_cst"), n)):
+                        self.futex(b, FUTEX_WAIT_PRIVATE, seen, self.finished)
+                    _store_atomic(b, self.c32(0), self.waiting, "seq_cst", 4)
         _store_atomic(b, self.c32(0), self.busy, "release", 4)
         b.ret_void()
         return fn

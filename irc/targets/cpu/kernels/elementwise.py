@@ -4,7 +4,9 @@
 The map collapses the output's dimensions wherever every operand is contiguous across them (a
 same-shape add becomes one flat loop; a bias add over NCHW becomes two), runs the outermost
 collapsed dimension on the thread pool and leaves the innermost contiguous loop for LLVM to
-vectorise.
+vectorise. When that dimension is too short to share evenly (an image's 3 channels over 2
+threads would leave one thread twice the work), its rows are cut into blocks of the next
+dimension and the blocks are shared instead.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from irc.ir.graph import Node
 from irc.ir.types import DType
-from irc.targets.cpu.kernel import KernelBuilder
+from irc.targets.cpu.kernel import PARALLEL_MIN_WORK, KernelBuilder
 from irc.targets.cpu.kernels.registry import cpu_kernel
 from irc.targets.llvm.elementwise import (
     COST,
@@ -40,11 +42,38 @@ def emit_map(k: KernelBuilder, fn: Callable[..., object], in_dtypes: Sequence[DT
     if out.size == 0:
         return
     inner = math.prod(dims[1:])
-    with k.parallel_loop(dims[0], work_per_iter=inner * cost) as i0:
-        with k.nest(dims[1:]) as rest:
-            idx = [i0, *rest]
-            vals = [k.load(b, k.offset(idx, strides[j]), in_dtypes[j]) for j, b in enumerate(ins)]
-            k.store(out, k.offset(idx, strides[-1]), fn(*vals))
+
+    def body(idx: list) -> None:
+        vals = [k.load(b, k.offset(idx, strides[j]), in_dtypes[j]) for j, b in enumerate(ins)]
+        k.store(out, k.offset(idx, strides[-1]), fn(*vals))
+
+    cuts = row_cuts(dims, k.state.ctx.threads) if out.size * cost >= PARALLEL_MIN_WORK else 1
+    if cuts == 1:
+        with k.parallel_loop(dims[0], work_per_iter=inner * cost) as i0:
+            with k.nest(dims[1:]) as rest:
+                body([i0, *rest])
+        return
+    step = math.ceil(dims[1] / cuts)
+    with k.parallel_loop(dims[0] * cuts, work_per_iter=inner // cuts * cost) as u:
+        b = k.b
+        i0, c = b.sdiv(u, k.i64(cuts)), b.srem(u, k.i64(cuts))
+        end = k.i64(dims[1])
+        lo = b.mul(c, k.i64(step))
+        hi = b.add(lo, k.i64(step))
+        lo = b.select(b.icmp_signed("<", lo, end), lo, end)
+        hi = b.select(b.icmp_signed("<", hi, end), hi, end)
+        with k.loop(hi, start=lo) as i1:
+            with k.nest(dims[2:]) as rest:
+                body([i0, i1, *rest])
+
+
+def row_cuts(dims: Sequence[int], threads: int) -> int:
+    """Blocks each row of the outermost dimension is cut into so that the rows' blocks share out
+    evenly over ``threads`` (1: the rows themselves do): enough that the blocks number at least
+    four per thread, each still a run of the next dimension."""
+    if threads <= 1 or len(dims) < 2 or dims[0] % threads == 0 or dims[0] >= 4 * threads:
+        return 1
+    return max(1, min(dims[1], math.ceil(4 * threads / dims[0])))
 
 
 def _emit_op(k: KernelBuilder, node: Node) -> None:
