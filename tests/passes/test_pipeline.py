@@ -53,7 +53,7 @@ def test_every_pass_is_a_named_documented_dataclass():
 
 
 def test_a_pass_fields_are_its_options():
-    assert get_pass("im2col_gemm").option_names() == ("vector_bits",)
+    assert get_pass("im2col_gemm").option_names() == ("vector_bits", "winograd")
     assert set(get_pass("quantize").option_names()) == {"quantize", "activation_scheme", "calib", "calib_method",
                                                            "weight_bits"}
     assert get_pass("dead_code").option_names() == ()
@@ -66,7 +66,7 @@ def test_a_pass_fields_are_its_options():
 
 
 def test_an_option_given_to_a_pass_that_it_does_not_take_is_an_error():
-    with pytest.raises(InputError, match=r"pass 'im2col_gemm' has no option\(s\) vector_bit \(its options: vector_bits\)"):
+    with pytest.raises(InputError, match=r"pass 'im2col_gemm' has no option\(s\) vector_bit \(its options: vector_bits, winograd\)"):
         get_pass("im2col_gemm").configure(vector_bit=256)
     with pytest.raises(InputError, match=r"pass 'dead_code' has no option\(s\) calib \(its options: none\)"):
         run_pipeline(_dense(), [Step("dead_code", options={"calib": None})])

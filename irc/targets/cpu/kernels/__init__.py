@@ -23,5 +23,6 @@ from irc.targets.cpu.kernels import (  # noqa: F401,E401
     scatter,
     topk,
     views,
+    winograd,
 )
 from irc.targets.cpu.kernels.registry import KERNELS, KernelDef, cpu_kernel  # noqa: F401

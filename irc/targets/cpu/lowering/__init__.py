@@ -4,9 +4,11 @@
   packing helpers; pack_conv_weights (run-time weights packed), conv_dot (weight-gradient
   convolutions), conv_transpose_gemm (GEMM + col2im);
 - ``im2col_gemm``: conv_fused / conv_transpose / gemm_fused onto the packed f32 GEMM engine;
-- ``int8_gemm``: qconv / qgemm onto the u8 x s8 -> s32 GEMM of this CPU.
+- ``int8_gemm``: qconv / qgemm onto the u8 x s8 -> s32 GEMM of this CPU;
+- ``winograd``: conv_winograd (3x3 stride-1 convolutions by Winograd F(m x m, 3 x 3)), chosen
+  in im2col_gemm by ``winograd_rule``'s cost model.
 
 Importing this package registers the ops and the passes (the CPU target imports it).
 """
 
-from irc.targets.cpu.lowering import im2col_gemm, int8_gemm, ops  # noqa: F401
+from irc.targets.cpu.lowering import im2col_gemm, int8_gemm, ops, winograd  # noqa: F401

@@ -17,7 +17,9 @@ from irc.ir.types import DType
 from irc.passes.registry import Pass, register_pass
 from irc.passes.rewrite import RewriteContext, rewrite
 from irc.targets.cpu.gemm import choose_tile
+from irc.targets.cpu.lowering import winograd_rule
 from irc.targets.cpu.lowering.ops import pack_panels
+from irc.targets.cpu.lowering.winograd import pack_weights as pack_winograd_weights
 
 #: Cost rule for convolutions. im2col + GEMM reaches the GEMM's speed but pays for copying the
 #: input K = Cin/group*kh*kw times; it wins when each GEMM tile has enough work: K and the
@@ -69,6 +71,12 @@ def _conv(node: Node, ctx: RewriteContext):
     p = math.prod(node.outputs[0].shape[2:])
     tile = choose_tile(cout // group, p, ctx.options["vector_bits"])
     a = node.attrs
+    m = winograd_rule.choose(node, ctx.options["winograd"], ctx.const(w) is not None, ctx.options["vector_bits"])
+    if m is not None:
+        mr = winograd_rule.weight_rows(cout, ctx.options["vector_bits"])
+        up = ctx.param(pack_winograd_weights(ctx.const(w), m, mr), "w_winograd")
+        return (ctx.make("conv_winograd", [node.inputs[0], up, *node.inputs[2:]], cout=cout, pads=a["pads"], m=m,
+                         act=a["act"], act_alpha=a["act_alpha"], act_beta=a["act_beta"]),)
     return (ctx.make("conv_gemm", [node.inputs[0], _packed_weights(w, ctx, tile.mr, group, "conv"), *node.inputs[2:]],
                      kernel_shape=tuple(ks), cout=cout, strides=a["strides"], pads=a["pads"],
                      dilations=a["dilations"], group=group, act=a["act"], act_alpha=a["act_alpha"],
@@ -129,10 +137,10 @@ def _gemm(node: Node, ctx: RewriteContext):
                      **{k: node.attrs[k] for k in ("act", "act_alpha", "act_beta")}),)
 
 
-def im2col_gemm(g: Graph, *, vector_bits: int = 512) -> Graph:
+def im2col_gemm(g: Graph, *, vector_bits: int = 512, winograd: str = "auto") -> Graph:
     """The im2col_gemm pass as a function (see Im2colGemm)."""
     return rewrite(g, {"conv_fused": [_conv], "conv_transpose": [_conv_transpose], "gemm_fused": [_gemm]},
-                   options={"vector_bits": vector_bits})
+                   options={"vector_bits": vector_bits, "winograd": winograd_rule.check_mode(winograd)})
 
 
 @register_pass
@@ -146,10 +154,13 @@ class Im2colGemm(Pass):
     conv_transpose becomes conv_gemm (stride 1, flipped weights) or conv_transpose_gemm (GEMM +
     col2im). Products become gemm_packed with B packed into NR-column panels. The tile (MR, NR)
     comes from the GEMM's cost rule for this CPU's vector width (``vector_bits``, see
-    irc.targets.cpu.gemm.choose_tile). Depthwise and thin convolutions keep the direct kernels."""
+    irc.targets.cpu.gemm.choose_tile). Depthwise and thin convolutions keep the direct kernels.
+    3x3 stride-1 convolutions with constant weights become conv_winograd where ``winograd``
+    (auto | on | off) says so (lowering/winograd_rule.py)."""
 
     name: ClassVar[str] = "im2col_gemm"
     vector_bits: int = 512
+    winograd: str = "auto"
 
     def run(self, g: Graph) -> Graph:
-        return im2col_gemm(g, vector_bits=self.vector_bits)
+        return im2col_gemm(g, vector_bits=self.vector_bits, winograd=self.winograd)

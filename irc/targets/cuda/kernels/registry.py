@@ -45,6 +45,7 @@ UNSUPPORTED: dict[str, str] = {
     "pack_conv_weights": "a CPU lowering (im2col_gemm pass, run-time conv weights), never in the cuda pipeline",
     "conv_dot": "a CPU lowering of weight-gradient convolutions, never in the cuda pipeline",
     "conv_transpose_gemm": "a CPU lowering of strided conv_transpose, never in the cuda pipeline",
+    "conv_winograd": "a CPU lowering of 3x3 convolutions (im2col_gemm pass), never in the cuda pipeline",
     "conv_integer": "ONNX ConvInteger is not implemented on the GPU yet (the quantize pass makes qconv instead)",
     "matmul_integer": "ONNX MatMulInteger is not implemented on the GPU yet (the quantize pass makes qgemm instead)",
     "resize": "resize is not implemented on the GPU yet",
