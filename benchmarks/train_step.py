@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py                 # every network below, 1 and 2 threads
     python benchmarks/train_step.py --nets mlp,lenet,resnet3 --threads 1
+    python benchmarks/train_step.py --nets mlp --rounds 5   # 5 alternating irc/PyTorch pairs
     python benchmarks/train_step.py --epochs 3      # plus accuracy after 3 epochs (MLP, LeNet)
     python benchmarks/train_step.py --mnist mnist.npz
 
@@ -12,7 +13,10 @@ images. Step time: one SGD-with-momentum step (forward, cross-entropy, backward,
 fixed batch, median of many runs after warm-up (irc.bench.measure; at one thread the calling
 thread's CPU time, else wall time); irc is timed on its compiled step executable, PyTorch on
 ``zero_grad; loss = ce(model(x), y); loss.backward(); opt.step()`` with the same initial
-weights. Accuracy: both start from the same weights and see the same
+weights. On a shared machine one measurement says little: ``--rounds`` alternates irc and
+PyTorch (and the thread counts) that many times, each ratio is taken from one back-to-back
+pair, and the table gives the median ratio with the range of the rounds.
+Accuracy: both start from the same weights and see the same
 batches in the same order; the test accuracy after ``--epochs`` epochs is printed for each.
 PyTorch is optional: without it only irc's figures are printed.
 """
@@ -168,17 +172,17 @@ def _clock(threads: int) -> str:
     return "thread" if threads == 1 else "wall"
 
 
-def time_irc(model: nn.Model, x, y, threads: int):
+def time_irc(model: nn.Model, x, y, threads: int, budget: float = 3.0):
     exe = model._compiled("step", len(x))
     step = model._steps[len(x)]
     exe.exe.set_threads(threads)
     onehot = np.eye(10, dtype=np.float32)[y]
     feed = {**dict(zip(model.input_names, [x])), "y": onehot, "lr": np.float32(0.01)}
     args = [feed[k] for k in step.data_names]
-    return measure(lambda: exe.run(args), budget_s=3.0, clock=_clock(threads))
+    return measure(lambda: exe.run(args), budget_s=budget, clock=_clock(threads))
 
 
-def time_torch(net, x, y, threads: int):
+def time_torch(net, x, y, threads: int, budget: float = 3.0):
     import torch
 
     torch.set_num_threads(threads)
@@ -192,7 +196,7 @@ def time_torch(net, x, y, threads: int):
         loss.backward()
         opt.step()
 
-    return measure(step, budget_s=3.0, clock=_clock(threads))
+    return measure(step, budget_s=budget, clock=_clock(threads))
 
 
 def accuracy_torch(net, x, y, xt, yt, batch, epochs, lr, seed=0):
@@ -217,6 +221,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help="also compare accuracy after this many epochs")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--nets", default=",".join(NETS), help=f"comma-separated, of {', '.join(NETS)}")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating irc/PyTorch measurements per thread count")
+    ap.add_argument("--budget", type=float, default=3.0, help="seconds per measurement")
     args = ap.parse_args()
     try:
         import torch  # noqa: F401
@@ -243,10 +249,14 @@ def main() -> None:
         else:
             xb = rng.standard_normal((batch, *model.input_shapes[0])).astype(np.float32)
             yb = rng.integers(0, 10, batch)
+        pairs = {th: [] for th in threads}
+        for _ in range(args.rounds):
+            for th in threads:
+                ti = time_irc(model, xb, yb, th, args.budget).median
+                tt = time_torch(net, xb, yb, th, args.budget).median if have_torch else None
+                pairs[th].append((ti, tt))
         for th in threads:
-            ti = time_irc(model, xb, yb, th)
-            tt = time_torch(net, xb, yb, th) if have_torch else None
-            rows.append((f"{name} b{batch}", th, ti.median, tt.median if tt else None))
+            rows.append((f"{name} b{batch}", th, pairs[th]))
         if args.epochs and digits:
             fresh = make()
             twin = torch_twin(fresh) if have_torch else None
@@ -256,10 +266,16 @@ def main() -> None:
             print(f"{name}: test accuracy after {args.epochs} epochs: irc {hist['val_accuracy'][-1]:.4f}"
                   + (f", PyTorch {acc_t:.4f}" if acc_t is not None else "")
                   + f" (irc {np.median(hist['time']):.2f} s/epoch)")
-    print(f"\n{'network':30s} {'threads':>7s} {'irc ms':>9s} {'torch ms':>9s} {'irc/torch':>9s}")
-    for net_name, th, ti, tt in rows:
-        ratio = f"{ti / tt:9.2f}" if tt else f"{'-':>9s}"
-        print(f"{net_name:30s} {th:7d} {ti:9.2f} {tt if tt else float('nan'):9.2f} {ratio}")
+    print(f"\n{'network':30s} {'threads':>7s} {'irc ms':>9s} {'torch ms':>9s} {'irc/torch':>9s} {'rounds':>11s}")
+    for net_name, th, pairs in rows:
+        ti = float(np.median([p[0] for p in pairs]))
+        if pairs[0][1] is None:
+            print(f"{net_name:30s} {th:7d} {ti:9.2f} {float('nan'):9.2f} {'-':>9s}")
+            continue
+        tt = float(np.median([p[1] for p in pairs]))
+        ratios = [p[0] / p[1] for p in pairs]
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
+        print(f"{net_name:30s} {th:7d} {ti:9.2f} {tt:9.2f} {float(np.median(ratios)):9.2f} {spread:>11s}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ def _transposed(ctx: RewriteContext, v: Value) -> Value:
 
 def _gemm(node: Node, ctx: RewriteContext):
     """gemm -> gemm_fused(a', b', bias) when alpha/beta fold into constants and C is a row
-    vector (a bias) or absent. trans_a/trans_b become transposes (of constants: at compile time)."""
+    vector (a bias) or absent. trans_a/trans_b become transposes (of constants: at compile time),
+    except where both operands are run-time values (a train step's gradients): that gemm stays,
+    and its kernels read the transposed operand as they pack it."""
     a, b, *rest = node.inputs
     at = node.attrs
     if at["act"] != "none":
@@ -39,12 +41,17 @@ def _gemm(node: Node, ctx: RewriteContext):
     n = node.outputs[0].shape[1]
     bias = None
     if c is not None:
-        cc = ctx.const(c)
-        if cc is None or cc.size != n or (c.type.rank == 2 and c.shape[0] != 1):
+        if c.shape not in ((n,), (1, n)):
             return None
-        bias = cc.reshape(n) * cc.dtype.type(at["beta"])
+        cc = ctx.const(c)
+        if cc is None and at["beta"] != 1.0:
+            return None
+        # A run-time bias (a train step's) is read as it is; a constant one is scaled by beta.
+        bias = _view(ctx, c, (n,)) if cc is None else cc.reshape(n) * cc.dtype.type(at["beta"])
     if at["alpha"] != 1.0 and not ctx.is_const(b):
         return None
+    if (at["trans_a"] or at["trans_b"]) and not ctx.is_const(a) and not ctx.is_const(b):
+        return None  # both packed at run time: the transposed one is read so (no transpose stored)
     if at["trans_a"]:
         a = _transposed(ctx, a)
     if at["trans_b"]:
@@ -52,8 +59,33 @@ def _gemm(node: Node, ctx: RewriteContext):
     if at["alpha"] != 1.0:
         bc = ctx.const(b)
         b = ctx.param(bc * bc.dtype.type(at["alpha"]), "b_scaled")
-    ins = [a, b] + ([ctx.param(bias.astype(node.outputs[0].dtype.numpy), "bias")] if bias is not None else [])
-    return (ctx.make("gemm_fused", ins),)
+    if isinstance(bias, np.ndarray):
+        bias = ctx.param(bias.astype(node.outputs[0].dtype.numpy), "bias")
+    return (ctx.make("gemm_fused", [a, b] + ([bias] if bias is not None else [])),)
+
+
+def _add_gemm(node: Node, ctx: RewriteContext):
+    """add(gemm(a, b), x) -> gemm(a, b, x) and add(gemm(a, b), x * c) -> gemm(a, b, x, beta=c)
+    for a same-shape x: a gemm that ``_gemm`` kept (two run-time operands, one transposed: a
+    weight gradient) takes the add as its C, so SGD's ``momentum * velocity + gradient`` is one
+    GEMM."""
+    for side in (0, 1):
+        p = ctx.producer(node.inputs[side])
+        if (p is None or p.op != "gemm" or len(p.inputs) != 2 or p.attrs["act"] != "none"
+                or not ctx.single_use(node.inputs[side])):
+            continue
+        x, beta = node.inputs[1 - side], 1.0
+        m = ctx.producer(x)
+        if m is not None and m.op == "mul" and ctx.single_use(x):
+            for j in (0, 1):
+                c = ctx.const(m.inputs[j])
+                if c is not None and c.size == 1 and m.inputs[1 - j].type == x.type:
+                    x, beta = m.inputs[1 - j], float(c.reshape(()))
+                    break
+        if x.type != node.outputs[0].type or x.type != p.outputs[0].type:
+            continue
+        return _with(ctx, p, [p.inputs[0], p.inputs[1], x], beta=beta)
+    return None
 
 
 def _matmul(node: Node, ctx: RewriteContext):
@@ -210,7 +242,7 @@ _ACTS = ["relu", "leaky_relu", "clip", "sigmoid", "tanh", "hard_sigmoid", "hard_
 
 def fuse(g: Graph) -> Graph:
     """The fuse pass as a function (see Fuse)."""
-    patterns = {"conv": [_conv], "gemm": [_gemm], "matmul": [_matmul], "add": [_add, _add_rows],
+    patterns = {"conv": [_conv], "gemm": [_gemm], "matmul": [_matmul], "add": [_add, _add_rows, _add_gemm],
                 "reshape": [_reshape], "transpose": [_layout_free_transpose]}
     patterns.update({a: [_act] for a in _ACTS})
     return rewrite(g, patterns)
@@ -224,7 +256,10 @@ class Fuse(Pass):
     epilogue takes the following per-channel bias add, residual add (a same-shape add) and one
     activation: act(conv(x, w) + bias + residual), one kernel on every target. An op is only
     absorbed when its input is used nowhere else, so no work is ever duplicated. A reshape of a
-    reshape reads the first one's source (the views between stacked linear layers do not chain)."""
+    reshape reads the first one's source (the views between stacked linear layers do not chain).
+    A gemm of two run-time operands, one transposed, stays a gemm and takes a following
+    same-shape add (scaled or not) as its C: a train step's weight gradient plus momentum *
+    velocity."""
 
     name: ClassVar[str] = "fuse"
 

@@ -94,7 +94,9 @@ def _softsign(n, x, y, dy):
 
 @_unary("relu")
 def _relu(n, x, y, dy):
-    return where(x > 0, dy, 0.0)
+    # From the output (y > 0 exactly where x > 0): the pre-activation then has no reader but
+    # the relu, so the relu fuses into the GEMM or convolution before it.
+    return where(y > 0, dy, 0.0)
 
 
 @_unary("leaky_relu")

@@ -3,10 +3,11 @@ activation epilogue), ``matmul`` (batched, broadcasting, 1-D operands as numpy) 
 ``gemm_fused`` where the im2col_gemm pass did not lower it (a run-time right operand).
 
 f32 products run on the packed GEMM engine (irc.targets.cpu.gemm), packing both operands at
-run time; transposed operands only swap which packer reads them, alpha scales the packed
-rows of A, and bias, residual and the usual activations ride the engine's epilogue. Batches
-run one after the other with the GEMM parallel inside, or, when they are many or small, in
-parallel with each GEMM on one thread.
+run time; transposed operands only swap which packer reads them (a transposed B, a train
+step's dy @ W^T, through 8x8 register transposes), alpha scales the packed rows of A, and
+bias, residual (beta * C: SGD's momentum on a weight gradient) and the usual activations ride
+the engine's epilogue. Batches run one after the other with the GEMM parallel inside, or,
+when they are many or small, in parallel with each GEMM on one thread.
 
 Everything else (f64, half types, integers, and vector-shaped products where packing costs
 more than it saves) is computed directly: a row of outputs kept in vector registers while
@@ -206,6 +207,71 @@ def _scaled(op: gemm.Operand, alpha: float, width: int) -> gemm.Operand:
     return gemm.Operand(pack=pack)
 
 
+#: Lanes of the register transposes that pack a transposed operand.
+_TL = 8
+
+
+def _transpose8(b: ir.IRBuilder, rows: list[ir.Value]) -> list[ir.Value]:
+    """The 8x8 transpose of eight <8 x float> rows (vector j holds element j of every row):
+    three rounds of two-source shuffles (unpack, 64-bit pairs, 128-bit halves)."""
+
+    def shuf(x, y, idx):
+        return b.shuffle_vector(x, y, ir.Constant(ir.VectorType(T.I32, _TL), idx))
+
+    t = []
+    for p in range(0, 8, 2):  # rows p and p + 1 interleaved: their elements 0, 1, 4, 5, then 2, 3, 6, 7
+        t += [shuf(rows[p], rows[p + 1], [0, 8, 1, 9, 4, 12, 5, 13]),
+              shuf(rows[p], rows[p + 1], [2, 10, 3, 11, 6, 14, 7, 15])]
+    lo, hi = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]
+    # u[c] (c < 4): columns c and c + 4 of rows 0-3; u[c + 4]: the same of rows 4-7.
+    u = [shuf(t[0], t[2], lo), shuf(t[0], t[2], hi), shuf(t[1], t[3], lo), shuf(t[1], t[3], hi),
+         shuf(t[4], t[6], lo), shuf(t[4], t[6], hi), shuf(t[5], t[7], lo), shuf(t[5], t[7], hi)]
+    out = [None] * 8
+    for c in range(4):
+        out[c] = shuf(u[c], u[c + 4], [0, 1, 2, 3, 8, 9, 10, 11])
+        out[c + 4] = shuf(u[c], u[c + 4], [4, 5, 6, 7, 12, 13, 14, 15])
+    return out
+
+
+def pack_rows_transposing(src, rows: int, ld: int, width: int) -> gemm.Operand:
+    """gemm.pack_rows_of (panels of ``width`` rows of a row-major [rows, K] matrix, K-major
+    inside the panel), moving 8x8 blocks through register transposes instead of one element at
+    a time: the packing of a transposed run-time operand (a train step's B^T of the data
+    gradient) then costs about what a copy costs. Partial panels and the K tail (kc mod 8)
+    take the element-wise packer."""
+    scalar = gemm.pack_rows_of(src, rows, ld, width)
+    if width % _TL:
+        return scalar
+    full_panels = rows // width
+    vt = ir.VectorType(T.F32, _TL)
+
+    def pack(k: KernelBuilder, dst, panel, k0, kc) -> None:
+        b = k.b
+        with b.if_else(b.icmp_signed("<", panel, k.i64(full_panels))) as (full, partial):
+            with full:
+                base = src(k)
+                row0 = b.mul(panel, k.i64(width))
+                kc8 = b.and_(kc, k.i64(-_TL))
+                with k.loop(kc8, step=_TL, name="pt") as kk:
+                    for h in range(0, width, _TL):
+                        vs = []
+                        for r in range(_TL):
+                            off = b.add(b.mul(b.add(row0, k.i64(h + r)), k.i64(ld)), b.add(k0, kk))
+                            vs.append(b.load(b.gep(base, [off], source_etype=T.F32), typ=vt, align=4))
+                        for j, v in enumerate(_transpose8(b, vs)):
+                            at = b.add(b.mul(b.add(kk, k.i64(j)), k.i64(width)), k.i64(h))
+                            b.store(v, b.gep(dst, [at], source_etype=T.F32), align=4)
+                with k.loop(kc, start=kc8, name="pt1") as kk:
+                    for r in range(width):
+                        off = b.add(b.mul(b.add(row0, k.i64(r)), k.i64(ld)), b.add(k0, kk))
+                        v = b.load(b.gep(base, [off], source_etype=T.F32), typ=T.F32)
+                        b.store(v, b.gep(dst, [b.add(b.mul(kk, k.i64(width)), k.i64(r))], source_etype=T.F32))
+            with partial:
+                scalar.pack(k, dst, panel, k0, kc)
+
+    return gemm.Operand(pack=pack)
+
+
 def _epilogue_split(node: Node, prod: _Product, k: KernelBuilder):
     """(engine epilogue, bias pointer, residual pointer, post-pass needed). The engine takes
     bias by row or column, a full residual and the named activations; anything else (a scaled
@@ -225,12 +291,13 @@ def _epilogue_split(node: Node, prod: _Product, k: KernelBuilder):
     if c is None:
         return gemm.Epilogue(act=act, alpha=a_alpha, beta=a_beta), None, None, False
     strides = broadcast_strides(c.shape, (prod.m, prod.n))
-    if node.attrs["beta"] == 1.0:
+    beta = node.attrs["beta"]
+    if beta == 1.0:
         kind = {(0, 1): "col", (1, 0): "row"}.get(strides)
         if kind is not None and not (kind == "col" and prod.n == 1) and not (kind == "row" and prod.m == 1):
             return gemm.Epilogue(bias=kind, act=act, alpha=a_alpha, beta=a_beta), c, None, False
-        if c.shape == (prod.m, prod.n):
-            return gemm.Epilogue(residual=True, act=act, alpha=a_alpha, beta=a_beta), None, c, False
+    if c.shape == (prod.m, prod.n):  # beta * C as a scaled residual (SGD's momentum * velocity)
+        return gemm.Epilogue(residual=True, residual_scale=beta, act=act, alpha=a_alpha, beta=a_beta), None, c, False
     return gemm.Epilogue(), None, None, True
 
 
@@ -253,7 +320,7 @@ def _emit_engine(k: KernelBuilder, node: Node, prod: _Product) -> None:
     if alpha != 1.0:
         a_op = _scaled(a_op, alpha, tile.mr)
     if prod.trans_b:
-        b_op = gemm.pack_rows_of(at(b_buf, 1), prod.n, prod.k, tile.nr)
+        b_op = pack_rows_transposing(at(b_buf, 1), prod.n, prod.k, tile.nr)
     else:
         b_op = gemm.pack_cols_of(at(b_buf, 1), prod.n, prod.n, tile.nr)
 
