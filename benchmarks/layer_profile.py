@@ -71,6 +71,7 @@ def train_step_graph(name: str, batch: int | None, threads: int, budget: float, 
     model.prepare(batch)
     exe, step = model._compiled("step", batch), model._steps[batch]
     exe.exe.set_threads(threads)
+    rng = np.random.default_rng(0)
     feed = {model.input_names[0]: rng.standard_normal((batch, *model.input_shapes[0])).astype(np.float32),
             "y": np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)], "lr": np.float32(0.01)}
     args = [feed[k] for k in step.data_names]
