@@ -14,6 +14,7 @@ Kernels may also ask for scratch space (im2col columns, packed panels), live for
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -147,9 +148,12 @@ def plan_memory(
     for v in g.values():
         if v not in locations:  # defined but never stored: outputs of dead nodes
             locations[v] = Location("arena", -1, 0)
-    peak = 0
-    for i in range(len(g.nodes)):
-        peak = max(peak, sum(b.size for b in buffers if b.first <= i <= b.last))
+    # bytes live at each node: a running sum of buffers starting and ending (linear, not nodes x buffers)
+    change = [0] * (len(g.nodes) + 2)
+    for b in buffers:
+        change[b.first] += b.size
+        change[b.last + 1] -= b.size
+    peak = max(itertools.accumulate(change[:len(g.nodes)]), default=0)
     return MemoryPlan(locations, arena, woff, {i: b.offset for i, b in scratch_buf.items()}, views, peak, copies)
 
 

@@ -3,15 +3,23 @@ the schedule over the caller's input/output pointers, one arena and the weights 
 
     void <prefix>_entry(void **inputs, void **outputs, uint8_t *arena, const uint8_t *weights)
 
-Identical kernels (same op, attributes, types and aliasing) are emitted once and shared. An
-output that no node writes (a graph input, a parameter, or a value another output also holds)
-is copied into the caller's buffer after the nodes run (MemoryPlan.output_copies).
+Identical kernels are emitted once and shared: nodes with the same op, attributes, types and
+aliasing reuse one function, and a kernel whose generated code matches an earlier one's (a
+multiply over 16x576x14x14 and one over 16x144x28x28 are the same loop) is dropped for it.
+Optimisation effort follows the kernel (see ``effort``): big kernels that run multiply-add loops
+of their own keep LLVM's loop unrolling; every other kernel's loops are marked not to be
+unrolled (still vectorised), which halves LLVM's time, most of a cold compile.
+
+An output that no node writes (a graph input, a parameter, or a value another output also
+holds) is copied into the caller's buffer after the nodes run (MemoryPlan.output_copies).
 When the graph asks for flushed denormals the entry sets FTZ/DAZ in MXCSR and restores the
 caller's value before returning (parallel bodies do the same on each pool thread).
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -117,20 +125,103 @@ def generate(g: Graph, *, prefix: str, threads: int, triple: str, data_layout: s
     return Codegen(module, plan, entry.name, threads_global.name)
 
 
+#: Ops whose kernels run their multiply-add loops in their own code: LLVM's loop unrolling is
+#: worth its compile time there. The packed-GEMM family (gemm, matmul, conv_gemm, conv_winograd,
+#: ...) is not among them: its multiply-adds are micro-kernel functions of their own, optimised
+#: in full whatever the kernel calling them; the loops left to the kernel pack panels, transform
+#: tiles and move memory. Those, and every other kernel's loops (element-wise, reductions, data
+#: movement), run as fast vectorised but not unrolled (ResNet-18's train step and its inference
+#: at one thread: the same times within noise) and compile in about half the time. The int8
+#: GEMMs keep unrolling (not measured without it).
+FULL_EFFORT_OPS = frozenset({
+    "attention", "conv", "conv_fused", "conv_integer", "conv_transpose", "matmul_integer", "qconv_gemm",
+    "qgemm_packed",
+})
+#: Below this many elements in and out, even a contraction's loops are left rolled.
+FULL_EFFORT_MIN_ELEMENTS = 1 << 16
+
+
+def effort(n: Node) -> str:
+    """``"full"`` (LLVM's O3 as it is) for big kernels of FULL_EFFORT_OPS, ``"light"`` (loops
+    not unrolled) for every other kernel."""
+    if n.op in FULL_EFFORT_OPS and sum(v.type.size for v in (*n.inputs, *n.outputs)) >= FULL_EFFORT_MIN_ELEMENTS:
+        return "full"
+    return "light"
+
+
+def _no_unrolling(module: ir.Module, f: ir.Function) -> None:
+    """Marks every loop of ``f`` not to be unrolled: each back edge (a branch to an earlier block:
+    kernel loops are emitted header first) gets its own loop ID with llvm.loop.unroll.disable."""
+    disable = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    order = {id(b): i for i, b in enumerate(f.blocks)}
+    for i, block in enumerate(f.blocks):
+        term = block.terminator
+        if isinstance(term, (ir.Branch, ir.ConditionalBranch)) and any(
+                order.get(id(t), i + 1) <= i for t in term.operands if isinstance(t, ir.Block)):
+            loop_id = ir.values.MDValue(module, [], name=str(len(module.metadata)))
+            loop_id.operands = (loop_id, disable)  # a loop ID refers to itself
+            term.set_metadata("llvm.loop", loop_id)
+            term._clear_string_cache()  # its text may have been taken to compare kernels
+
+
+#: False: every node gets a kernel of its own (what sharing saves, and that it changes no result,
+#: can then be measured).
+SHARE_KERNELS = True
+
+
 def _kernel(state: ModuleState, n: Node, noalias: list[bool], scratch: bool) -> ir.Function:
     key = (n.op, _attr_key(n.attrs), tuple(v.type for v in n.outputs), tuple(v.type for v in n.inputs),
            tuple(noalias), scratch)
-    fn = state.kernels.get(key)
+    fn = state.kernels.get(key) if SHARE_KERNELS else None
     if fn is None:
+        before = len(state.module.globals)
         k = KernelBuilder(state, f"k_{n.op}", [v.type for v in n.outputs], [v.type for v in n.inputs],
                           noalias=noalias, scratch=scratch)
         KERNELS[n.op].emit(k, n)
         fn = k.finish()
+        own = _own_functions(state.module, fn, before)
+        fn = _shared(state, n, noalias, scratch, own) if SHARE_KERNELS else fn
+        if fn is own[0] and effort(n) == "light":
+            for f in own:
+                _no_unrolling(state.module, f)
         state.kernels[key] = fn
     return fn
 
 
+def _own_functions(module: ir.Module, fn: ir.Function, before: int) -> list[ir.Function]:
+    """``fn`` and the functions outlined from it (its parallel bodies), created since the module
+    had ``before`` globals; helpers it declared or defined under their own names are not its own."""
+    prefix = fn.name + "."
+    new = itertools.islice(module.globals.values(), before, None)
+    return [fn] + [f for f in new if isinstance(f, ir.Function) and f.name.startswith(prefix)]
+
+
+def _shared(state: ModuleState, n: Node, noalias: list[bool], scratch: bool, own: list[ir.Function]) -> ir.Function:
+    """The kernel ``own[0]``, or an earlier kernel with the same code, in which case ``own``
+    leaves the module. Code is compared only between kernels of one op over operands of the
+    same sizes (a transpose that moves size-1 axes, a multiply over 16x576x14x14 and one over
+    16x144x28x28), so most kernels are never printed."""
+    key = (n.op, tuple((v.type.size, v.dtype) for v in (*n.outputs, *n.inputs)), tuple(noalias), scratch)
+    group = state.bodies.setdefault(key, [])
+    text = _code(own) if group else None
+    for entry in group:
+        if entry[0] is None:
+            entry[0] = _code(entry[1])
+        if entry[0] == text:
+            for f in own:
+                del state.module.globals[f.name]
+            return entry[1][0]
+    group.append([text, own])
+    return own[0]
+
+
+def _code(own: list[ir.Function]) -> str:
+    """The text of a kernel's functions with their own names numbered and loop hints left out."""
+    names = {f.name: f"K{i}" for i, f in enumerate(own)}
+    pattern = re.compile("|".join(re.escape(f'@"{name}"') for name in names))
+    text = pattern.sub(lambda m: "@" + names[m.group(0)[2:-1]], "".join(str(f) for f in own))
+    return re.sub(r", !llvm\.loop !\d+", "", text)
+
+
 def _attr_key(attrs: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in attrs.items()))
-
-

@@ -38,6 +38,8 @@ class ModuleState(ModuleBase):
         self.threads_global = threads_global
         self.ftz = ftz
         self.kernels: dict[tuple, ir.Function] = {}
+        #: kernels by op, operand sizes and aliasing: [code text or None until compared, functions]
+        self.bodies: dict[tuple, list[list]] = {}
 
     def declare(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
         """A function by name: f32 and f16 exp, log, tanh, erf, expm1 and log1p (scalar or

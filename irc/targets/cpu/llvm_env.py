@@ -196,5 +196,7 @@ def target_machine(spec: CpuSpec, *, jit: bool) -> llvm.TargetMachine:
 
 
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """The standard O3 pipeline with loop and SLP vectorisation."""
+    """The standard O3 pipeline with loop and SLP vectorisation; loops that codegen marked
+    ``llvm.loop.unroll.disable`` (every kernel but big multiply-add loop nests, see
+    codegen.effort) are vectorised but not unrolled."""
     machine.optimize(module, tm, vectorize=True)
